@@ -1,0 +1,197 @@
+"""Generation settings: the design's defaults, their bounds and their validation.
+
+This is the one place that says what a generation request may contain. The CLI
+and the studio build their options from these fields (default and help text
+included), and every saved image records the resolved request.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
+from typing import Any
+
+from .errors import InvalidSettingError
+
+# Bounds. Sizes are checked against the latent grid later, once the model is
+# known; here we check what holds for every SDXL-style model.
+SIZE_MULTIPLE = 8  # the VAE downsamples by 8; diffusers' own check
+MIN_SIZE = 64
+MAX_SIZE = 4096  # 4096² already needs ~40 GB for SDXL attention; beyond that is a typo
+MAX_STEPS = 150
+MAX_CFG = 30.0
+LORA_SCALE_RANGE = (-1.0, 2.0)  # negative scales invert a LoRA (slider LoRAs); >2 only burns images
+MAX_SEED = 2**32 - 1  # torch generators take 64 bits, but A1111 and most UIs record 32
+
+
+class Sampler(str, Enum):
+    """Schedulers we offer, by the names users know from other UIs."""
+
+    EULER_A = "euler-a"  # the design's choice: fast and varied
+    EULER = "euler"
+    DPMPP_2M = "dpmpp-2m"
+    DDIM = "ddim"
+
+    @property
+    def a1111_name(self) -> str:
+        return _A1111_SAMPLER_NAMES[self]
+
+
+_A1111_SAMPLER_NAMES = {
+    Sampler.EULER_A: "Euler a",
+    Sampler.EULER: "Euler",
+    Sampler.DPMPP_2M: "DPM++ 2M",
+    Sampler.DDIM: "DDIM",
+}
+
+
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field whose help text the CLI and the studio show."""
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass(frozen=True)
+class LoraWeight:
+    """One loaded LoRA and its own weight in a request (multiplied by ``lora_scale``)."""
+
+    name: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything that decides an image. Build one, ``validated()`` it, hand it to the engine."""
+
+    prompt: str = _opt("", "What to show, e.g. 'a mechanical watch'. The preset adds trigger words.")
+    preset: str = _opt("knolling", "Scenario preset that wraps the prompt ('none' for the raw prompt).")
+    negative_prompt: str | None = _opt(
+        None, "What to avoid. Default: the preset's own negative prompt."
+    )
+    lora_scale: float = _opt(
+        0.8,
+        "LoRA strength: 0.6 looser and closer to the base model's style, 0.8 balanced, "
+        "1.0 strict layout. 0 switches the LoRA off.",
+    )
+    loras: tuple[LoraWeight, ...] | None = _opt(
+        None, "Which loaded LoRAs to use and their own weights. None: all loaded LoRAs at 1.0."
+    )
+    cfg: float = _opt(7.5, "Guidance (CFG): 7-10 follows the prompt closely, 5-7 is freer.")
+    steps: int = _opt(30, "Denoising steps; 25-30 is enough, more adds little.")
+    width: int = _opt(1024, "Image width in pixels (multiple of 8).")
+    height: int = _opt(1024, "Image height in pixels (multiple of 8).")
+    sampler: Sampler = _opt(Sampler.EULER_A, "Scheduler; Euler Ancestral balances speed and quality.")
+    seed: int | None = _opt(None, "Seed 0..4294967295 for a reproducible image; None draws one.")
+
+    def validated(self) -> GenerationRequest:
+        """Check every field and return a copy with the seed drawn if it was random."""
+        _check_prompt(self.prompt, "prompt")
+        if self.negative_prompt is not None:
+            _check_prompt(self.negative_prompt, "negative prompt")
+        for name in ("width", "height"):
+            _check_size(name, getattr(self, name))
+        _check_int_range("steps", self.steps, 1, MAX_STEPS)
+        _check_float_range("cfg", self.cfg, 0.0, MAX_CFG)
+        _check_float_range("lora scale", self.lora_scale, *LORA_SCALE_RANGE)
+        for lora in self.loras or ():
+            _check_float_range(f"weight of LoRA '{lora.name}'", lora.weight, *LORA_SCALE_RANGE)
+        sampler = parse_sampler(self.sampler)
+        seed = draw_seed() if self.seed is None else parse_seed(self.seed)
+        return replace(self, sampler=sampler, seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sampler"] = Sampler(self.sampler).value
+        data["loras"] = None if self.loras is None else [asdict(lw) for lw in self.loras]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
+        """Rebuild a request from ``to_dict`` output; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidSettingError(f"unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}")
+        data = dict(data)
+        if data.get("loras") is not None:
+            data["loras"] = tuple(LoraWeight(**lw) for lw in data["loras"])
+        if "sampler" in data:
+            data["sampler"] = parse_sampler(data["sampler"])
+        return cls(**data)
+
+
+def field_help(name: str) -> str:
+    """Help text of a request field, for the CLI and the studio."""
+    for f in fields(GenerationRequest):
+        if f.name == name:
+            return f.metadata["help"]
+    raise KeyError(name)
+
+
+DEFAULTS = GenerationRequest()
+
+
+# --- checks ---------------------------------------------------------------
+
+
+def draw_seed() -> int:
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+def parse_seed(value: Any) -> int:
+    """Accept an int or a numeric string in 0..2^32-1; 'random' is handled by the caller."""
+    if isinstance(value, bool):
+        raise InvalidSettingError(f"seed must be a whole number, got {value!r}")
+    try:
+        seed = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise InvalidSettingError(
+            f"seed must be a whole number 0..{MAX_SEED} or 'random', got {value!r}"
+        ) from None
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidSettingError(
+            f"seed {seed} is out of range: use 0..{MAX_SEED}, or 'random' for a fresh one"
+        )
+    return seed
+
+
+def parse_sampler(value: Any) -> Sampler:
+    try:
+        return Sampler(value)
+    except ValueError:
+        names = ", ".join(s.value for s in Sampler)
+        raise InvalidSettingError(f"unknown sampler {value!r}; choose one of {names}") from None
+
+
+def _check_prompt(text: Any, what: str) -> None:
+    if not isinstance(text, str):
+        raise InvalidSettingError(f"{what} must be text, got {type(text).__name__}")
+    if "\x00" in text:
+        raise InvalidSettingError(f"{what} contains a NUL character; remove it")
+
+
+def _check_size(name: str, value: Any) -> None:
+    _check_int_range(name, value, MIN_SIZE, MAX_SIZE)
+    if value % SIZE_MULTIPLE:
+        lower = value - value % SIZE_MULTIPLE
+        raise InvalidSettingError(
+            f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; try {max(lower, MIN_SIZE)} "
+            f"or {lower + SIZE_MULTIPLE}"
+        )
+
+
+def _check_int_range(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSettingError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidSettingError(f"{name} {value} is out of range: use {low}..{high}")
+
+
+def _check_float_range(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidSettingError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InvalidSettingError(f"{name} must be a finite number, got {value}")
+    if not low <= value <= high:
+        raise InvalidSettingError(f"{name} {value} is out of range: use {low}..{high}")
