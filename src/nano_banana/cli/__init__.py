@@ -1,0 +1,63 @@
+"""The ``nano-banana`` command line: a thin shell over the library.
+
+Each area registers its commands from its own module (``register(app)``), so
+this file only assembles them and turns our errors into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import NanoBananaError
+
+app = typer.Typer(
+    name="nano-banana",
+    help="Exploded views and knolling flat-lays from a text prompt (SDXL + structure LoRA).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_all() -> None:
+    from importlib import import_module
+
+    # One module per area; each defines register(app). Missing ones are skipped
+    # only while the package is being built up area by area.
+    for area in ("generate", "gallery", "dataset", "train", "demo", "analysis", "studio", "batch"):
+        try:
+            module = import_module(f"{__name__}.{area}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{area}":
+                continue
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit code."""
+    try:
+        app(standalone_mode=False)
+    except NanoBananaError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
