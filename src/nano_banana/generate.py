@@ -1,0 +1,308 @@
+"""The generation engine: built once with a base model and LoRAs, called many times.
+
+``Engine.generate(request)`` runs in numbered steps, each a named helper:
+
+1. validate the request (seed drawn if random) and plan the prompt (preset, token check);
+2. under the engine's lock: set this job's adapter weights and a fresh scheduler;
+3. denoise to latents, reporting progress and honouring cancellation;
+4. decode with the VAE, retrying in fp32 if half precision gave NaNs;
+5. return the image with the record of everything that made it.
+
+A diffusers pipeline is not thread-safe (its scheduler keeps a step index, and
+LoRA adapter state is global to it), so one job at a time holds the lock, and
+every job sets all of the state it depends on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from . import lora as lora_lib
+from .errors import CancelledError, GenerationError, InvalidSettingError, LoraError
+from .model import BaseSpec, load_base
+from .presets import Preset, get_preset, load_presets
+from .prompt import PromptPlan, plan_prompt
+from .record import GenerationRecord, LoraUse
+from .settings import GenerationRequest, LoraWeight, Sampler
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One finished denoising step, as reported to a progress callback."""
+
+    step: int  # 1-based
+    total: int
+    elapsed_s: float
+    latents: torch.Tensor | None = field(default=None, repr=False)  # for previews; do not keep
+
+    @property
+    def eta_s(self) -> float:
+        return self.elapsed_s / self.step * (self.total - self.step) if self.step else 0.0
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class GenerationResult:
+    image: Image.Image
+    record: GenerationRecord
+    plan: PromptPlan
+
+
+@dataclass
+class LoadedLora:
+    file: lora_lib.LoraFile
+    weight: float  # default weight when a request does not name its LoRAs
+
+
+class Engine:
+    """One pipeline, its LoRAs and presets; thread-safe, one job at a time."""
+
+    def __init__(self, pipe, base_name: str, base_hash: str | None = None, vae: str | None = None,
+                 presets: dict[str, Preset] | None = None):
+        self.pipe = pipe
+        self.base_name = base_name
+        self.base_hash = base_hash
+        self.vae_name = vae
+        self.presets = presets if presets is not None else load_presets()
+        self._loras: dict[str, LoadedLora] = {}
+        self._lock = threading.Lock()
+        pipe.set_progress_bar_config(disable=True)
+
+    # --- building ---------------------------------------------------------
+
+    @classmethod
+    def load(cls, base: str, vae: str | None = None, loras: Iterable[str | Path] = (),
+             device: str = "auto", dtype: str = "auto", preset_dir: Path | None = None) -> Engine:
+        """Load a base model (repo id, folder or .safetensors) and attach LoRA files."""
+        loaded = load_base(BaseSpec(source=base, vae=vae, device=device, dtype=dtype))
+        engine = cls(loaded.pipe, loaded.name, loaded.file_hash, vae, load_presets(preset_dir))
+        for spec in loras:
+            path, weight = parse_lora_arg(spec)
+            engine.add_lora(path, weight=weight)
+        return engine
+
+    def add_lora(self, path: str | Path, name: str | None = None, weight: float = 1.0):
+        """Read a LoRA file safely and attach it as a named adapter."""
+        lora = lora_lib.read_lora(path, name=name)
+        with self._lock:
+            if lora.name in self._loras:
+                raise LoraError(f"a LoRA named '{lora.name}' is already loaded; pass another name")
+            lora_lib.attach_lora(self.pipe, lora)
+            self._loras[lora.name] = LoadedLora(lora, weight)
+        return lora
+
+    def remove_lora(self, name: str) -> None:
+        with self._lock:
+            if name not in self._loras:
+                raise LoraError(f"no LoRA named '{name}' is loaded")
+            lora_lib.detach_lora(self.pipe, name)
+            del self._loras[name]
+
+    @property
+    def loras(self) -> dict[str, lora_lib.LoraFile]:
+        return {name: loaded.file for name, loaded in self._loras.items()}
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    def trigger_words(self) -> list[str]:
+        """Trigger words stored in the loaded LoRAs' metadata, to offer the user."""
+        words: list[str] = []
+        for loaded in self._loras.values():
+            words += [w for w in loaded.file.trigger_words if w not in words]
+        return words
+
+    # --- planning -------------------------------------------------------------
+
+    def preset(self, preset_id: str) -> Preset:
+        return get_preset(self.presets, preset_id)
+
+    def plan(self, request: GenerationRequest) -> PromptPlan:
+        """The final prompts for ``request`` and their token counts, without generating."""
+        preset = self.preset(request.preset)
+        tokenizers = (self.pipe.tokenizer, self.pipe.tokenizer_2)
+        return plan_prompt(preset, request.prompt, request.negative_prompt, tokenizers)
+
+    def lora_weights(self, request: GenerationRequest) -> dict[str, tuple[float, float]]:
+        """Each LoRA of this request: (its own weight, effective strength = weight x lora_scale)."""
+        chosen = request.loras
+        if chosen is None:
+            chosen = tuple(LoraWeight(n, ld.weight) for n, ld in self._loras.items())
+        weights = {}
+        for lw in chosen:
+            if lw.name not in self._loras:
+                loaded = ", ".join(self._loras) or "none"
+                raise InvalidSettingError(f"request names LoRA '{lw.name}', loaded: {loaded}")
+            weights[lw.name] = (lw.weight, lw.weight * request.lora_scale)
+        return weights
+
+    # --- generating -----------------------------------------------------------
+
+    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
+        """Make one image. Raises our errors for user problems; cancelling raises CancelledError."""
+        request = request.validated()
+        plan = self.plan(request)
+        weights = self.lora_weights(request)
+        with self._lock:
+            started = time.perf_counter()
+            lora_lib.apply_adapter_state(self.pipe, {n: eff for n, (_, eff) in weights.items()})
+            self.pipe.scheduler = make_scheduler(request.sampler, self.pipe.scheduler.config)
+            latents = self._denoise(request, plan, progress, cancel, started)
+            image = self.decode(latents)
+            duration = time.perf_counter() - started
+        record = self._record(request, plan, weights, duration)
+        return GenerationResult(image, record, plan)
+
+    def _denoise(self, request: GenerationRequest, plan: PromptPlan,
+                 progress: ProgressCallback | None, cancel: threading.Event | None,
+                 started: float) -> torch.Tensor:
+        def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("generation cancelled")
+            if progress is not None:
+                elapsed = time.perf_counter() - started
+                progress(ProgressEvent(step + 1, request.steps, elapsed, tensors.get("latents")))
+            return tensors
+
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("generation cancelled before it started")
+        # A CPU generator makes the starting noise the same on every device.
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        try:
+            out = self.pipe(
+                prompt=plan.prompt,
+                negative_prompt=plan.negative,
+                num_inference_steps=request.steps,
+                guidance_scale=request.cfg,
+                width=request.width,
+                height=request.height,
+                generator=generator,
+                output_type="latent",
+                callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
+            )
+        except torch.OutOfMemoryError:
+            release_device_memory()
+            raise GenerationError(
+                f"out of memory on {self.device} at {request.width}x{request.height}; "
+                "try a smaller size or --dtype float16"
+            ) from None
+        return out.images
+
+    def decode(self, latents: torch.Tensor) -> Image.Image:
+        """Latents to a PIL image; a NaN decode in half precision is retried in fp32, never returned."""
+        if not torch.isfinite(latents).all():
+            raise GenerationError(
+                "the UNet produced NaN/Inf latents (half-precision overflow?); try --dtype float32 "
+                "or bfloat16, or a lower LoRA scale"
+            )
+        vae = self.pipe.vae
+        first = torch.float32 if (vae.dtype == torch.float16 and vae.config.force_upcast) else vae.dtype
+        pixels = self._decode_as(latents, first)
+        if not torch.isfinite(pixels).all() and first != torch.float32:
+            pixels = self._decode_as(latents, torch.float32)
+        if not torch.isfinite(pixels).all():
+            raise GenerationError(
+                "the VAE decode gave NaN even in fp32; use another VAE (--vae) or check the model"
+            )
+        return self.pipe.image_processor.postprocess(pixels, output_type="pil")[0]
+
+    def _decode_as(self, latents: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        vae = self.pipe.vae
+        original = vae.dtype
+        if dtype != original:
+            vae.to(dtype)
+        try:
+            latents = unscale_latents(latents.to(dtype), vae.config)
+            with torch.no_grad():
+                return vae.decode(latents, return_dict=False)[0].float()
+        finally:
+            if dtype != original:
+                vae.to(original)
+
+    def _record(self, request: GenerationRequest, plan: PromptPlan,
+                weights: dict[str, tuple[float, float]],
+                duration: float) -> GenerationRecord:
+        uses = tuple(
+            LoraUse(name, self._loras[name].file.path.name, self._loras[name].file.sha256, own, eff)
+            for name, (own, eff) in weights.items()
+        )
+        return GenerationRecord(
+            request=request,
+            prompt_used=plan.prompt,
+            negative_used=plan.negative,
+            prompt_tokens=plan.tokens,
+            prompt_truncated=plan.truncated,
+            base_model=self.base_name,
+            base_model_hash=self.base_hash,
+            vae=self.vae_name,
+            loras=uses,
+            device=str(self.device),
+            dtype=str(self.dtype).removeprefix("torch."),
+            duration_s=round(duration, 3),
+        )
+
+
+def unscale_latents(latents: torch.Tensor, config) -> torch.Tensor:
+    """Undo the VAE's latent normalisation, as SDXL pipelines do before decoding."""
+    mean = getattr(config, "latents_mean", None)
+    std = getattr(config, "latents_std", None)
+    if mean is not None and std is not None:
+        mean = torch.tensor(mean).view(1, -1, 1, 1).to(latents)
+        std = torch.tensor(std).view(1, -1, 1, 1).to(latents)
+        return latents * std / config.scaling_factor + mean
+    return latents / config.scaling_factor
+
+
+def make_scheduler(sampler: Sampler, config):
+    """A fresh scheduler for one job: schedulers keep per-run state and must not be shared."""
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+    )
+
+    classes = {
+        Sampler.EULER_A: EulerAncestralDiscreteScheduler,
+        Sampler.EULER: EulerDiscreteScheduler,
+        Sampler.DPMPP_2M: DPMSolverMultistepScheduler,
+        Sampler.DDIM: DDIMScheduler,
+    }
+    return classes[Sampler(sampler)].from_config(config)
+
+
+def parse_lora_arg(spec: str | Path) -> tuple[Path, float]:
+    """``path`` or ``path:weight`` (the weight suffix only when ``path`` itself does not exist)."""
+    text = str(spec)
+    if Path(text).exists() or ":" not in text:
+        return Path(text), 1.0
+    head, _, tail = text.rpartition(":")
+    try:
+        return Path(head), float(tail)
+    except ValueError:
+        return Path(text), 1.0
+
+
+def release_device_memory() -> None:
+    """Give cached GPU memory back after an OOM so the next job can run."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
