@@ -84,7 +84,7 @@ def write_tokenizer_files(words: tuple[str, ...] | list[str], out_dir: Path) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab_path, merges_path = out_dir / "vocab.json", out_dir / "merges.txt"
     vocab_path.write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
-    merges_path.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    merges_path.write_text("".join(f"{m}\n" for m in ["#version: 0.2", *merges]), encoding="utf-8")
     return vocab_path, merges_path
 
 

@@ -1,0 +1,19 @@
+# The README's two commands: `make run` and `make test`. Both set up .venv first.
+.PHONY: setup run test lint
+
+setup: .venv/.installed
+.venv/.installed: pyproject.toml scripts/setup
+	./scripts/setup
+	touch $@
+
+# The main job: an exploded-view / knolling image into ./outputs, settings recorded in the PNG.
+PROMPT ?= a mechanical watch
+PRESET ?= knolling
+run: setup
+	.venv/bin/nano-banana generate "$(PROMPT)" --preset $(PRESET) --out outputs $(ARGS)
+
+test: setup
+	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check src tests

@@ -1,0 +1,241 @@
+"""Pieces shared by the image-making commands: model/output options, progress, saving, reporting.
+
+Typer has no option groups, so ``image_command`` appends the model and output
+options to a command's signature and hands them to it bundled as
+``ModelOptions`` and ``OutputOptions``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from ..errors import NanoBananaError
+
+err_console = Console(stderr=True)
+
+
+@dataclass
+class ModelOptions:
+    base: Optional[str] = None
+    vae: Optional[str] = None
+    lora: Optional[list[str]] = None
+    device: str = "auto"
+    dtype: str = "auto"
+    preset_dir: Optional[Path] = None
+
+
+@dataclass
+class OutputOptions:
+    out: Optional[Path] = None
+    gallery: Optional[Path] = None
+    json: bool = False
+
+
+# (name, annotation, typer.Option) for each shared option, in --help order.
+_MODEL_PARAMS = [
+    ("base", Optional[str], typer.Option(
+        None, "--base", help="Base SDXL model: a Hugging Face repo id (e.g. "
+        "stabilityai/stable-diffusion-xl-base-1.0), a diffusers folder or a .safetensors file. "
+        "[default: the built-in demo model if installed]", show_default=False)),
+    ("vae", Optional[str], typer.Option(
+        None, "--vae", help="VAE override, e.g. the fp16-fix VAE (folder, .safetensors or repo id).",
+        show_default=False)),
+    ("lora", Optional[list[str]], typer.Option(
+        None, "--lora", help="LoRA .safetensors file, optionally FILE:WEIGHT; repeat for several.",
+        show_default=False)),
+    ("device", str, typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")),
+    ("dtype", str, typer.Option("auto", "--dtype", help="auto (fp16 on GPU, fp32 on CPU), float32, "
+                                "float16 or bfloat16.")),
+    ("preset_dir", Optional[Path], typer.Option(
+        None, "--preset-dir", help="Folder of extra preset .toml files. [default: env "
+        "NANO_BANANA_PRESETS or the user config folder]", show_default=False)),
+]
+_OUTPUT_PARAMS = [
+    ("out", Optional[Path], typer.Option(
+        None, "--out", "-o", help="Folder to save into. [default: the gallery]", show_default=False)),
+    ("gallery", Optional[Path], typer.Option(
+        None, "--gallery", help="Gallery folder. [default: env NANO_BANANA_GALLERY or the user data "
+        "folder]", show_default=False)),
+    ("json", bool, typer.Option(False, "--json", help="Print a JSON result for scripts.")),
+]
+
+
+def image_command(func: Callable) -> Callable:
+    """Give ``func`` the shared model and output options, passed in as ``model`` and ``output``."""
+    sig = inspect.signature(func)
+    own = [p for p in sig.parameters.values() if p.name not in ("model", "output")]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+        for name, annotation, option in _MODEL_PARAMS + _OUTPUT_PARAMS
+    ]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs):
+        model = ModelOptions(**{f.name: kwargs.pop(f.name) for f in fields(ModelOptions)})
+        output = OutputOptions(**{f.name: kwargs.pop(f.name) for f in fields(OutputOptions)})
+        return func(**kwargs, model=model, output=output)
+
+    wrapper.__signature__ = sig.replace(parameters=own + extra)
+    wrapper.__annotations__ = {
+        **{k: v for k, v in func.__annotations__.items() if k not in ("model", "output")},
+        **{name: annotation for name, annotation, _ in _MODEL_PARAMS + _OUTPUT_PARAMS},
+    }
+    return wrapper
+
+
+# --- engine -------------------------------------------------------------------
+
+
+def build_engine(model: ModelOptions, quiet: bool = False):
+    """Load the engine the options describe; without --base, the built-in demo model."""
+    from ..generate import Engine
+
+    base, loras = model.base, list(model.lora or [])
+    if base is None:
+        base, loras = default_base(loras, quiet)
+    with err_console.status(f"loading {base} ...", spinner="dots") if not quiet else _null():
+        return Engine.load(base, vae=model.vae, loras=loras, device=model.device,
+                           dtype=model.dtype, preset_dir=model.preset_dir)
+
+
+def default_base(loras: list[str], quiet: bool) -> tuple[str, list[str]]:
+    """The built-in demo model and its LoRA when no --base is given (see nano_banana.demo)."""
+    try:
+        from ..demo.assets import demo_base_dir, demo_lora_path
+    except ImportError:
+        demo_base_dir = None
+    if demo_base_dir is not None and demo_base_dir() is not None:
+        if not quiet:
+            err_console.print(
+                "[dim]using the built-in demo model (tiny, offline). For real images pass "
+                "--base stabilityai/stable-diffusion-xl-base-1.0 and --lora YOUR_LORA.safetensors[/dim]"
+            )
+        return str(demo_base_dir()), loras or [str(demo_lora_path())]
+    from ..model import SDXL_REPO
+
+    return SDXL_REPO, loras
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def warn_if_model_differs(engine, record, quiet: bool) -> None:
+    """--from with another base model or LoRA file reproduces nothing; say so up front."""
+    if quiet:
+        return
+    if record.base_model != engine.base_name:
+        err_console.print(f"[yellow]warning:[/] image was made with base '{record.base_model}', "
+                          f"now using '{engine.base_name}'")
+    loaded = {lf.sha256 for lf in engine.loras.values()}
+    for use in record.loras:
+        if use.sha256 not in loaded:
+            err_console.print(f"[yellow]warning:[/] image used LoRA {use.file} "
+                              f"(sha256 {use.sha256[:12]}), which is not loaded now")
+
+
+# --- running with progress ------------------------------------------------------
+
+
+def with_progress(output: OutputOptions, label: str, request, work: Callable, jobs: int = 1):
+    """Run ``work(callback)`` under a progress bar over all its jobs' steps."""
+    steps = request.steps
+    if output.json:
+        return work(None)
+    with _progress_bar() as bar:
+        task = bar.add_task(label, total=steps * jobs)
+        done = {"jobs": 0}
+
+        def callback(event):
+            if event.step == event.total:
+                done["jobs"] += 1
+            finished = done["jobs"] * steps if event.step == event.total else done["jobs"] * steps + event.step
+            bar.update(task, completed=finished)
+
+        return work(callback)
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=False,
+    )
+
+
+def run_job(engine, request, output: OutputOptions, label: str = "generating"):
+    """Generate one image with a progress bar, save it, and return (result, path)."""
+    result = with_progress(output, label, request, lambda cb: engine.generate(request, progress=cb))
+    if result.plan.warning() and not output.json:
+        err_console.print(f"[yellow]warning:[/] {result.plan.warning()}")
+    return result, save_result(result, output)
+
+
+def save_result(result, output: OutputOptions) -> Path:
+    """Into --out when given, else into the gallery."""
+    from ..save import save_image
+
+    if output.out is not None:
+        return save_image(result.image, result.record, output.out)
+    from ..gallery import Gallery
+
+    return Gallery.open(output.gallery).save(result.image, result.record).path
+
+
+# --- reporting ------------------------------------------------------------------
+
+
+def report(results: list, output: OutputOptions) -> None:
+    if output.json:
+        typer.echo(json.dumps({"images": [_result_json(r, p) for r, p in results]},
+                              indent=1, ensure_ascii=False))
+        return
+    for result, path in results:
+        rec = result.record
+        err_console.print(f"[dim]prompt:[/] {rec.prompt_used}")
+        err_console.print(f"[dim]seed {rec.request.seed}, {rec.request.steps} steps, "
+                          f"{rec.duration_s:.1f} s[/]")
+        typer.echo(str(path))
+
+
+def report_sheet(sheet_result, output: OutputOptions, kind: str) -> None:
+    """Save each panel and the combined sheet; print their paths."""
+    from ..save import save_sheet
+
+    paths = [save_result(panel.result, output) for panel in sheet_result.panels]
+    sheet_path = save_sheet(sheet_result.sheet, sheet_result.panels[0].result.record, output.out
+                            or paths[0].parent, kind)
+    if output.json:
+        typer.echo(json.dumps({
+            "sheet": str(sheet_path),
+            "images": [{"label": p.label, **_result_json(p.result, path)}
+                       for p, path in zip(sheet_result.panels, paths)],
+        }, indent=1, ensure_ascii=False))
+        return
+    for panel, path in zip(sheet_result.panels, paths):
+        err_console.print(f"[dim]{panel.label}:[/]")
+        typer.echo(str(path))
+    err_console.print(f"[dim]{kind} sheet:[/]")
+    typer.echo(str(sheet_path))
+
+
+def _result_json(result, path: Path) -> dict:
+    return {"path": str(path), "record": result.record.to_dict(),
+            "prompt_warning": result.plan.warning()}
+
+
+def fail(message: str) -> None:
+    raise NanoBananaError(message)

@@ -1,0 +1,202 @@
+"""``generate``, ``compare``, ``sweep`` and ``presets``: the commands that make images.
+
+Options default to None so that ``--from IMAGE.png`` can tell which settings
+the user overrode; the real defaults and help texts come from
+``settings.GenerationRequest``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import InvalidSettingError
+from ..settings import DEFAULTS, GenerationRequest, Sampler, field_help, parse_seed
+from . import common
+
+
+def _help(name: str) -> str:
+    return f"{field_help(name)} [default: {getattr(DEFAULTS, name)}]"
+
+
+PromptArg = typer.Argument(None, help="What to draw, e.g. 'a mechanical watch'.", show_default=False)
+PresetOpt = typer.Option(None, "--preset", "-p", help=_help("preset"), show_default=False)
+NegativeOpt = typer.Option(None, "--negative", help=field_help("negative_prompt"), show_default=False)
+ScaleOpt = typer.Option(None, "--lora-scale", help=_help("lora_scale"), show_default=False)
+CfgOpt = typer.Option(None, "--cfg", help=_help("cfg"), show_default=False)
+StepsOpt = typer.Option(None, "--steps", help=_help("steps"), show_default=False)
+WidthOpt = typer.Option(None, "--width", help=_help("width"), show_default=False)
+HeightOpt = typer.Option(None, "--height", help=_help("height"), show_default=False)
+SamplerOpt = typer.Option(None, "--sampler", help=_help("sampler"), show_default=False)
+SeedOpt = typer.Option(
+    None, "--seed", help="Seed 0..4294967295, or 'random' (the drawn seed is recorded). [default: random]",
+    show_default=False,
+)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (generate, compare, sweep):
+        app.command(name=command.__name__)(common.image_command(command))
+    app.command()(presets)
+
+
+def generate(
+    prompt: Optional[str] = PromptArg,
+    preset: Optional[str] = PresetOpt,
+    negative: Optional[str] = NegativeOpt,
+    lora_scale: Optional[float] = ScaleOpt,
+    cfg: Optional[float] = CfgOpt,
+    steps: Optional[int] = StepsOpt,
+    width: Optional[int] = WidthOpt,
+    height: Optional[int] = HeightOpt,
+    sampler: Optional[Sampler] = SamplerOpt,
+    seed: Optional[str] = SeedOpt,
+    count: int = typer.Option(1, "--count", "-n", min=1, max=64, help="Images to make; seeds count up."),
+    from_image: Optional[Path] = typer.Option(
+        None, "--from", help="Reproduce an image from the settings stored in its PNG.", show_default=False
+    ),
+    *,
+    model: common.ModelOptions,
+    output: common.OutputOptions,
+) -> None:
+    """Generate exploded-view / knolling images and save them with their settings."""
+    base_request, source_record = _start_request(from_image, prompt)
+    request = _apply_overrides(base_request, locals())
+    engine = common.build_engine(model, quiet=output.json)
+    if source_record is not None:
+        common.warn_if_model_differs(engine, source_record, quiet=output.json)
+    request = _default_loras(engine, request, source_record)
+    results = []
+    first = request.validated()
+    for i in range(count):
+        job = replace(first, seed=(first.seed + i) % (2**32)) if i else first
+        results.append(common.run_job(engine, job, output, label=f"image {i + 1}/{count}"))
+    common.report(results, output)
+
+
+def compare(
+    prompt: Optional[str] = PromptArg,
+    preset: Optional[str] = PresetOpt,
+    negative: Optional[str] = NegativeOpt,
+    lora_scale: Optional[float] = ScaleOpt,
+    cfg: Optional[float] = CfgOpt,
+    steps: Optional[int] = StepsOpt,
+    width: Optional[int] = WidthOpt,
+    height: Optional[int] = HeightOpt,
+    sampler: Optional[Sampler] = SamplerOpt,
+    seed: Optional[str] = SeedOpt,
+    *,
+    model: common.ModelOptions,
+    output: common.OutputOptions,
+) -> None:
+    """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
+    from ..compare import compare as run_compare
+
+    request = _apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals())
+    engine = common.build_engine(model, quiet=output.json)
+    result = common.with_progress(output, "compare", request, lambda cb: run_compare(engine, request, cb), 2)
+    common.report_sheet(result, output, kind="compare")
+
+
+def sweep(
+    prompt: Optional[str] = PromptArg,
+    setting: str = typer.Option("lora_scale", "--setting", help="Setting to vary: lora_scale, cfg, steps or seed."),
+    values: str = typer.Option("0,0.6,0.8,1.0", "--values", help="Comma-separated values of the setting."),
+    preset: Optional[str] = PresetOpt,
+    negative: Optional[str] = NegativeOpt,
+    lora_scale: Optional[float] = ScaleOpt,
+    cfg: Optional[float] = CfgOpt,
+    steps: Optional[int] = StepsOpt,
+    width: Optional[int] = WidthOpt,
+    height: Optional[int] = HeightOpt,
+    sampler: Optional[Sampler] = SamplerOpt,
+    seed: Optional[str] = SeedOpt,
+    *,
+    model: common.ModelOptions,
+    output: common.OutputOptions,
+) -> None:
+    """A row of images over one setting (default: LoRA scale 0, 0.6, 0.8, 1.0), same seed."""
+    from ..compare import parse_sweep_values
+    from ..compare import sweep as run_sweep
+
+    request = _apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals())
+    parsed = parse_sweep_values(setting, values)
+    for value in parsed:  # every variant is checked before the first image is made
+        replace(request, **{setting: value}).validated()
+    engine = common.build_engine(model, quiet=output.json)
+    result = common.with_progress(
+        output, "sweep", request, lambda cb: run_sweep(engine, request, setting, parsed, cb), len(parsed)
+    )
+    common.report_sheet(result, output, kind="sweep")
+
+
+def presets(
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+    preset_dir: Optional[Path] = typer.Option(None, "--preset-dir", help="Folder of extra preset .toml files."),
+) -> None:
+    """List the scenario presets, their trigger words and example prompts."""
+    from ..presets import load_presets
+
+    found = load_presets(preset_dir)
+    if json_out:
+        typer.echo(json.dumps({k: _preset_dict(p) for k, p in found.items()}, indent=1, ensure_ascii=False))
+        return
+    for p in found.values():
+        typer.echo(f"{p.id:20s} {p.title}: {p.description}")
+        if p.trigger:
+            typer.echo(f"{'':20s} trigger: {p.trigger}")
+        typer.echo(f"{'':20s} e.g. {p.render(p.examples[0]) if p.examples else p.template}")
+
+
+def _preset_dict(p) -> dict:
+    return {"title": p.title, "description": p.description, "trigger": p.trigger,
+            "template": p.template, "negative": p.negative, "examples": list(p.examples)}
+
+
+# --- request building -------------------------------------------------------
+
+_OVERRIDABLE = ("preset", "lora_scale", "cfg", "steps", "width", "height", "sampler")
+
+
+def _start_request(from_image: Path | None, prompt: str | None):
+    """The request to start from: a fresh one, or the one stored in ``--from``'s PNG."""
+    if from_image is None:
+        return GenerationRequest(prompt=_need_prompt(prompt)), None
+    from ..metadata import read_record
+
+    record = read_record(from_image)
+    request = record.request
+    if prompt is not None:
+        request = replace(request, prompt=prompt)
+    return request, record
+
+
+def _apply_overrides(request: GenerationRequest, given: dict) -> GenerationRequest:
+    changes = {name: given[name] for name in _OVERRIDABLE if given.get(name) is not None}
+    if given.get("negative") is not None:
+        changes["negative_prompt"] = given["negative"]
+    if given.get("seed") is not None:
+        seed = given["seed"]
+        changes["seed"] = None if str(seed).strip().lower() == "random" else parse_seed(seed)
+    return replace(request, **changes)
+
+
+def _default_loras(engine, request: GenerationRequest, record) -> GenerationRequest:
+    """With --from, keep the recorded LoRA weights for the LoRAs loaded now under the same name."""
+    if record is None or request.loras is None:
+        return request
+    kept = tuple(lw for lw in request.loras if lw.name in engine.loras)
+    return replace(request, loras=kept)
+
+
+def _need_prompt(prompt: str | None) -> str:
+    if prompt is None:
+        if not sys.stdin.isatty():
+            raise InvalidSettingError("no prompt given: pass it as the first argument (\"\" for none)")
+        raise InvalidSettingError("no prompt given: try nano-banana generate \"a mechanical watch\"")
+    return prompt

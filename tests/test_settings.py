@@ -1,0 +1,61 @@
+"""Request validation: every bad value gets a precise message; good values pass unchanged."""
+
+import math
+
+import pytest
+
+from nano_banana.errors import InvalidSettingError
+from nano_banana.settings import DEFAULTS, MAX_SEED, GenerationRequest, LoraWeight, Sampler
+
+
+def test_defaults_are_the_designs():
+    assert (DEFAULTS.lora_scale, DEFAULTS.cfg, DEFAULTS.steps) == (0.8, 7.5, 30)
+    assert (DEFAULTS.width, DEFAULTS.height, DEFAULTS.sampler) == (1024, 1024, Sampler.EULER_A)
+
+
+def test_random_seed_is_drawn_and_recorded():
+    a = GenerationRequest(prompt="x").validated()
+    b = GenerationRequest(prompt="x").validated()
+    assert 0 <= a.seed <= MAX_SEED and isinstance(a.seed, int)
+    assert a.seed != b.seed  # 1 in 4 billion chance of a false failure
+
+
+def test_given_seed_is_kept():
+    assert GenerationRequest(seed=MAX_SEED).validated().seed == MAX_SEED
+    assert GenerationRequest(seed="17").validated().seed == 17
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"width": 1000 + 1}, "width 1001 is not a multiple of 8"),
+        ({"height": 0}, "height 0 is out of range"),
+        ({"width": -64}, "width -64 is out of range"),
+        ({"width": 65536}, "width 65536 is out of range"),
+        ({"width": 512.0}, "width must be a whole number"),
+        ({"steps": 0}, "steps 0 is out of range: use 1..150"),
+        ({"steps": 10_000}, "steps 10000 is out of range"),
+        ({"cfg": math.nan}, "cfg must be a finite number"),
+        ({"cfg": -1.0}, "cfg -1.0 is out of range"),
+        ({"cfg": math.inf}, "cfg must be a finite number"),
+        ({"lora_scale": 5.0}, "lora scale 5.0 is out of range: use -1.0..2.0"),
+        ({"lora_scale": math.nan}, "lora scale must be a finite number"),
+        ({"seed": -1}, "seed -1 is out of range"),
+        ({"seed": 2**64}, "is out of range"),
+        ({"seed": "abc"}, "seed must be a whole number"),
+        ({"seed": True}, "seed must be a whole number"),
+        ({"sampler": "plms"}, "unknown sampler 'plms'"),
+        ({"prompt": "a\x00b"}, "prompt contains a NUL"),
+        ({"loras": (LoraWeight("x", 9.0),)}, "weight of LoRA 'x' 9.0 is out of range"),
+    ],
+)
+def test_bad_values_are_named(changes, message):
+    with pytest.raises(InvalidSettingError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        GenerationRequest(**changes).validated()
+
+
+def test_dict_round_trip_and_unknown_keys():
+    request = GenerationRequest(prompt="ü 😀", loras=(LoraWeight("a", 0.5),), seed=3).validated()
+    assert GenerationRequest.from_dict(request.to_dict()) == request
+    with pytest.raises(InvalidSettingError, match="unknown setting"):
+        GenerationRequest.from_dict({**request.to_dict(), "guidance": 3})
