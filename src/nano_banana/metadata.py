@@ -262,7 +262,7 @@ def read_record(path: str | Path) -> GenerationRecord:
     path = Path(path)
     chunks = read_png_text(path)
     if RECORD_KEY not in chunks:
-        raise MetadataError(_missing_record_message(path, chunks))
+        raise MetadataError(missing_record_message(path, chunks))
     return parse_record_json(chunks[RECORD_KEY], source=str(path))
 
 
@@ -286,7 +286,8 @@ def parse_record_json(text: str, source: str = "record") -> GenerationRecord:
         ) from None
 
 
-def _missing_record_message(path: Path, chunks: dict[str, str]) -> str:
+def missing_record_message(path: Path, chunks: dict[str, str]) -> str:
+    """Why ``path`` has no record of ours, saying whether another tool's settings are there."""
     if A1111_KEY in chunks:
         return (
             f"{path} has no nano-banana settings (no '{RECORD_KEY}' PNG chunk), only "

@@ -1,0 +1,253 @@
+"""``show`` and ``gallery …``: read an image's settings, browse and manage the gallery.
+
+A thin shell over ``nano_banana.metadata`` and ``nano_banana.gallery``; every
+check (ids, paths, confirmations aside) lives in the library.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import GalleryError, MetadataError
+from ..gallery import ENV_VAR, Gallery, GalleryEntry
+from ..metadata import (
+    A1111_KEY,
+    RECORD_KEY,
+    missing_record_message,
+    parse_a1111,
+    parse_record_json,
+    read_png_text,
+)
+
+_META_KEY = "nano_banana.gallery_root"  # where the sub-app's --gallery reaches its commands
+
+gallery_app = typer.Typer(
+    help="Browse and manage saved images (an SQLite index plus PNG files).",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="show")(show)
+    app.add_typer(gallery_app, name="gallery")
+
+
+# --- show IMAGE.png -----------------------------------------------------------
+
+
+def show(
+    image: Path = typer.Argument(..., help="A PNG saved by nano-banana or another SD tool."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
+) -> None:
+    """Print the generation settings stored in an image (ours and AUTOMATIC1111's)."""
+    chunks = read_png_text(image)
+    parameters = chunks.get(A1111_KEY)
+    if parameters is None and RECORD_KEY not in chunks:
+        raise MetadataError(missing_record_message(image, chunks))
+    record, problem = None, None
+    if RECORD_KEY in chunks:
+        try:
+            record = parse_record_json(chunks[RECORD_KEY], str(image))
+        except MetadataError as exc:
+            if parameters is None:
+                raise
+            problem = str(exc)  # still worth showing the A1111 text
+    others = {k: v for k, v in chunks.items() if k not in (A1111_KEY, RECORD_KEY)}
+    if as_json:
+        _echo_json(
+            {
+                "file": str(image),
+                "parameters": parameters,
+                "parsed": parse_a1111(parameters) if parameters is not None else None,
+                "record": record.to_dict() if record is not None else None,
+                "record_error": problem,
+                "other_chunks": others,
+            }
+        )
+        return
+    console = _console()
+    if parameters is not None:
+        console.rule("AUTOMATIC1111 parameters")
+        console.print(Text(parameters))
+    if problem is not None:
+        console.print(Text(f"\nwarning: {problem}"))
+    elif record is None:
+        console.print(
+            Text(f"\nno nano-banana record: made by another tool; --from cannot reproduce {image}")
+        )
+    else:
+        console.rule("nano-banana record")
+        console.print(
+            Text(json.dumps(record.to_dict(), indent=2, sort_keys=True, ensure_ascii=False))
+        )
+    for key, value in others.items():
+        console.rule(f"chunk {key!r}")
+        console.print(Text(value[:2000]))
+
+
+# --- gallery ------------------------------------------------------------------
+
+
+@gallery_app.callback()
+def _gallery_options(
+    ctx: typer.Context,
+    gallery: Path | None = typer.Option(
+        None,
+        "--gallery",
+        help=f"Gallery folder (default: env {ENV_VAR}, else the user data folder).",
+        show_default=False,
+    ),
+) -> None:
+    ctx.meta[_META_KEY] = gallery
+
+
+def _open(ctx: typer.Context) -> Gallery:
+    return Gallery.open(ctx.meta.get(_META_KEY))
+
+
+@gallery_app.command("list")
+def list_images(
+    ctx: typer.Context,
+    query: str | None = typer.Option(None, "--query", "-q", help="Text the prompt contains."),
+    preset: str | None = typer.Option(None, "--preset", "-p", help="Only this preset."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="At most this many."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many (paging)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """List saved images, newest first."""
+    gallery = _open(ctx)
+    entries = gallery.list(query=query, preset=preset, limit=limit, offset=offset)
+    if as_json:
+        _echo_json([_entry_json(e) for e in entries])
+        return
+    if not entries:
+        typer.echo(f"no images in {gallery.root}" + (" match" if query or preset else ""))
+        return
+    table = Table("id", "created", "preset", "seed", "size", "prompt")
+    for e in entries:
+        prompt = " ".join(e.prompt.split())
+        table.add_row(
+            str(e.id),
+            e.created[:19].replace("T", " "),
+            e.preset,
+            str(e.seed),
+            f"{e.width}x{e.height}",
+            Text(prompt if len(prompt) <= 60 else prompt[:57] + "..."),
+        )
+    _console().print(table)
+    total = gallery.count(query=query, preset=preset)
+    if total > offset + len(entries):
+        typer.echo(f"{offset + len(entries)} of {total} shown; use --offset for more")
+
+
+@gallery_app.command("show")
+def show_entry(
+    ctx: typer.Context,
+    entry_id: str = typer.Argument(..., metavar="ID", help="Gallery id (from `gallery list`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Show one saved image: its file and every setting that made it."""
+    entry = _open(ctx).get(entry_id)
+    if as_json:
+        _echo_json(_entry_json(entry))
+        return
+    console = _console()
+    console.rule(f"gallery image {entry.id}")
+    typer.echo(f"file:    {entry.path}")
+    typer.echo(f"created: {entry.created}")
+    typer.echo(
+        f"preset:  {entry.preset}    seed: {entry.seed}    size: {entry.width}x{entry.height}"
+    )
+    typer.echo(
+        f"model:   {entry.base_model}" + (f"    LoRAs: {entry.loras}" if entry.loras else "")
+    )
+    console.rule("record")
+    console.print(Text(json.dumps(entry.record, indent=2, sort_keys=True, ensure_ascii=False)))
+
+
+@gallery_app.command("delete")
+def delete_entry(
+    ctx: typer.Context,
+    entry_id: str = typer.Argument(..., metavar="ID", help="Gallery id (from `gallery list`)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
+) -> None:
+    """Delete a saved image and its index row."""
+    gallery = _open(ctx)
+    entry = gallery.get(entry_id)
+    if not yes and not _confirm(f"delete gallery image {entry.id} ({entry.path.name})?"):
+        typer.echo("not deleted")
+        raise typer.Exit(1)
+    gallery.delete(entry.id)
+    typer.echo(f"deleted {entry.id}: {entry.path.name}")
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return typer.confirm(question, default=False)
+    except (typer.Abort, click.Abort):  # typer >= 0.20 vendors click: two Abort classes
+        # EOF on stdin: nobody can answer, so nothing is deleted.
+        raise GalleryError(
+            "not deleted: no answer to the confirmation (stdin is closed); pass --yes to delete "
+            "without asking"
+        ) from None
+
+
+@gallery_app.command("export")
+def export_entries(
+    ctx: typer.Context,
+    entry_ids: list[str] = typer.Argument(..., metavar="ID...", help="Gallery ids to export."),
+    to: Path = typer.Option(..., "--to", help="Folder, or a file name ending in .zip."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files."),
+) -> None:
+    """Copy saved images (their original bytes, metadata included) to a folder or a zip."""
+    dest = _open(ctx).export(entry_ids, to, overwrite=overwrite)
+    typer.echo(f"exported {len(set(entry_ids))} image(s) to {dest}")
+
+
+@gallery_app.command("repair")
+def repair(
+    ctx: typer.Context,
+    grace: float = typer.Option(
+        60.0, "--grace", min=0.0, help="Leave files younger than this many seconds (mid-save)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Reconcile the index with the files after crashes or manual deletes."""
+    report = _open(ctx).repair(grace_s=grace)
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    labels = {
+        "rows_removed": "removed row (file was gone)",
+        "files_adopted": "adopted file (had our metadata)",
+        "files_unknown": "left alone, no nano-banana metadata",
+        "files_unsafe": "left alone, symlink or outside the gallery",
+        "files_recent": "left for now, may still be saving",
+        "temp_removed": "removed leftover temp file",
+    }
+    lines = [f"{label}: {item}" for key, label in labels.items() for item in getattr(report, key)]
+    typer.echo("\n".join(lines) if lines else "gallery is consistent; nothing to repair")
+
+
+# --- output helpers -------------------------------------------------------------
+
+
+def _entry_json(entry: GalleryEntry) -> dict:
+    return entry.to_dict()
+
+
+def _echo_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=1, ensure_ascii=False))
+
+
+def _console() -> Console:
+    # Built per call so it writes to the current sys.stdout (tests capture it).
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
