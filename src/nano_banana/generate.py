@@ -15,6 +15,7 @@ every job sets all of the state it depends on.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -75,6 +76,11 @@ class Engine:
         self.presets = presets if presets is not None else load_presets()
         self._loras: dict[str, LoadedLora] = {}
         self._lock = threading.Lock()
+        # Fast tokenizers keep truncation/padding state that each call resets, so a
+        # prompt check running beside a job would corrupt the job's encoding. Plans
+        # use their own copies, with a lock of their own so they never wait for a job.
+        self._plan_tokenizers = (copy.deepcopy(pipe.tokenizer), copy.deepcopy(pipe.tokenizer_2))
+        self._plan_lock = threading.Lock()
         pipe.set_progress_bar_config(disable=True)
 
     # --- building ---------------------------------------------------------
@@ -134,8 +140,8 @@ class Engine:
     def plan(self, request: GenerationRequest) -> PromptPlan:
         """The final prompts for ``request`` and their token counts, without generating."""
         preset = self.preset(request.preset)
-        tokenizers = (self.pipe.tokenizer, self.pipe.tokenizer_2)
-        return plan_prompt(preset, request.prompt, request.negative_prompt, tokenizers)
+        with self._plan_lock:
+            return plan_prompt(preset, request.prompt, request.negative_prompt, self._plan_tokenizers)
 
     def lora_weights(self, request: GenerationRequest) -> dict[str, tuple[float, float]]:
         """Each LoRA of this request: (its own weight, effective strength = weight x lora_scale)."""

@@ -1,69 +1,59 @@
-"""Saving images outside the gallery (``--out FOLDER``): unique names, atomic writes.
+"""Saving images under fresh names, atomically: for ``--out FOLDER`` and for the gallery.
 
-Names are ``<UTC time>-<seed>-<random>.png`` and are claimed with an exclusive
-create, so two images of the same second and seed never overwrite each other.
-The gallery uses the same naming for its own files.
+Names are ``<local time>-<tag>-<random>.png``. Each is claimed by an exclusive
+link of a complete temp file (``metadata.atomic_write_bytes``), so two images
+of the same second and seed never overwrite each other, and a crash leaves
+either the whole file or nothing.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from .errors import GalleryError
-from .metadata import write_png
+from .metadata import atomic_write_bytes, png_bytes
 from .record import GenerationRecord
 
+NAME_ATTEMPTS = 100
 
-def claim_unique_path(folder: Path, tag: str, suffix: str = ".png") -> Path:
-    """Create an empty placeholder file with a fresh name in ``folder`` and return its path.
 
-    The placeholder is replaced atomically by the real image; if saving fails
-    the caller removes it.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    for _ in range(100):
-        path = folder / f"{stamp}-{tag}-{secrets.token_hex(3)}{suffix}"
+def write_unique(data: bytes, folder: Path, tag: str, suffix: str = ".png") -> Path:
+    """Write ``data`` into ``folder`` under a new name no other writer can take."""
+    for _ in range(NAME_ATTEMPTS):
+        path = folder / f"{datetime.now():%Y%m%d-%H%M%S}-{tag}-{secrets.token_hex(4)}{suffix}"
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            return atomic_write_bytes(data, path, overwrite=False)
         except FileExistsError:
             continue
-        os.close(fd)
-        return path
+        except OSError as exc:
+            raise GalleryError(f"cannot write {path}: {exc.strerror or exc}") from None
     raise GalleryError(f"could not find a free file name in '{folder}'")
 
 
 def save_image(image: Image.Image, record: GenerationRecord, folder: Path) -> Path:
-    """Save ``image`` with its settings into ``folder`` under a new unique name."""
-    folder = Path(folder).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise GalleryError(f"--out '{folder}' is a file; give a folder to save images into")
-    path = claim_unique_path(folder, str(record.request.seed))
-    try:
-        write_png(image, record, path, overwrite=True)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
+    """Save ``image`` with its settings into ``folder`` (created if needed) under a new name."""
+    folder = _output_folder(folder)
+    return write_unique(png_bytes(image, record), folder, str(record.request.seed))
 
 
 def save_sheet(sheet: Image.Image, record: GenerationRecord, folder: Path, kind: str) -> Path:
     """A comparison or sweep sheet: the panels' files carry the full settings; the sheet says what it is."""
-    path = claim_unique_path(Path(folder), f"{kind}-{record.request.seed}")
     info = PngInfo()
     info.add_text("Description", f"nano-banana {kind} sheet; prompt: {record.request.prompt}")
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        sheet.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", pnginfo=info)
+    return write_unique(buffer.getvalue(), _output_folder(folder), f"{kind}-{record.request.seed}")
+
+
+def _output_folder(folder: Path) -> Path:
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise GalleryError(f"output folder '{folder}' is a file; give a folder to save images into")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
