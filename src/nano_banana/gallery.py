@@ -95,6 +95,7 @@ class GalleryEntry:
 
     id: int
     path: Path  # absolute path of the PNG inside the gallery
+    relpath: str  # the same, relative to the gallery root (POSIX)
     created: str  # when it was generated (ISO 8601)
     saved: str  # when it entered the gallery
     prompt: str
@@ -373,6 +374,7 @@ class Gallery:
         return GalleryEntry(
             id=row["id"],
             path=self.root / row["relpath"],
+            relpath=row["relpath"],
             created=row["created"],
             saved=row["saved"],
             prompt=row["prompt"],
@@ -390,7 +392,7 @@ class Gallery:
     def read_bytes(self, entry_id: int | str) -> bytes:
         """The saved file's exact bytes (metadata included), e.g. for a download button."""
         entry = self.get(entry_id)
-        path = self._inside(self._relpath(entry.path))
+        path = self._inside(entry.relpath)
         try:
             return path.read_bytes()
         except FileNotFoundError:
@@ -404,7 +406,7 @@ class Gallery:
     def delete(self, entry_id: int | str) -> GalleryEntry:
         """Remove an image: its row first, then its file (see the module docstring for why)."""
         entry = self.get(entry_id)
-        path = self._inside(self._relpath(entry.path), follow=False)
+        path = self._inside(entry.relpath, follow=False)
         with self._transaction() as conn:
             conn.execute("DELETE FROM images WHERE id = ?", (entry.id,))
         try:
@@ -417,7 +419,6 @@ class Gallery:
     def _restore_row(self, entry: GalleryEntry) -> None:
         """Put back a row whose file could not be removed, so delete changes nothing."""
         row = entry.to_dict()
-        row["relpath"] = self._relpath(entry.path)
         row["search"] = f"{entry.prompt}\n{entry.prompt_used}".casefold()
         row["record"] = json.dumps(entry.record, sort_keys=True, ensure_ascii=False)
         row.pop("path")
