@@ -76,21 +76,19 @@ def show(
     console = _console()
     if parameters is not None:
         console.rule("AUTOMATIC1111 parameters")
-        console.print(Text(parameters))
+        typer.echo(parameters)  # verbatim: tabs and line breaks are part of the prompt
     if problem is not None:
-        console.print(Text(f"\nwarning: {problem}"))
+        typer.echo(f"\nwarning: {problem}")
     elif record is None:
-        console.print(
-            Text(f"\nno nano-banana record: made by another tool; --from cannot reproduce {image}")
+        typer.echo(
+            f"\nno nano-banana record: made by another tool; --from cannot reproduce {image}"
         )
     else:
         console.rule("nano-banana record")
-        console.print(
-            Text(json.dumps(record.to_dict(), indent=2, sort_keys=True, ensure_ascii=False))
-        )
+        typer.echo(json.dumps(record.to_dict(), indent=2, sort_keys=True, ensure_ascii=False))
     for key, value in others.items():
         console.rule(f"chunk {key!r}")
-        console.print(Text(value[:2000]))
+        typer.echo(value[:2000])
 
 
 # --- gallery ------------------------------------------------------------------
@@ -170,7 +168,7 @@ def show_entry(
         f"model:   {entry.base_model}" + (f"    LoRAs: {entry.loras}" if entry.loras else "")
     )
     console.rule("record")
-    console.print(Text(json.dumps(entry.record, indent=2, sort_keys=True, ensure_ascii=False)))
+    typer.echo(json.dumps(entry.record, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 @gallery_app.command("delete")
