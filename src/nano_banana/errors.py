@@ -51,3 +51,7 @@ class GalleryError(NanoBananaError):
 
 class MetadataError(NanoBananaError):
     """An image carries no (or unreadable) generation settings."""
+
+
+class ImageAnalysisError(NanoBananaError):
+    """An image to analyse or annotate cannot be read, or an annotation would overwrite it."""
