@@ -147,6 +147,29 @@ def test_concurrent_saves_from_threads(gallery: Gallery) -> None:
     assert gallery.repair(grace_s=0).changed is False
 
 
+def test_concurrent_saves_from_processes(gallery: Gallery) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_gallery import image, make_record
+        from nano_banana.gallery import Gallery
+        g = Gallery.open({str(gallery.root)!r})
+        for i in range(5):
+            g.save(image(i), make_record("process " + sys.argv[1], seed=3))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(n)], stderr=subprocess.PIPE)
+        for n in range(3)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    assert gallery.count() == 15 and len(files_in(gallery)) == 15
+    assert gallery.repair(grace_s=0).changed is False
+
+
 def test_list_newest_first_search_and_filter(gallery: Gallery) -> None:
     a = gallery.save(image(), make_record("Mechanical WATCH"))
     b = gallery.save(image(), make_record("a camera", preset="exploded"))
