@@ -17,6 +17,7 @@ from .generate import Engine, GenerationResult, ProgressCallback
 from .settings import GenerationRequest
 
 DEFAULT_SWEEP_SCALES = (0.0, 0.6, 0.8, 1.0)
+MIN_PANEL_SIDE = 256  # sheets show smaller images enlarged; the saved panels keep their size
 # Settings a sweep may vary, with how to read a value from the command line.
 SWEEPABLE: dict[str, Callable[[str], object]] = {
     "lora_scale": float,
@@ -84,7 +85,7 @@ def parse_sweep_values(setting: str, text: str) -> list[object]:
 
 def compose_sheet(panels: Sequence[Panel], title: str = "") -> Image.Image:
     """Panels in one row, each captioned, with the prompt as a title bar."""
-    images = [p.result.image for p in panels]
+    images = [_enlarge(p.result.image) for p in panels]
     w = max(im.width for im in images)
     h = max(im.height for im in images)
     font = _font(max(12, w // 24))
@@ -101,6 +102,14 @@ def compose_sheet(panels: Sequence[Panel], title: str = "") -> Image.Image:
         label = _fit(draw, panel.label, font, w)
         draw.text((x, title_h + h + pad // 2), label, fill=(40, 40, 40), font=font)
     return sheet
+
+
+def _enlarge(image: Image.Image) -> Image.Image:
+    """Blow small images (the demo model's) up by a whole factor so labels and parts stay readable."""
+    factor = -(-MIN_PANEL_SIDE // image.width)
+    if factor <= 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
 
 def _font(size: int):

@@ -201,3 +201,24 @@ def _display_name(source: str) -> str:
     if path.exists():
         return path.stem if path.is_file() else path.name
     return source
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' own progress bars and advisory warnings in our shells.
+
+    The CLI and the studio show their own progress; diffusers' "Loading pipeline
+    components" bars and notes such as "No LoRA keys associated to CLIPTextModel"
+    (normal for a UNet-only LoRA) would only bury our messages.
+    """
+    import warnings
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    for module in ("diffusers", "transformers", "peft", "torch"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)

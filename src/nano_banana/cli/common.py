@@ -99,7 +99,9 @@ def image_command(func: Callable) -> Callable:
 def build_engine(model: ModelOptions, quiet: bool = False):
     """Load the engine the options describe; without --base, the built-in demo model."""
     from ..generate import Engine
+    from ..model import quiet_libraries
 
+    quiet_libraries()
     base, loras = model.base, list(model.lora or [])
     if base is None:
         base, loras = default_base(loras, quiet)

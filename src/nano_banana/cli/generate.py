@@ -66,13 +66,12 @@ def generate(
 ) -> None:
     """Generate exploded-view / knolling images and save them with their settings."""
     base_request, source_record = _start_request(from_image, prompt)
-    request = _apply_overrides(base_request, locals())
+    request = _validated(_apply_overrides(base_request, locals()), model)
     engine = common.build_engine(model, quiet=output.json)
     if source_record is not None:
         common.warn_if_model_differs(engine, source_record, quiet=output.json)
-    request = _default_loras(engine, request, source_record)
+    first = _default_loras(engine, request, source_record)
     results = []
-    first = request.validated()
     for i in range(count):
         job = replace(first, seed=(first.seed + i) % (2**32)) if i else first
         results.append(common.run_job(engine, job, output, label=f"image {i + 1}/{count}"))
@@ -97,7 +96,7 @@ def compare(
     """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
     from ..compare import compare as run_compare
 
-    request = _apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals())
+    request = _validated(_apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals()), model)
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(output, "compare", request, lambda cb: run_compare(engine, request, cb), 2)
     common.report_sheet(result, output, kind="compare")
@@ -124,7 +123,7 @@ def sweep(
     from ..compare import parse_sweep_values
     from ..compare import sweep as run_sweep
 
-    request = _apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals())
+    request = _validated(_apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals()), model)
     parsed = parse_sweep_values(setting, values)
     for value in parsed:  # every variant is checked before the first image is made
         replace(request, **{setting: value}).validated()
@@ -184,6 +183,14 @@ def _apply_overrides(request: GenerationRequest, given: dict) -> GenerationReque
         seed = given["seed"]
         changes["seed"] = None if str(seed).strip().lower() == "random" else parse_seed(seed)
     return replace(request, **changes)
+
+
+def _validated(request: GenerationRequest, model: common.ModelOptions) -> GenerationRequest:
+    """Check settings and preset before any model work (loading SDXL takes a while)."""
+    from ..presets import get_preset, load_presets
+
+    get_preset(load_presets(model.preset_dir), request.preset)
+    return request.validated()
 
 
 def _default_loras(engine, request: GenerationRequest, record) -> GenerationRequest:
