@@ -1,0 +1,219 @@
+"""LoRA state-dict keys: which format a file is in, which module each key adapts, and its alpha.
+
+Pure functions over ``{key: tensor}`` dicts, shared by reading (``lora.py``),
+fit checking and the kohya exporter (``lora_kohya.py``). Conversions between
+formats are diffusers' own (``diffusers.utils.state_dict_utils``); this module
+only groups their output by module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from typing import Any
+
+import torch
+
+DIFFUSERS, KOHYA = "diffusers", "kohya"
+KOHYA_PREFIXES = {
+    "lora_unet_": "unet",
+    "lora_te_": "text_encoder",
+    "lora_te1_": "text_encoder",
+    "lora_te2_": "text_encoder_2",
+}
+# Keys of a whole Stable Diffusion checkpoint or UNet (LDM/SGM or diffusers layout), not a LoRA.
+FULL_MODEL_PREFIXES = (
+    "model.diffusion_model.",
+    "first_stage_model.",
+    "cond_stage_model.",
+    "conditioner.",
+    "unet.conv_in.weight",
+    "down_blocks.0.resnets.0.conv1.weight",
+)
+# Where diffusers' save_lora_weights(..., unet_lora_adapter_metadata=) puts the LoraConfig.
+PEFT_METADATA_KEY = "lora_adapter_metadata"
+
+
+def detect_format(keys: list[str]) -> str | None:
+    """``"kohya"`` or ``"diffusers"`` from the key names, or None when the keys are not a LoRA's."""
+    kohya = [k.startswith(tuple(KOHYA_PREFIXES)) for k in keys]
+    if keys and all(kohya):
+        return KOHYA
+    if any(kohya):
+        return None  # a mix: neither loader reads it
+    if keys and all("lora" in k for k in keys):
+        return DIFFUSERS  # PEFT (lora_A/lora_B) or the older diffusers spellings (to_q_lora.down)
+    return None
+
+
+def looks_like_full_model(keys: list[str]) -> bool:
+    return any(k.startswith(FULL_MODEL_PREFIXES) for k in keys)
+
+
+def module_of(key: str, fmt: str) -> str:
+    """The adapted module a key belongs to, spelled as in the file (with its component prefix)."""
+    if fmt == KOHYA:
+        return key.split(".", 1)[0]
+    for marker in (".lora_", ".lora.", "_lora."):  # PEFT, old diffusers, old diffusers attn procs
+        if marker in key:
+            return key.split(marker, 1)[0]
+    return key.rsplit(".", 1)[0]
+
+
+def component_of(module: str, fmt: str) -> str:
+    if fmt == KOHYA:
+        return next(c for p, c in KOHYA_PREFIXES.items() if module.startswith(p))
+    return module.split(".", 1)[0]
+
+
+def is_up_weight(key: str) -> bool:
+    """The LoRA 'B'/'up' matrix (out x rank) in any of the three spellings."""
+    return key.endswith(("lora_B.weight", "lora_up.weight", "lora.up.weight", "_lora.up.weight"))
+
+
+def is_down_weight(key: str) -> bool:
+    """The LoRA 'A'/'down' matrix (rank x in) in any of the three spellings."""
+    return key.endswith(
+        ("lora_A.weight", "lora_down.weight", "lora.down.weight", "_lora.down.weight")
+    )
+
+
+def module_ranks(tensors: dict[str, torch.Tensor], fmt: str) -> dict[str, int]:
+    """Rank of each module, from its down matrix."""
+    return {module_of(k, fmt): int(t.shape[0]) for k, t in tensors.items() if is_down_weight(k)}
+
+
+def text_width(tensors: dict[str, torch.Tensor]) -> int | None:
+    """Text width the LoRA's cross-attention keys read (SD 1.5: 768, SDXL: 2048), if it has any."""
+    for key, t in tensors.items():
+        if (
+            "attn2" in key
+            and ("to_k" in key or "to_v" in key)
+            and is_down_weight(key)
+            and t.ndim == 2
+        ):
+            return int(t.shape[1])
+    return None
+
+
+def most_common(values: list[Any]) -> Any:
+    return Counter(values).most_common(1)[0][0] if values else None
+
+
+# --- alphas -----------------------------------------------------------------
+
+
+def kohya_alphas(tensors: dict[str, torch.Tensor], ranks: dict[str, int]) -> dict[str, float]:
+    """kohya stores one ``<module>.alpha`` scalar per module; a missing one means alpha = rank."""
+    alphas = {}
+    for module, rank in ranks.items():
+        alpha = tensors.get(f"{module}.alpha")
+        alphas[module] = float(alpha.item()) if alpha is not None else float(rank)
+    return alphas
+
+
+def peft_adapter_config(metadata: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """diffusers' packed ``LoraConfig`` per component ({"unet": {"r": 4, "lora_alpha": 8, ...}})."""
+    raw = metadata.get(PEFT_METADATA_KEY)
+    if not raw:
+        return {}
+    packed = json.loads(raw)  # JSONDecodeError is the caller's to report
+    configs: dict[str, dict[str, Any]] = {}
+    for key, value in packed.items():
+        component, _, field_name = key.partition(".")
+        configs.setdefault(component, {})[field_name] = value
+    return configs
+
+
+def diffusers_alphas(
+    ranks: dict[str, int], configs: dict[str, dict[str, Any]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Alpha of each module, and the factor PEFT scales its output by (alpha/r or alpha/sqrt(r)).
+
+    Without adapter metadata diffusers assumes alpha = rank (factor 1), and so do we.
+    """
+    from peft.utils.other import get_pattern_key
+
+    alphas, factors = {}, {}
+    for module, rank in ranks.items():
+        component, _, name = module.partition(".")
+        config = configs.get(component)
+        if not config:
+            alphas[module], factors[module] = float(rank), 1.0
+            continue
+        pattern = config.get("alpha_pattern") or {}
+        key = get_pattern_key(list(pattern), name)
+        alpha = float(pattern[key] if key in pattern else config.get("lora_alpha", rank))
+        root = math.sqrt(rank) if config.get("use_rslora") else rank
+        alphas[module], factors[module] = alpha, alpha / root
+    return alphas, factors
+
+
+def fold_factors(
+    tensors: dict[str, torch.Tensor], factors: dict[str, float]
+) -> dict[str, torch.Tensor]:
+    """Multiply each module's up matrix (and bias) by its alpha factor, so alpha = rank afterwards.
+
+    diffusers' ``load_lora_weights`` ignores adapter metadata when given a state
+    dict (it only reads it from files), and would then run the LoRA with
+    alpha = rank. Folding the factor into B gives the same product B·A·alpha/r.
+    """
+    out = dict(tensors)
+    for key, t in tensors.items():
+        factor = factors.get(module_of(key, DIFFUSERS), 1.0)
+        if factor != 1.0 and (is_up_weight(key) or key.endswith("lora_B.bias")):
+            out[key] = (t.to(torch.float32) * factor).to(t.dtype)
+    return out
+
+
+# --- grouping by module, in PEFT spelling --------------------------------------
+
+
+def split_components(
+    state_dict: dict[str, torch.Tensor], components: list[str]
+) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
+    """Keys per component with the prefix removed; keys under no component are returned apart."""
+    parts: dict[str, dict[str, torch.Tensor]] = {c: {} for c in components}
+    stray = []
+    for key, t in state_dict.items():
+        component, _, rest = key.partition(".")
+        if component in parts and rest:
+            parts[component][rest] = t
+        else:
+            stray.append(key)
+    return parts, stray
+
+
+def to_peft_keys(component: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keys diffusers hands to PEFT for this component (the same conversions it applies)."""
+    from diffusers.utils.state_dict_utils import (
+        convert_state_dict_to_diffusers,
+        convert_state_dict_to_peft,
+        convert_unet_state_dict_to_peft,
+    )
+
+    if not sd:
+        return sd
+    if component.startswith("text_encoder"):
+        return convert_state_dict_to_peft(convert_state_dict_to_diffusers(sd))
+    if "lora_A" in next(iter(sd)):
+        return sd
+    return convert_unet_state_dict_to_peft(sd)
+
+
+def group_modules(
+    peft_sd: dict[str, torch.Tensor],
+) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
+    """{module: {"A": down, "B": up}} from PEFT keys; keys of no LoRA matrix come back apart."""
+    modules: dict[str, dict[str, torch.Tensor]] = {}
+    odd = []
+    for key, t in peft_sd.items():
+        module, sep, part = key.rpartition(".lora_")
+        if sep and part in ("A.weight", "B.weight"):
+            modules.setdefault(module, {})[part[0]] = t
+        elif sep and part in ("B.bias", "magnitude_vector"):
+            continue  # travel with their module; shapes are checked through A and B
+        else:
+            odd.append(key)
+    return modules, odd
