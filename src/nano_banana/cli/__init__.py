@@ -42,22 +42,19 @@ _register_all()
 def main() -> None:
     """Console-script entry point: user errors become one line on stderr and exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except NanoBananaError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (missing argument, bad option value) come from typer's own
+        # vendored click, so recognise them by behaviour rather than by class.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # With standalone_mode=False, typer.Exit(n) comes back as a return value.
+    sys.exit(code if isinstance(code, int) else 0)

@@ -45,8 +45,8 @@ class OutputOptions:
 _MODEL_PARAMS = [
     ("base", Optional[str], typer.Option(
         None, "--base", help="Base SDXL model: a Hugging Face repo id (e.g. "
-        "stabilityai/stable-diffusion-xl-base-1.0), a diffusers folder or a .safetensors file. "
-        "[default: the built-in demo model if installed]", show_default=False)),
+        "stabilityai/stable-diffusion-xl-base-1.0), a diffusers folder or a .safetensors file.",
+        show_default="the built-in demo model")),
     ("vae", Optional[str], typer.Option(
         None, "--vae", help="VAE override, e.g. the fp16-fix VAE (folder, .safetensors or repo id).",
         show_default=False)),
@@ -57,15 +57,15 @@ _MODEL_PARAMS = [
     ("dtype", str, typer.Option("auto", "--dtype", help="auto (fp16 on GPU, fp32 on CPU), float32, "
                                 "float16 or bfloat16.")),
     ("preset_dir", Optional[Path], typer.Option(
-        None, "--preset-dir", help="Folder of extra preset .toml files. [default: env "
-        "NANO_BANANA_PRESETS or the user config folder]", show_default=False)),
+        None, "--preset-dir", help="Folder of extra preset .toml files.",
+        show_default="env NANO_BANANA_PRESETS or the user config folder")),
 ]
 _OUTPUT_PARAMS = [
     ("out", Optional[Path], typer.Option(
-        None, "--out", "-o", help="Folder to save into. [default: the gallery]", show_default=False)),
+        None, "--out", "-o", help="Folder to save into.", show_default="the gallery")),
     ("gallery", Optional[Path], typer.Option(
-        None, "--gallery", help="Gallery folder. [default: env NANO_BANANA_GALLERY or the user data "
-        "folder]", show_default=False)),
+        None, "--gallery", help="Gallery folder.",
+        show_default="env NANO_BANANA_GALLERY or the user data folder")),
     ("json", bool, typer.Option(False, "--json", help="Print a JSON result for scripts.")),
 ]
 

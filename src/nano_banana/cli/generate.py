@@ -20,22 +20,28 @@ from ..settings import DEFAULTS, GenerationRequest, Sampler, field_help, parse_s
 from . import common
 
 
-def _help(name: str) -> str:
-    return f"{field_help(name)} [default: {getattr(DEFAULTS, name)}]"
+def _option(name: str, *flags: str):
+    """An option whose help and shown default come from ``GenerationRequest``; its value defaults
+    to None so that --from can tell what the user set."""
+    default = getattr(DEFAULTS, name)
+    shown = default.value if hasattr(default, "value") else default
+    return typer.Option(None, *flags, help=field_help(name), show_default=str(shown))
 
 
 PromptArg = typer.Argument(None, help="What to draw, e.g. 'a mechanical watch'.", show_default=False)
-PresetOpt = typer.Option(None, "--preset", "-p", help=_help("preset"), show_default=False)
-NegativeOpt = typer.Option(None, "--negative", help=field_help("negative_prompt"), show_default=False)
-ScaleOpt = typer.Option(None, "--lora-scale", help=_help("lora_scale"), show_default=False)
-CfgOpt = typer.Option(None, "--cfg", help=_help("cfg"), show_default=False)
-StepsOpt = typer.Option(None, "--steps", help=_help("steps"), show_default=False)
-WidthOpt = typer.Option(None, "--width", help=_help("width"), show_default=False)
-HeightOpt = typer.Option(None, "--height", help=_help("height"), show_default=False)
-SamplerOpt = typer.Option(None, "--sampler", help=_help("sampler"), show_default=False)
+PresetOpt = _option("preset", "--preset", "-p")
+NegativeOpt = typer.Option(
+    None, "--negative", help=field_help("negative_prompt"), show_default="the preset's"
+)
+ScaleOpt = _option("lora_scale", "--lora-scale")
+CfgOpt = _option("cfg", "--cfg")
+StepsOpt = _option("steps", "--steps")
+WidthOpt = _option("width", "--width")
+HeightOpt = _option("height", "--height")
+SamplerOpt = _option("sampler", "--sampler")
 SeedOpt = typer.Option(
-    None, "--seed", help="Seed 0..4294967295, or 'random' (the drawn seed is recorded). [default: random]",
-    show_default=False,
+    None, "--seed", help="Seed 0..4294967295, or 'random' (the drawn seed is recorded).",
+    show_default="random",
 )
 
 
