@@ -80,11 +80,7 @@ def save_peft_lora(
         kwargs[f"{part}_lora_adapter_metadata"] = config.to_dict()
     StableDiffusionXLPipeline.save_lora_weights(out.parent, weight_name=out.name, **kwargs)
     if metadata:  # what the trainer adds: trigger words etc., next to diffusers' own entries
-        from safetensors import safe_open
-
-        with safe_open(out, "pt") as f:
-            existing = f.metadata()
-        save_file(load_file(out), out, metadata={**existing, **metadata})
+        lora_lib.add_lora_metadata(out, metadata)
     return out
 
 
@@ -148,6 +144,7 @@ def test_read_lora_reports_format_rank_alpha_and_trigger_words(peft_lora_file, p
     assert (lora.rank, lora.alpha) == (4, 8.0)
     assert lora.targets == {"unet": len(attn_layers), "text_encoder": 0, "text_encoder_2": 0}
     assert lora.trigger_words == ("exploded view", "knolling")
+    assert "lora_adapter_metadata" in lora.metadata  # add_lora_metadata kept diffusers' entry
     assert lora.sha256 == hashlib.sha256(peft_lora_file.read_bytes()).hexdigest()
     assert lora.text_width == pipe.unet.config.cross_attention_dim
     assert lora_lib.read_lora(peft_lora_file, name="mine").name == "mine"

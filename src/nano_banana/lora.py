@@ -462,6 +462,21 @@ def export_kohya(
     return write_safetensors_atomic(tensors, Path(out_path), {**kohya_metadata(lora), **extra})
 
 
+def add_lora_metadata(path: str | Path, metadata: dict[str, str]) -> Path:
+    """Add ``metadata`` (e.g. ``trigger_words_metadata(...)``) to a LoRA file, keeping its own.
+
+    diffusers' ``save_lora_weights`` writes only its PEFT config into the
+    header; the trainer calls this afterwards. The file is replaced atomically.
+    """
+    path = Path(path)
+    bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise LoraError(f"metadata for '{path}' must map text to text; bad entry: {bad[0]!r}")
+    header = check_safetensors(path, what="LoRA")
+    existing = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
+    return write_safetensors_atomic(_load_tensors(path), path, {**existing, **metadata})
+
+
 def write_safetensors_atomic(
     tensors: dict[str, torch.Tensor], out_path: Path, metadata: dict[str, str]
 ) -> Path:
