@@ -180,10 +180,16 @@ def generate_world(
 
     Objects take turns (watch, camera, ...), so any ``count`` is balanced to within one.
     """
-    views = parse_views(views)
+    views = parse_views(views)  # checked here, not at the first next()
     check_size(size)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InvalidSettingError(f"count must be a whole number of at least 1, got {count!r}")
+    return _renders(count, seed, size, views)
+
+
+def _renders(
+    count: int, seed: int, size: int, views: tuple[View, ...]
+) -> Iterator[tuple[int, Render]]:
     for index in range(count):
         instance = make_instance(OBJECTS[index % len(OBJECTS)], instance_seed(seed, index))
         for view in views:
@@ -223,12 +229,11 @@ def write_world(
             f"output folder '{out}' is not empty; choose a new folder or pass --overwrite"
         )
     renders = generate_world(count, seed, size, views)  # validates before anything is written
-    first = next(renders)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / MANIFEST_NAME
     images = 0
     with manifest.open("w", encoding="utf-8") as rows:
-        for index, render in _chain_first(first, renders):
+        for index, render in renders:
             name = f"{index:05d}_{render.object}_{render.view.value}"
             render.image.save(out / f"{name}.png")
             (out / f"{name}.txt").write_text(render.caption + "\n", encoding="utf-8")
@@ -464,8 +469,3 @@ def draw_scene(
         x0, y0, x1, y1 = boxes[i]
         draw_part(draw, parts[i], (x0 * ss, y0 * ss, x1 * ss, y1 * ss))
     return canvas.reduce(ss)
-
-
-def _chain_first(first, rest):
-    yield first
-    yield from rest
