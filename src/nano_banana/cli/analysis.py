@@ -1,0 +1,99 @@
+"""``analyze`` and ``annotate``: judge an image's layout, draw callouts on it.
+
+A thin shell over ``nano_banana.analysis`` and ``nano_banana.annotate``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..analysis import LayoutReport, analyze_layout, load_image
+from ..annotate import annotate_file, parse_part_names
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="analyze")(analyze)
+    app.command(name="annotate")(annotate)
+
+
+def analyze(
+    image: Path = typer.Argument(..., help="Image to judge (PNG, JPEG, WebP...)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """Say whether an image is a disassembled layout (knolling or exploded view), and why."""
+    report = analyze_layout(load_image(image))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(_summary_table(report, image))
+    if report.parts:
+        console.print(_parts_table(report))
+
+
+def annotate(
+    image: Path = typer.Argument(..., help="Image to label; it is never modified."),
+    parts: str | None = typer.Option(
+        None,
+        "--parts",
+        help='Part names in reading order, e.g. "strap, case, crown". '
+        "Missing names become 'part N'.",
+        show_default=False,
+    ),  # fmt: skip
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output file. [default: IMAGE_annotated.png]", show_default=False
+    ),
+) -> None:
+    """Draw numbered leader lines to each part found and a parts list beside the picture."""
+    written, annotation = annotate_file(image, out, parse_part_names(parts))
+    for warning in annotation.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"wrote {written} ({len(annotation.callouts)} callouts)")
+
+
+def _summary_table(report: LayoutReport, image: Path) -> Table:
+    table = Table(title=f"{image.name}: {report.verdict_text}", show_header=False)
+    table.add_column("measure", style="bold")
+    table.add_column("value")
+    arrangement = report.arrangement
+    if report.arrangement == "grid":
+        arrangement = f"grid, {report.rows} rows x {report.columns} columns"
+    elif report.arrangement == "axis":
+        arrangement = f"parts along one axis ({report.axis})"
+    gap = "-" if report.min_gap_px is None else f"{report.min_gap_px:.0f} px"
+    r, g, b = report.background
+    shade = "light" if report.background_light else "dark"
+    rows = [
+        ("verdict", "yes" if report.verdict else "no"),
+        ("layout score", f"{report.score}/100"),
+        ("parts", str(report.part_count)),
+        ("arrangement", arrangement),
+        ("separation", f"{report.separation:.2f} (smallest gap {gap})"),
+        ("alignment", f"{report.alignment:.2f}"),
+        ("gap evenness", f"{report.gap_evenness:.2f}"),
+        (
+            "background",
+            f"#{r:02x}{g:02x}{b:02x}, {shade}, cleanliness {report.background_cleanliness:.2f}",
+        ),  # fmt: skip
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    for reason in report.reasons:
+        table.add_row("note", reason)
+    return table
+
+
+def _parts_table(report: LayoutReport) -> Table:
+    table = Table(title="parts (reading order)")
+    for column in ("#", "box x0,y0,x1,y1", "area px", "colour"):
+        table.add_column(column)
+    for number, part in enumerate(report.parts, start=1):
+        r, g, b = part.color
+        table.add_row(str(number), ",".join(map(str, part.bbox)), str(part.area),
+                      f"#{r:02x}{g:02x}{b:02x}")  # fmt: skip
+    return table
