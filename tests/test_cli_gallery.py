@@ -28,7 +28,7 @@ USER_ERROR = 2  # NanoBananaError.exit_code
 
 
 def make_record(prompt: str = "a mechanical watch", seed: int = 5, preset: str = "knolling"):
-    request = GenerationRequest(prompt=prompt, seed=seed, preset=preset).validated()
+    request = GenerationRequest(prompt=prompt, seed=seed, preset=preset).sized(1024, 1024).validated()
     return GenerationRecord(
         request=request,
         prompt_used=f"{preset}, {prompt}",

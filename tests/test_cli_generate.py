@@ -188,7 +188,7 @@ def test_help_lists_every_option_with_its_default(capsys, monkeypatch):
     for option in ("--preset", "--base", "--vae", "--lora", "--lora-scale", "--negative", "--steps",
                    "--cfg", "--width", "--height", "--seed", "--device", "--out", "--json", "--from"):
         assert option in text
-    for default in ("0.8", "7.5", "30", "1024", "knolling", "euler-a", "random", "the gallery",
+    for default in ("0.8", "7.5", "30", "the model's native size", "knolling", "euler-a", "random", "the gallery",
                     "the built-in demo model"):
         # click shows a described default in parentheses: [default: (0.8)]
         assert re.search(rf"\[default: \(?{re.escape(default)}\)?\]", text), default

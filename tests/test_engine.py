@@ -159,6 +159,12 @@ def replace_path(text):
     return Path(text)
 
 
+def test_size_defaults_to_the_models_native_size(engine):
+    assert engine.native_size == (64, 64)  # tiny model: latent 32 x VAE scale 2
+    result = engine.generate(replace(request(), width=None, height=None))
+    assert result.image.size == (64, 64) and result.record.request.width == 64
+
+
 def test_seed_is_drawn_when_random(engine):
     result = engine.generate(replace(request(), seed=None))
     assert isinstance(result.record.request.seed, int)

@@ -31,7 +31,7 @@ SHA_B = "ffeeddccbbaa" + "1" * 52
 
 def make_record(prompt: str = "a mechanical watch", negative: str = "blurry", **request_kw):
     request = GenerationRequest(prompt=prompt, seed=request_kw.pop("seed", 1234), **request_kw)
-    request = request.validated()
+    request = request.sized(1024, 1024).validated()  # records always hold the size used
     prompt_used = f"knolling, {prompt}" if prompt else ""
     return GenerationRecord(
         request=request,

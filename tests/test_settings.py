@@ -10,7 +10,8 @@ from nano_banana.settings import DEFAULTS, MAX_SEED, GenerationRequest, LoraWeig
 
 def test_defaults_are_the_designs():
     assert (DEFAULTS.lora_scale, DEFAULTS.cfg, DEFAULTS.steps) == (0.8, 7.5, 30)
-    assert (DEFAULTS.width, DEFAULTS.height, DEFAULTS.sampler) == (1024, 1024, Sampler.EULER_A)
+    assert (DEFAULTS.width, DEFAULTS.height, DEFAULTS.sampler) == (None, None, Sampler.EULER_A)
+    assert DEFAULTS.sized(1024, 1024).validated().width == 1024  # SDXL's native size
 
 
 def test_random_seed_is_drawn_and_recorded():

@@ -46,7 +46,7 @@ def compare(engine: Engine, request: GenerationRequest,
         raise InvalidSettingError("compare needs a LoRA: pass --lora FILE (or use the demo model)")
     if request.lora_scale == 0:
         raise InvalidSettingError("compare shows the LoRA at its scale: use a lora scale other than 0")
-    request = request.validated()
+    request = request.sized(*engine.native_size).validated()
     base = engine.generate(replace(request, lora_scale=0.0), progress)
     with_lora = engine.generate(request, progress)
     panels = [
@@ -64,7 +64,7 @@ def sweep(engine: Engine, request: GenerationRequest, setting: str = "lora_scale
         raise InvalidSettingError(f"cannot sweep '{setting}'; choose one of {', '.join(SWEEPABLE)}")
     if not values:
         raise InvalidSettingError("sweep needs at least one value")
-    request = request.validated()
+    request = request.sized(*engine.native_size).validated()
     variants = [replace(request, **{setting: value}).validated() for value in values]
     panels = [Panel(f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}",
                     engine.generate(variant, progress))

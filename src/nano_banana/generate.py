@@ -118,6 +118,12 @@ class Engine:
         return {name: loaded.file for name, loaded in self._loras.items()}
 
     @property
+    def native_size(self) -> tuple[int, int]:
+        """(width, height) the model was trained at: the UNet's latent size times the VAE's scale."""
+        side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+        return side, side
+
+    @property
     def device(self) -> torch.device:
         return self.pipe.unet.device
 
@@ -161,7 +167,7 @@ class Engine:
     def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> GenerationResult:
         """Make one image. Raises our errors for user problems; cancelling raises CancelledError."""
-        request = request.validated()
+        request = request.sized(*self.native_size).validated()
         plan = self.plan(request)
         weights = self.lora_weights(request)
         with self._lock:

@@ -79,8 +79,12 @@ class GenerationRequest:
     )
     cfg: float = _opt(7.5, "Guidance (CFG): 7-10 follows the prompt closely, 5-7 is freer.")
     steps: int = _opt(30, "Denoising steps; 25-30 is enough, more adds little.")
-    width: int = _opt(1024, "Image width in pixels (multiple of 8).")
-    height: int = _opt(1024, "Image height in pixels (multiple of 8).")
+    width: int | None = _opt(
+        None, "Image width in pixels (multiple of 8). None: the model's native size (SDXL: 1024)."
+    )
+    height: int | None = _opt(
+        None, "Image height in pixels (multiple of 8). None: the model's native size (SDXL: 1024)."
+    )
     sampler: Sampler = _opt(Sampler.EULER_A, "Scheduler; Euler Ancestral balances speed and quality.")
     seed: int | None = _opt(None, "Seed 0..4294967295 for a reproducible image; None draws one.")
 
@@ -90,7 +94,8 @@ class GenerationRequest:
         if self.negative_prompt is not None:
             _check_prompt(self.negative_prompt, "negative prompt")
         for name in ("width", "height"):
-            _check_size(name, getattr(self, name))
+            if getattr(self, name) is not None:
+                _check_size(name, getattr(self, name))
         _check_int_range("steps", self.steps, 1, MAX_STEPS)
         _check_float_range("cfg", self.cfg, 0.0, MAX_CFG)
         _check_float_range("lora scale", self.lora_scale, *LORA_SCALE_RANGE)
@@ -99,6 +104,10 @@ class GenerationRequest:
         sampler = parse_sampler(self.sampler)
         seed = draw_seed() if self.seed is None else parse_seed(self.seed)
         return replace(self, sampler=sampler, seed=seed)
+
+    def sized(self, width: int, height: int) -> GenerationRequest:
+        """This request with any unset side filled in (the engine passes its model's native size)."""
+        return replace(self, width=self.width or width, height=self.height or height)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

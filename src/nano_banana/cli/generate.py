@@ -25,6 +25,8 @@ def _option(name: str, *flags: str):
     to None so that --from can tell what the user set."""
     default = getattr(DEFAULTS, name)
     shown = default.value if hasattr(default, "value") else default
+    if default is None:
+        shown = "the model's native size"
     return typer.Option(None, *flags, help=field_help(name), show_default=str(shown))
 
 
