@@ -46,7 +46,11 @@ def annotate(
         show_default=False,
     ),  # fmt: skip
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output file. [default: IMAGE_annotated.png]", show_default=False
+        None,
+        "--out",
+        "-o",
+        help="Output file (default: IMAGE_annotated.png beside IMAGE).",
+        show_default=False,
     ),
 ) -> None:
     """Draw numbered leader lines to each part found and a parts list beside the picture."""
