@@ -311,13 +311,22 @@ def add_adapters(models: Models, config: TrainConfig) -> Adapters:
     text_encoders: tuple[torch.nn.Module, ...] = ()
     if config.train_text_encoder:
         for encoder in models.text_encoders:
-            encoder.add_adapter(lora_config(TEXT_TARGETS))
+            add_text_encoder_adapter(encoder, lora_config(TEXT_TARGETS))
         text_encoders = models.text_encoders
         trained += list(text_encoders)
     cast_training_params(trained, dtype=torch.float32)
     return Adapters(
         models.unet, text_encoders, config.rank, config.alpha, unet_targets, TEXT_TARGETS
     )
+
+
+def add_text_encoder_adapter(encoder: torch.nn.Module, lora_config) -> None:
+    """PEFT's own injection (transformers' ``add_adapter`` demands a newer PEFT than diffusers),
+    with ``peft_config`` set as ``add_adapter`` would, so PEFT's state-dict helpers find it."""
+    from peft import inject_adapter_in_model
+
+    inject_adapter_in_model(lora_config, encoder, adapter_name="default")
+    encoder.peft_config = {"default": lora_config}
 
 
 def trainable_parameters(adapters: Adapters) -> dict[str, torch.nn.Parameter]:

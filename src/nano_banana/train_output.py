@@ -49,11 +49,10 @@ def adapter_config_dict(rank: int, alpha: float, targets: tuple[str, ...]) -> di
 
 def lora_layers(adapters: Adapters) -> dict[str, Any]:
     """Keyword arguments of ``save_lora_weights``: diffusers-format state dicts plus their configs."""
-    from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
     def layers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-        sd = convert_state_dict_to_diffusers(get_peft_model_state_dict(model))
+        sd = get_peft_model_state_dict(model)
         return {k: v.detach().float().cpu().contiguous() for k, v in sd.items()}
 
     kwargs: dict[str, Any] = {
