@@ -202,8 +202,9 @@ def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise ImageProblem("undecodable", f"{path}: not an image Pillow can read") from None
-    except OSError as exc:
-        raise ImageProblem("unreadable", f"{path}: {exc}") from None
+    except OSError as exc:  # e.g. a download cut off inside the header
+        kind = "truncated" if "truncat" in str(exc).lower() else "unreadable"
+        raise ImageProblem(kind, f"{path}: {kind} image file ({exc})") from None
     width, height = image.size
     if width * height > max_pixels:
         raise ImageProblem(
