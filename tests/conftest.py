@@ -19,11 +19,20 @@ def tiny_sdxl_dir(tmp_path_factory) -> Path:
     """A tiny SDXL pipeline with random weights, saved as a diffusers folder (safetensors)."""
     from nano_banana.tiny import TinySDXLConfig, save_tiny_pipeline
 
-    return save_tiny_pipeline(TinySDXLConfig(), tmp_path_factory.mktemp("models") / "tiny-sdxl", seed=0)
+    return save_tiny_pipeline(
+        TinySDXLConfig(), tmp_path_factory.mktemp("models") / "tiny-sdxl", seed=0
+    )
 
 
-def make_peft_lora(base_dir: Path, out_path: Path, *, rank: int = 4, alpha: float = 4.0,
-                   seed: int = 1, metadata: dict[str, str] | None = None) -> Path:
+def make_peft_lora(
+    base_dir: Path,
+    out_path: Path,
+    *,
+    rank: int = 4,
+    alpha: float = 4.0,
+    seed: int = 1,
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Add a random (non-zero) PEFT LoRA to the tiny UNet and save it as diffusers would."""
     import torch
     from diffusers import StableDiffusionXLPipeline
@@ -32,8 +41,12 @@ def make_peft_lora(base_dir: Path, out_path: Path, *, rank: int = 4, alpha: floa
 
     pipe = StableDiffusionXLPipeline.from_pretrained(base_dir, use_safetensors=True)
     torch.manual_seed(seed)
-    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights=False,
-                        target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        init_lora_weights=False,
+        target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+    )
     pipe.unet.add_adapter(config)
     with torch.no_grad():  # make the LoRA strong enough to change a 2-step image clearly
         for name, param in pipe.unet.named_parameters():
@@ -41,8 +54,10 @@ def make_peft_lora(base_dir: Path, out_path: Path, *, rank: int = 4, alpha: floa
                 param.mul_(20.0)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     StableDiffusionXLPipeline.save_lora_weights(
-        out_path.parent, unet_lora_layers=get_peft_model_state_dict(pipe.unet),
-        weight_name=out_path.name, safe_serialization=True,
+        out_path.parent,
+        unet_lora_layers=get_peft_model_state_dict(pipe.unet),
+        weight_name=out_path.name,
+        safe_serialization=True,
     )
     if metadata:
         from safetensors.torch import load_file, save_file
@@ -56,8 +71,11 @@ def make_peft_lora(base_dir: Path, out_path: Path, *, rank: int = 4, alpha: floa
 def tiny_lora(tiny_sdxl_dir, tmp_path_factory) -> Path:
     """A diffusers-format LoRA for the tiny model, with trigger words in its metadata."""
     folder = tmp_path_factory.mktemp("loras")
-    return make_peft_lora(tiny_sdxl_dir, folder / "structure.safetensors",
-                          metadata={"nano_banana.trigger_words": "knolling, flat lay"})
+    return make_peft_lora(
+        tiny_sdxl_dir,
+        folder / "structure.safetensors",
+        metadata={"nano_banana.trigger_words": "knolling, flat lay"},
+    )
 
 
 @pytest.fixture(scope="session")

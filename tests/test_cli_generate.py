@@ -31,8 +31,20 @@ def run_cli(args, capsys, monkeypatch):
 @pytest.fixture()
 def model_args(tiny_sdxl_dir, tiny_lora, tmp_path, monkeypatch):
     monkeypatch.setenv("NANO_BANANA_GALLERY", str(tmp_path / "gallery"))
-    return ["--base", tiny_sdxl_dir, "--lora", tiny_lora, "--width", 64, "--height", 64,
-            "--steps", 3, "--device", "cpu"]
+    return [
+        "--base",
+        tiny_sdxl_dir,
+        "--lora",
+        tiny_lora,
+        "--width",
+        64,
+        "--height",
+        64,
+        "--steps",
+        3,
+        "--device",
+        "cpu",
+    ]
 
 
 def one_line_error(code, err, expected_code=2):
@@ -44,14 +56,27 @@ def one_line_error(code, err, expected_code=2):
 
 
 def test_generate_saves_into_gallery_with_metadata(model_args, capsys, monkeypatch, tmp_path):
-    code, out, err = run_cli(["generate", "a wireless bluetooth speaker", "--preset", "exploded-view",
-                              "--seed", 42, *model_args], capsys, monkeypatch)
+    code, out, err = run_cli(
+        [
+            "generate",
+            "a wireless bluetooth speaker",
+            "--preset",
+            "exploded-view",
+            "--seed",
+            42,
+            *model_args,
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     path = out.strip().splitlines()[-1]
     assert path.startswith(str(tmp_path / "gallery"))
     record = read_record(path)
     assert record.request.seed == 42 and record.request.preset == "exploded-view"
-    assert record.prompt_used.startswith("exploded view, component breakdown, a wireless bluetooth speaker")
+    assert record.prompt_used.startswith(
+        "exploded view, component breakdown, a wireless bluetooth speaker"
+    )
     parsed = parse_a1111(read_png_text(path)["parameters"])
     assert parsed["params"]["Seed"] == "42" and parsed["params"]["Sampler"] == "Euler a"
     code, out, _ = run_cli(["gallery", "list", "--json"], capsys, monkeypatch)
@@ -60,12 +85,15 @@ def test_generate_saves_into_gallery_with_metadata(model_args, capsys, monkeypat
 
 def test_from_reproduces_the_image(model_args, capsys, monkeypatch, tmp_path):
     prompt = "a watch \t with ⌚, مرحبا"
-    code, out, err = run_cli(["generate", prompt, "--out", tmp_path / "a", *model_args], capsys, monkeypatch)
+    code, out, err = run_cli(
+        ["generate", prompt, "--out", tmp_path / "a", *model_args], capsys, monkeypatch
+    )
     assert code == 0, err
     first = out.strip().splitlines()[-1]
     assert read_record(first).request.prompt == prompt
-    code, out, err = run_cli(["generate", "--from", first, "--out", tmp_path / "b", *model_args[:4]],
-                             capsys, monkeypatch)
+    code, out, err = run_cli(
+        ["generate", "--from", first, "--out", tmp_path / "b", *model_args[:4]], capsys, monkeypatch
+    )
     assert code == 0, err
     second = out.strip().splitlines()[-1]
     assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
@@ -73,8 +101,11 @@ def test_from_reproduces_the_image(model_args, capsys, monkeypatch, tmp_path):
 
 
 def test_empty_prompt_generates_and_round_trips(model_args, capsys, monkeypatch, tmp_path):
-    code, out, err = run_cli(["generate", "", "--preset", "none", "--out", tmp_path, "--json", *model_args],
-                             capsys, monkeypatch)
+    code, out, err = run_cli(
+        ["generate", "", "--preset", "none", "--out", tmp_path, "--json", *model_args],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     image = json.loads(out)["images"][0]
     assert read_record(image["path"]).request.prompt == ""
@@ -82,8 +113,9 @@ def test_empty_prompt_generates_and_round_trips(model_args, capsys, monkeypatch,
 
 def test_long_prompt_warns_and_records_the_used_prompt(model_args, capsys, monkeypatch, tmp_path):
     long = " ".join(["watch"] * 120)
-    code, out, err = run_cli(["generate", long, "--preset", "none", "--out", tmp_path, *model_args],
-                             capsys, monkeypatch)
+    code, out, err = run_cli(
+        ["generate", long, "--preset", "none", "--out", tmp_path, *model_args], capsys, monkeypatch
+    )
     assert code == 0
     assert "warning:" in err and "CLIP reads 75" in err
     record = read_record(out.strip().splitlines()[-1])
@@ -91,16 +123,22 @@ def test_long_prompt_warns_and_records_the_used_prompt(model_args, capsys, monke
 
 
 def test_compare_and_sweep_write_panels_and_sheet(model_args, capsys, monkeypatch, tmp_path):
-    code, out, err = run_cli(["compare", "a camera", "--seed", 1, "--out", tmp_path, "--json", *model_args],
-                             capsys, monkeypatch)
+    code, out, err = run_cli(
+        ["compare", "a camera", "--seed", 1, "--out", tmp_path, "--json", *model_args],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     result = json.loads(out)
     base, lora = (read_record(i["path"]) for i in result["images"])
     assert base.request.lora_scale == 0 and lora.request.lora_scale == 0.8
     assert base.request.seed == lora.request.seed == 1
     assert Image.open(result["sheet"]).width > 2 * 64
-    code, out, err = run_cli(["sweep", "a camera", "--values", "0,0.6,1.0", "--out", tmp_path, "--json",
-                              *model_args], capsys, monkeypatch)
+    code, out, err = run_cli(
+        ["sweep", "a camera", "--values", "0,0.6,1.0", "--out", tmp_path, "--json", *model_args],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     scales = [read_record(i["path"]).request.lora_scale for i in json.loads(out)["images"]]
     assert scales == [0.0, 0.6, 1.0]
@@ -138,7 +176,9 @@ def write_lora_like(path, kind):
     elif kind == "lfs":
         path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n")
     elif kind == "truncated":
-        header = json.dumps({"a": {"dtype": "F32", "shape": [64], "data_offsets": [0, 256]}}).encode()
+        header = json.dumps(
+            {"a": {"dtype": "F32", "shape": [64], "data_offsets": [0, 256]}}
+        ).encode()
         path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 10)
     return path
 
@@ -153,8 +193,9 @@ def write_lora_like(path, kind):
         ("truncated", "lora.safetensors", "truncated"),
     ],
 )
-def test_bad_lora_files_are_refused_by_their_bytes(model_args, capsys, monkeypatch, tmp_path, kind, name,
-                                                   message):
+def test_bad_lora_files_are_refused_by_their_bytes(
+    model_args, capsys, monkeypatch, tmp_path, kind, name, message
+):
     bad = write_lora_like(tmp_path / name, kind)
     args = [a if a != model_args[3] else bad for a in model_args]
     code, _, err = run_cli(["generate", "x", *args], capsys, monkeypatch)
@@ -185,11 +226,35 @@ def test_help_lists_every_option_with_its_default(capsys, monkeypatch):
     code, out, _ = run_cli(["generate", "--help"], capsys, monkeypatch)
     assert code == 0
     text = " ".join(out.split())
-    for option in ("--preset", "--base", "--vae", "--lora", "--lora-scale", "--negative", "--steps",
-                   "--cfg", "--width", "--height", "--seed", "--device", "--out", "--json", "--from"):
+    for option in (
+        "--preset",
+        "--base",
+        "--vae",
+        "--lora",
+        "--lora-scale",
+        "--negative",
+        "--steps",
+        "--cfg",
+        "--width",
+        "--height",
+        "--seed",
+        "--device",
+        "--out",
+        "--json",
+        "--from",
+    ):
         assert option in text
-    for default in ("0.8", "7.5", "30", "the model's native size", "knolling", "euler-a", "random", "the gallery",
-                    "the built-in demo model"):
+    for default in (
+        "0.8",
+        "7.5",
+        "30",
+        "the model's native size",
+        "knolling",
+        "euler-a",
+        "random",
+        "the gallery",
+        "the built-in demo model",
+    ):
         # click shows a described default in parentheses: [default: (0.8)]
         assert re.search(rf"\[default: \(?{re.escape(default)}\)?\]", text), default
 

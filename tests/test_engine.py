@@ -85,7 +85,7 @@ def test_threads_get_their_own_lora_state(engine):
     for t in threads:
         t.join()
     assert not errors
-    for got, want in zip(results, expected):
+    for got, want in zip(results, expected, strict=True):
         assert np.array_equal(got, want)
 
 
@@ -106,8 +106,11 @@ def test_cancel_stops_the_job_and_the_engine_stays_usable(engine):
 
     seen = []
     with pytest.raises(CancelledError):
-        engine.generate(request(steps=6), progress=lambda e: (seen.append(e.step), stop_after_two(e)),
-                        cancel=cancel)
+        engine.generate(
+            request(steps=6),
+            progress=lambda e: (seen.append(e.step), stop_after_two(e)),
+            cancel=cancel,
+        )
     assert seen == [1, 2]
     assert engine.generate(request()).image.size == (64, 64)
 
@@ -131,7 +134,9 @@ def test_half_precision_overflow_in_vae_is_retried_in_fp32(tiny_sdxl_dir):
     eng = Engine.load(str(tiny_sdxl_dir), device="cpu")
     reference = eng.generate(request())
     with torch.no_grad():
-        eng.pipe.vae.decoder.conv_in.weight.mul_(1e4)  # GroupNorm after it cancels the scale in fp32
+        eng.pipe.vae.decoder.conv_in.weight.mul_(
+            1e4
+        )  # GroupNorm after it cancels the scale in fp32
         eng.pipe.vae.decoder.conv_in.bias.mul_(1e4)
     eng.pipe.vae.to(torch.float16)
     eng.pipe.vae.register_to_config(force_upcast=False)

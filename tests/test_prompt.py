@@ -12,7 +12,9 @@ from nano_banana.tiny import build_tokenizer
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     """A tokenizer that knows every word of the shipped presets (as a real CLIP vocabulary does)."""
-    words = re.findall(r"[a-z]+", " ".join(p.template + " " + p.trigger for p in load_presets().values()))
+    words = re.findall(
+        r"[a-z]+", " ".join(p.template + " " + p.trigger for p in load_presets().values())
+    )
     return build_tokenizer(words + ["watch"], tmp_path_factory.mktemp("tok"))
 
 

@@ -39,13 +39,16 @@ class SheetResult:
     sheet: Image.Image  # all panels in one labelled image
 
 
-def compare(engine: Engine, request: GenerationRequest,
-            progress: ProgressCallback | None = None) -> SheetResult:
+def compare(
+    engine: Engine, request: GenerationRequest, progress: ProgressCallback | None = None
+) -> SheetResult:
     """Same prompt and seed, LoRA off then on; the seed is fixed first so both share it."""
     if not engine.loras:
         raise InvalidSettingError("compare needs a LoRA: pass --lora FILE (or use the demo model)")
     if request.lora_scale == 0:
-        raise InvalidSettingError("compare shows the LoRA at its scale: use a lora scale other than 0")
+        raise InvalidSettingError(
+            "compare shows the LoRA at its scale: use a lora scale other than 0"
+        )
     request = request.sized(*engine.native_size).validated()
     base = engine.generate(replace(request, lora_scale=0.0), progress)
     with_lora = engine.generate(request, progress)
@@ -56,9 +59,13 @@ def compare(engine: Engine, request: GenerationRequest,
     return SheetResult(panels, compose_sheet(panels, title=request.prompt))
 
 
-def sweep(engine: Engine, request: GenerationRequest, setting: str = "lora_scale",
-          values: Sequence[object] = DEFAULT_SWEEP_SCALES,
-          progress: ProgressCallback | None = None) -> SheetResult:
+def sweep(
+    engine: Engine,
+    request: GenerationRequest,
+    setting: str = "lora_scale",
+    values: Sequence[object] = DEFAULT_SWEEP_SCALES,
+    progress: ProgressCallback | None = None,
+) -> SheetResult:
     """One image per value of ``setting``, everything else (the seed too) held fixed."""
     if setting not in SWEEPABLE:
         raise InvalidSettingError(f"cannot sweep '{setting}'; choose one of {', '.join(SWEEPABLE)}")
@@ -66,9 +73,13 @@ def sweep(engine: Engine, request: GenerationRequest, setting: str = "lora_scale
         raise InvalidSettingError("sweep needs at least one value")
     request = request.sized(*engine.native_size).validated()
     variants = [replace(request, **{setting: value}).validated() for value in values]
-    panels = [Panel(f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}",
-                    engine.generate(variant, progress))
-              for variant, value in zip(variants, values)]
+    panels = [
+        Panel(
+            f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}",
+            engine.generate(variant, progress),
+        )
+        for variant, value in zip(variants, values, strict=True)
+    ]
     return SheetResult(panels, compose_sheet(panels, title=request.prompt))
 
 
@@ -80,7 +91,9 @@ def parse_sweep_values(setting: str, text: str) -> list[object]:
     try:
         return [convert(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise InvalidSettingError(f"sweep values '{text}' are not all valid for {setting}") from None
+        raise InvalidSettingError(
+            f"sweep values '{text}' are not all valid for {setting}"
+        ) from None
 
 
 def compose_sheet(panels: Sequence[Panel], title: str = "") -> Image.Image:
@@ -92,11 +105,15 @@ def compose_sheet(panels: Sequence[Panel], title: str = "") -> Image.Image:
     pad = max(8, w // 32)
     caption_h = font.size + 2 * pad if hasattr(font, "size") else 24
     title_h = caption_h if title else 0
-    sheet = Image.new("RGB", (len(images) * (w + pad) + pad, title_h + h + caption_h + pad), "white")
+    sheet = Image.new(
+        "RGB", (len(images) * (w + pad) + pad, title_h + h + caption_h + pad), "white"
+    )
     draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((pad, pad), _fit(draw, title, font, sheet.width - 2 * pad), fill="black", font=font)
-    for i, (panel, image) in enumerate(zip(panels, images)):
+        draw.text(
+            (pad, pad), _fit(draw, title, font, sheet.width - 2 * pad), fill="black", font=font
+        )
+    for i, (panel, image) in enumerate(zip(panels, images, strict=True)):
         x = pad + i * (w + pad)
         sheet.paste(image, (x, title_h))
         label = _fit(draw, panel.label, font, w)

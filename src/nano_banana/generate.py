@@ -67,8 +67,14 @@ class LoadedLora:
 class Engine:
     """One pipeline, its LoRAs and presets; thread-safe, one job at a time."""
 
-    def __init__(self, pipe, base_name: str, base_hash: str | None = None, vae: str | None = None,
-                 presets: dict[str, Preset] | None = None):
+    def __init__(
+        self,
+        pipe,
+        base_name: str,
+        base_hash: str | None = None,
+        vae: str | None = None,
+        presets: dict[str, Preset] | None = None,
+    ):
         self.pipe = pipe
         self.base_name = base_name
         self.base_hash = base_hash
@@ -86,8 +92,15 @@ class Engine:
     # --- building ---------------------------------------------------------
 
     @classmethod
-    def load(cls, base: str, vae: str | None = None, loras: Iterable[str | Path] = (),
-             device: str = "auto", dtype: str = "auto", preset_dir: Path | None = None) -> Engine:
+    def load(
+        cls,
+        base: str,
+        vae: str | None = None,
+        loras: Iterable[str | Path] = (),
+        device: str = "auto",
+        dtype: str = "auto",
+        preset_dir: Path | None = None,
+    ) -> Engine:
         """Load a base model (repo id, folder or .safetensors) and attach LoRA files."""
         loaded = load_base(BaseSpec(source=base, vae=vae, device=device, dtype=dtype))
         engine = cls(loaded.pipe, loaded.name, loaded.file_hash, vae, load_presets(preset_dir))
@@ -147,7 +160,9 @@ class Engine:
         """The final prompts for ``request`` and their token counts, without generating."""
         preset = self.preset(request.preset)
         with self._plan_lock:
-            return plan_prompt(preset, request.prompt, request.negative_prompt, self._plan_tokenizers)
+            return plan_prompt(
+                preset, request.prompt, request.negative_prompt, self._plan_tokenizers
+            )
 
     def lora_weights(self, request: GenerationRequest) -> dict[str, tuple[float, float]]:
         """Each LoRA of this request: (its own weight, effective strength = weight x lora_scale)."""
@@ -164,8 +179,12 @@ class Engine:
 
     # --- generating -----------------------------------------------------------
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None) -> GenerationResult:
+    def generate(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
         """Make one image. Raises our errors for user problems; cancelling raises CancelledError."""
         request = request.sized(*self.native_size).validated()
         plan = self.plan(request)
@@ -180,9 +199,14 @@ class Engine:
         record = self._record(request, plan, weights, duration)
         return GenerationResult(image, record, plan)
 
-    def _denoise(self, request: GenerationRequest, plan: PromptPlan,
-                 progress: ProgressCallback | None, cancel: threading.Event | None,
-                 started: float) -> torch.Tensor:
+    def _denoise(
+        self,
+        request: GenerationRequest,
+        plan: PromptPlan,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        started: float,
+    ) -> torch.Tensor:
         def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
             if cancel is not None and cancel.is_set():
                 raise CancelledError("generation cancelled")
@@ -224,7 +248,9 @@ class Engine:
                 "or bfloat16, or a lower LoRA scale"
             )
         vae = self.pipe.vae
-        first = torch.float32 if (vae.dtype == torch.float16 and vae.config.force_upcast) else vae.dtype
+        first = (
+            torch.float32 if (vae.dtype == torch.float16 and vae.config.force_upcast) else vae.dtype
+        )
         pixels = self._decode_as(latents, first)
         if not torch.isfinite(pixels).all() and first != torch.float32:
             pixels = self._decode_as(latents, torch.float32)
@@ -247,9 +273,13 @@ class Engine:
             if dtype != original:
                 vae.to(original)
 
-    def _record(self, request: GenerationRequest, plan: PromptPlan,
-                weights: dict[str, tuple[float, float]],
-                duration: float) -> GenerationRecord:
+    def _record(
+        self,
+        request: GenerationRequest,
+        plan: PromptPlan,
+        weights: dict[str, tuple[float, float]],
+        duration: float,
+    ) -> GenerationRecord:
         uses = tuple(
             LoraUse(name, self._loras[name].file.path.name, self._loras[name].file.sha256, own, eff)
             for name, (own, eff) in weights.items()

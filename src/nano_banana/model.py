@@ -102,7 +102,9 @@ def _from_folder(path: Path, dtype: torch.dtype):
 
     index = path / "model_index.json"
     if not index.is_file():
-        raise ModelLoadError(f"folder '{path}' is not a diffusers model folder (no model_index.json)")
+        raise ModelLoadError(
+            f"folder '{path}' is not a diffusers model folder (no model_index.json)"
+        )
     try:
         class_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
     except (OSError, ValueError) as exc:
@@ -145,7 +147,9 @@ def _from_hub(repo: str, dtype: torch.dtype):
         except ValueError:
             if variant is None:
                 raise
-            return StableDiffusionXLPipeline.from_pretrained(repo, torch_dtype=dtype, use_safetensors=True)
+            return StableDiffusionXLPipeline.from_pretrained(
+                repo, torch_dtype=dtype, use_safetensors=True
+            )
 
     return _guarded_load(load, f"'{repo}' from the Hugging Face Hub (offline? pass a local folder)")
 
@@ -154,7 +158,7 @@ def _guarded_load(load, what: str):
     """Run a diffusers loader; turn its many failure types into one line naming ``what``."""
     try:
         return load()
-    except (OSError, ValueError, RuntimeError, KeyError, EnvironmentError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"could not load {what}: {first[:300]}") from None
 
@@ -166,7 +170,9 @@ def load_vae(source: str, dtype: torch.dtype):
     path = Path(source).expanduser()
     if path.is_file():
         check_safetensors(path, what="VAE file")
-        return _guarded_load(lambda: AutoencoderKL.from_single_file(path, torch_dtype=dtype), f"VAE '{path}'")
+        return _guarded_load(
+            lambda: AutoencoderKL.from_single_file(path, torch_dtype=dtype), f"VAE '{path}'"
+        )
     if path.is_dir():
         sub = "vae" if (path / "vae" / "config.json").is_file() else None
         return _guarded_load(
@@ -180,7 +186,9 @@ def load_vae(source: str, dtype: torch.dtype):
             lambda: AutoencoderKL.from_pretrained(source, torch_dtype=dtype, use_safetensors=True),
             f"VAE '{source}' from the Hugging Face Hub",
         )
-    raise ModelLoadError(f"VAE '{source}' not found: give a folder, a .safetensors file or a repo id")
+    raise ModelLoadError(
+        f"VAE '{source}' not found: give a folder, a .safetensors file or a repo id"
+    )
 
 
 def short_file_hash(path: Path) -> str:

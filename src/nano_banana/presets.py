@@ -66,7 +66,9 @@ def load_presets(user_dir: Path | None = None) -> dict[str, Preset]:
     shipped = resources.files("nano_banana") / "presets"
     for entry in sorted(shipped.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
-            preset = parse_preset(entry.name[:-5], entry.read_text("utf-8"), f"built-in {entry.name}")
+            preset = parse_preset(
+                entry.name[:-5], entry.read_text("utf-8"), f"built-in {entry.name}"
+            )
             presets[preset.id] = preset
     folder = user_dir if user_dir is not None else user_preset_dir()
     if folder.is_dir():
@@ -79,14 +81,18 @@ def load_presets(user_dir: Path | None = None) -> dict[str, Preset]:
 def parse_preset(preset_id: str, text: str, source: str) -> Preset:
     """Parse and validate one preset file; every problem names the file."""
     if not _ID.match(preset_id):
-        raise PresetError(f"preset file {source}: name must be lowercase letters, digits, '-' or '_'")
+        raise PresetError(
+            f"preset file {source}: name must be lowercase letters, digits, '-' or '_'"
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"preset file {source} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise PresetError(f"preset file {source}: unknown key(s) {unknown}; allowed: {sorted(_FIELDS)}")
+        raise PresetError(
+            f"preset file {source}: unknown key(s) {unknown}; allowed: {sorted(_FIELDS)}"
+        )
     template = _string(data, "template", source, required=True)
     if "{prompt}" not in template:
         raise PresetError(f"preset file {source}: template must contain {{prompt}}")

@@ -31,7 +31,9 @@ class LoraUse:
 @dataclass(frozen=True)
 class GenerationRecord:
     request: GenerationRequest  # validated: the seed is the one actually used
-    prompt_used: str  # final positive prompt given to the text encoders (preset + truncation applied)
+    prompt_used: (
+        str  # final positive prompt given to the text encoders (preset + truncation applied)
+    )
     negative_used: str  # final negative prompt
     prompt_tokens: int  # CLIP tokens of the untruncated final prompt (without BOS/EOS)
     prompt_truncated: bool  # True when the final prompt was cut at CLIP's 77-token window
@@ -42,7 +44,9 @@ class GenerationRecord:
     device: str = "cpu"
     dtype: str = "float32"
     duration_s: float = 0.0
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
     versions: dict[str, str] = field(default_factory=lambda: software_versions())
     format: int = RECORD_FORMAT
 

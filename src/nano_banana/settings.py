@@ -64,8 +64,12 @@ class LoraWeight:
 class GenerationRequest:
     """Everything that decides an image. Build one, ``validated()`` it, hand it to the engine."""
 
-    prompt: str = _opt("", "What to show, e.g. 'a mechanical watch'. The preset adds trigger words.")
-    preset: str = _opt("knolling", "Scenario preset that wraps the prompt ('none' for the raw prompt).")
+    prompt: str = _opt(
+        "", "What to show, e.g. 'a mechanical watch'. The preset adds trigger words."
+    )
+    preset: str = _opt(
+        "knolling", "Scenario preset that wraps the prompt ('none' for the raw prompt)."
+    )
     negative_prompt: str | None = _opt(
         None, "What to avoid. Default: the preset's own negative prompt."
     )
@@ -85,7 +89,9 @@ class GenerationRequest:
     height: int | None = _opt(
         None, "Image height in pixels (multiple of 8). None: the model's native size (SDXL: 1024)."
     )
-    sampler: Sampler = _opt(Sampler.EULER_A, "Scheduler; Euler Ancestral balances speed and quality.")
+    sampler: Sampler = _opt(
+        Sampler.EULER_A, "Scheduler; Euler Ancestral balances speed and quality."
+    )
     seed: int | None = _opt(None, "Seed 0..4294967295 for a reproducible image; None draws one.")
 
     def validated(self) -> GenerationRequest:
@@ -121,7 +127,9 @@ class GenerationRequest:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidSettingError(f"unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}")
+            raise InvalidSettingError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}"
+            )
         data = dict(data)
         if data.get("loras") is not None:
             data["loras"] = tuple(LoraWeight(**lw) for lw in data["loras"])

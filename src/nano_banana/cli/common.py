@@ -26,46 +26,89 @@ err_console = Console(stderr=True)
 
 @dataclass
 class ModelOptions:
-    base: Optional[str] = None
-    vae: Optional[str] = None
-    lora: Optional[list[str]] = None
+    base: str | None = None
+    vae: str | None = None
+    lora: list[str] | None = None
     device: str = "auto"
     dtype: str = "auto"
-    preset_dir: Optional[Path] = None
+    preset_dir: Path | None = None
 
 
 @dataclass
 class OutputOptions:
-    out: Optional[Path] = None
-    gallery: Optional[Path] = None
+    out: Path | None = None
+    gallery: Path | None = None
     json: bool = False
 
 
 # (name, annotation, typer.Option) for each shared option, in --help order.
 _MODEL_PARAMS = [
-    ("base", Optional[str], typer.Option(
-        None, "--base", help="Base SDXL model: a Hugging Face repo id (e.g. "
-        "stabilityai/stable-diffusion-xl-base-1.0), a diffusers folder or a .safetensors file.",
-        show_default="the built-in demo model")),
-    ("vae", Optional[str], typer.Option(
-        None, "--vae", help="VAE override, e.g. the fp16-fix VAE (folder, .safetensors or repo id).",
-        show_default=False)),
-    ("lora", Optional[list[str]], typer.Option(
-        None, "--lora", help="LoRA .safetensors file, optionally FILE:WEIGHT; repeat for several.",
-        show_default=False)),
+    (
+        "base",
+        Optional[str],
+        typer.Option(
+            None,
+            "--base",
+            help="Base SDXL model: a Hugging Face repo id (e.g. "
+            "stabilityai/stable-diffusion-xl-base-1.0), a diffusers folder or a .safetensors file.",
+            show_default="the built-in demo model",
+        ),
+    ),
+    (
+        "vae",
+        Optional[str],
+        typer.Option(
+            None,
+            "--vae",
+            help="VAE override, e.g. the fp16-fix VAE (folder, .safetensors or repo id).",
+            show_default=False,
+        ),
+    ),
+    (
+        "lora",
+        Optional[list[str]],
+        typer.Option(
+            None,
+            "--lora",
+            help="LoRA .safetensors file, optionally FILE:WEIGHT; repeat for several.",
+            show_default=False,
+        ),
+    ),
     ("device", str, typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")),
-    ("dtype", str, typer.Option("auto", "--dtype", help="auto (fp16 on GPU, fp32 on CPU), float32, "
-                                "float16 or bfloat16.")),
-    ("preset_dir", Optional[Path], typer.Option(
-        None, "--preset-dir", help="Folder of extra preset .toml files.",
-        show_default="env NANO_BANANA_PRESETS or the user config folder")),
+    (
+        "dtype",
+        str,
+        typer.Option(
+            "auto", "--dtype", help="auto (fp16 on GPU, fp32 on CPU), float32, float16 or bfloat16."
+        ),
+    ),
+    (
+        "preset_dir",
+        Optional[Path],
+        typer.Option(
+            None,
+            "--preset-dir",
+            help="Folder of extra preset .toml files.",
+            show_default="env NANO_BANANA_PRESETS or the user config folder",
+        ),
+    ),
 ]
 _OUTPUT_PARAMS = [
-    ("out", Optional[Path], typer.Option(
-        None, "--out", "-o", help="Folder to save into.", show_default="the gallery")),
-    ("gallery", Optional[Path], typer.Option(
-        None, "--gallery", help="Gallery folder.",
-        show_default="env NANO_BANANA_GALLERY or the user data folder")),
+    (
+        "out",
+        Optional[Path],
+        typer.Option(None, "--out", "-o", help="Folder to save into.", show_default="the gallery"),
+    ),
+    (
+        "gallery",
+        Optional[Path],
+        typer.Option(
+            None,
+            "--gallery",
+            help="Gallery folder.",
+            show_default="env NANO_BANANA_GALLERY or the user data folder",
+        ),
+    ),
     ("json", bool, typer.Option(False, "--json", help="Print a JSON result for scripts.")),
 ]
 
@@ -75,7 +118,9 @@ def image_command(func: Callable) -> Callable:
     sig = inspect.signature(func)
     own = [p for p in sig.parameters.values() if p.name not in ("model", "output")]
     extra = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+        )
         for name, annotation, option in _MODEL_PARAMS + _OUTPUT_PARAMS
     ]
 
@@ -106,8 +151,14 @@ def build_engine(model: ModelOptions, quiet: bool = False):
     if base is None:
         base, loras = default_base(loras, quiet)
     with err_console.status(f"loading {base} ...", spinner="dots") if not quiet else _null():
-        return Engine.load(base, vae=model.vae, loras=loras, device=model.device,
-                           dtype=model.dtype, preset_dir=model.preset_dir)
+        return Engine.load(
+            base,
+            vae=model.vae,
+            loras=loras,
+            device=model.device,
+            dtype=model.dtype,
+            preset_dir=model.preset_dir,
+        )
 
 
 def default_base(loras: list[str], quiet: bool) -> tuple[str, list[str]]:
@@ -141,13 +192,17 @@ def warn_if_model_differs(engine, record, quiet: bool) -> None:
     if quiet:
         return
     if record.base_model != engine.base_name:
-        err_console.print(f"[yellow]warning:[/] image was made with base '{record.base_model}', "
-                          f"now using '{engine.base_name}'")
+        err_console.print(
+            f"[yellow]warning:[/] image was made with base '{record.base_model}', "
+            f"now using '{engine.base_name}'"
+        )
     loaded = {lf.sha256 for lf in engine.loras.values()}
     for use in record.loras:
         if use.sha256 not in loaded:
-            err_console.print(f"[yellow]warning:[/] image used LoRA {use.file} "
-                              f"(sha256 {use.sha256[:12]}), which is not loaded now")
+            err_console.print(
+                f"[yellow]warning:[/] image used LoRA {use.file} "
+                f"(sha256 {use.sha256[:12]}), which is not loaded now"
+            )
 
 
 # --- running with progress ------------------------------------------------------
@@ -165,7 +220,11 @@ def with_progress(output: OutputOptions, label: str, request, work: Callable, jo
         def callback(event):
             if event.step == event.total:
                 done["jobs"] += 1
-            finished = done["jobs"] * steps if event.step == event.total else done["jobs"] * steps + event.step
+            finished = (
+                done["jobs"] * steps
+                if event.step == event.total
+                else done["jobs"] * steps + event.step
+            )
             bar.update(task, completed=finished)
 
         return work(callback)
@@ -173,8 +232,13 @@ def with_progress(output: OutputOptions, label: str, request, work: Callable, jo
 
 def _progress_bar() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-        TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
     )
 
 
@@ -202,14 +266,18 @@ def save_result(result, output: OutputOptions) -> Path:
 
 def report(results: list, output: OutputOptions) -> None:
     if output.json:
-        typer.echo(json.dumps({"images": [_result_json(r, p) for r, p in results]},
-                              indent=1, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {"images": [_result_json(r, p) for r, p in results]}, indent=1, ensure_ascii=False
+            )
+        )
         return
     for result, path in results:
         rec = result.record
         err_console.print(f"[dim]prompt:[/] {rec.prompt_used}")
-        err_console.print(f"[dim]seed {rec.request.seed}, {rec.request.steps} steps, "
-                          f"{rec.duration_s:.1f} s[/]")
+        err_console.print(
+            f"[dim]seed {rec.request.seed}, {rec.request.steps} steps, {rec.duration_s:.1f} s[/]"
+        )
         typer.echo(str(path))
 
 
@@ -218,16 +286,28 @@ def report_sheet(sheet_result, output: OutputOptions, kind: str) -> None:
     from ..save import save_sheet
 
     paths = [save_result(panel.result, output) for panel in sheet_result.panels]
-    sheet_path = save_sheet(sheet_result.sheet, sheet_result.panels[0].result.record, output.out
-                            or paths[0].parent, kind)
+    sheet_path = save_sheet(
+        sheet_result.sheet,
+        sheet_result.panels[0].result.record,
+        output.out or paths[0].parent,
+        kind,
+    )
     if output.json:
-        typer.echo(json.dumps({
-            "sheet": str(sheet_path),
-            "images": [{"label": p.label, **_result_json(p.result, path)}
-                       for p, path in zip(sheet_result.panels, paths)],
-        }, indent=1, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {
+                    "sheet": str(sheet_path),
+                    "images": [
+                        {"label": p.label, **_result_json(p.result, path)}
+                        for p, path in zip(sheet_result.panels, paths, strict=True)
+                    ],
+                },
+                indent=1,
+                ensure_ascii=False,
+            )
+        )
         return
-    for panel, path in zip(sheet_result.panels, paths):
+    for panel, path in zip(sheet_result.panels, paths, strict=True):
         err_console.print(f"[dim]{panel.label}:[/]")
         typer.echo(str(path))
     err_console.print(f"[dim]{kind} sheet:[/]")
@@ -235,8 +315,11 @@ def report_sheet(sheet_result, output: OutputOptions, kind: str) -> None:
 
 
 def _result_json(result, path: Path) -> dict:
-    return {"path": str(path), "record": result.record.to_dict(),
-            "prompt_warning": result.plan.warning()}
+    return {
+        "path": str(path),
+        "record": result.record.to_dict(),
+        "prompt_warning": result.plan.warning(),
+    }
 
 
 def fail(message: str) -> None:

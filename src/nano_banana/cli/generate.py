@@ -11,7 +11,6 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -30,7 +29,9 @@ def _option(name: str, *flags: str):
     return typer.Option(None, *flags, help=field_help(name), show_default=str(shown))
 
 
-PromptArg = typer.Argument(None, help="What to draw, e.g. 'a mechanical watch'.", show_default=False)
+PromptArg = typer.Argument(
+    None, help="What to draw, e.g. 'a mechanical watch'.", show_default=False
+)
 PresetOpt = _option("preset", "--preset", "-p")
 NegativeOpt = typer.Option(
     None, "--negative", help=field_help("negative_prompt"), show_default="the preset's"
@@ -42,7 +43,9 @@ WidthOpt = _option("width", "--width")
 HeightOpt = _option("height", "--height")
 SamplerOpt = _option("sampler", "--sampler")
 SeedOpt = typer.Option(
-    None, "--seed", help="Seed 0..4294967295, or 'random' (the drawn seed is recorded).",
+    None,
+    "--seed",
+    help="Seed 0..4294967295, or 'random' (the drawn seed is recorded).",
     show_default="random",
 )
 
@@ -54,19 +57,24 @@ def register(app: typer.Typer) -> None:
 
 
 def generate(
-    prompt: Optional[str] = PromptArg,
-    preset: Optional[str] = PresetOpt,
-    negative: Optional[str] = NegativeOpt,
-    lora_scale: Optional[float] = ScaleOpt,
-    cfg: Optional[float] = CfgOpt,
-    steps: Optional[int] = StepsOpt,
-    width: Optional[int] = WidthOpt,
-    height: Optional[int] = HeightOpt,
-    sampler: Optional[Sampler] = SamplerOpt,
-    seed: Optional[str] = SeedOpt,
-    count: int = typer.Option(1, "--count", "-n", min=1, max=64, help="Images to make; seeds count up."),
-    from_image: Optional[Path] = typer.Option(
-        None, "--from", help="Reproduce an image from the settings stored in its PNG.", show_default=False
+    prompt: str | None = PromptArg,
+    preset: str | None = PresetOpt,
+    negative: str | None = NegativeOpt,
+    lora_scale: float | None = ScaleOpt,
+    cfg: float | None = CfgOpt,
+    steps: int | None = StepsOpt,
+    width: int | None = WidthOpt,
+    height: int | None = HeightOpt,
+    sampler: Sampler | None = SamplerOpt,
+    seed: str | None = SeedOpt,
+    count: int = typer.Option(
+        1, "--count", "-n", min=1, max=64, help="Images to make; seeds count up."
+    ),
+    from_image: Path | None = typer.Option(
+        None,
+        "--from",
+        help="Reproduce an image from the settings stored in its PNG.",
+        show_default=False,
     ),
     *,
     model: common.ModelOptions,
@@ -87,16 +95,16 @@ def generate(
 
 
 def compare(
-    prompt: Optional[str] = PromptArg,
-    preset: Optional[str] = PresetOpt,
-    negative: Optional[str] = NegativeOpt,
-    lora_scale: Optional[float] = ScaleOpt,
-    cfg: Optional[float] = CfgOpt,
-    steps: Optional[int] = StepsOpt,
-    width: Optional[int] = WidthOpt,
-    height: Optional[int] = HeightOpt,
-    sampler: Optional[Sampler] = SamplerOpt,
-    seed: Optional[str] = SeedOpt,
+    prompt: str | None = PromptArg,
+    preset: str | None = PresetOpt,
+    negative: str | None = NegativeOpt,
+    lora_scale: float | None = ScaleOpt,
+    cfg: float | None = CfgOpt,
+    steps: int | None = StepsOpt,
+    width: int | None = WidthOpt,
+    height: int | None = HeightOpt,
+    sampler: Sampler | None = SamplerOpt,
+    seed: str | None = SeedOpt,
     *,
     model: common.ModelOptions,
     output: common.OutputOptions,
@@ -104,25 +112,33 @@ def compare(
     """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
     from ..compare import compare as run_compare
 
-    request = _validated(_apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals()), model)
+    request = _validated(
+        _apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals()), model
+    )
     engine = common.build_engine(model, quiet=output.json)
-    result = common.with_progress(output, "compare", request, lambda cb: run_compare(engine, request, cb), 2)
+    result = common.with_progress(
+        output, "compare", request, lambda cb: run_compare(engine, request, cb), 2
+    )
     common.report_sheet(result, output, kind="compare")
 
 
 def sweep(
-    prompt: Optional[str] = PromptArg,
-    setting: str = typer.Option("lora_scale", "--setting", help="Setting to vary: lora_scale, cfg, steps or seed."),
-    values: str = typer.Option("0,0.6,0.8,1.0", "--values", help="Comma-separated values of the setting."),
-    preset: Optional[str] = PresetOpt,
-    negative: Optional[str] = NegativeOpt,
-    lora_scale: Optional[float] = ScaleOpt,
-    cfg: Optional[float] = CfgOpt,
-    steps: Optional[int] = StepsOpt,
-    width: Optional[int] = WidthOpt,
-    height: Optional[int] = HeightOpt,
-    sampler: Optional[Sampler] = SamplerOpt,
-    seed: Optional[str] = SeedOpt,
+    prompt: str | None = PromptArg,
+    setting: str = typer.Option(
+        "lora_scale", "--setting", help="Setting to vary: lora_scale, cfg, steps or seed."
+    ),
+    values: str = typer.Option(
+        "0,0.6,0.8,1.0", "--values", help="Comma-separated values of the setting."
+    ),
+    preset: str | None = PresetOpt,
+    negative: str | None = NegativeOpt,
+    lora_scale: float | None = ScaleOpt,
+    cfg: float | None = CfgOpt,
+    steps: int | None = StepsOpt,
+    width: int | None = WidthOpt,
+    height: int | None = HeightOpt,
+    sampler: Sampler | None = SamplerOpt,
+    seed: str | None = SeedOpt,
     *,
     model: common.ModelOptions,
     output: common.OutputOptions,
@@ -131,27 +147,37 @@ def sweep(
     from ..compare import parse_sweep_values
     from ..compare import sweep as run_sweep
 
-    request = _validated(_apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals()), model)
+    request = _validated(
+        _apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals()), model
+    )
     parsed = parse_sweep_values(setting, values)
     for value in parsed:  # every variant is checked before the first image is made
         replace(request, **{setting: value}).validated()
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
-        output, "sweep", request, lambda cb: run_sweep(engine, request, setting, parsed, cb), len(parsed)
+        output,
+        "sweep",
+        request,
+        lambda cb: run_sweep(engine, request, setting, parsed, cb),
+        len(parsed),
     )
     common.report_sheet(result, output, kind="sweep")
 
 
 def presets(
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
-    preset_dir: Optional[Path] = typer.Option(None, "--preset-dir", help="Folder of extra preset .toml files."),
+    preset_dir: Path | None = typer.Option(
+        None, "--preset-dir", help="Folder of extra preset .toml files."
+    ),
 ) -> None:
     """List the scenario presets, their trigger words and example prompts."""
     from ..presets import load_presets
 
     found = load_presets(preset_dir)
     if json_out:
-        typer.echo(json.dumps({k: _preset_dict(p) for k, p in found.items()}, indent=1, ensure_ascii=False))
+        typer.echo(
+            json.dumps({k: _preset_dict(p) for k, p in found.items()}, indent=1, ensure_ascii=False)
+        )
         return
     for p in found.values():
         typer.echo(f"{p.id:20s} {p.title}: {p.description}")
@@ -161,8 +187,14 @@ def presets(
 
 
 def _preset_dict(p) -> dict:
-    return {"title": p.title, "description": p.description, "trigger": p.trigger,
-            "template": p.template, "negative": p.negative, "examples": list(p.examples)}
+    return {
+        "title": p.title,
+        "description": p.description,
+        "trigger": p.trigger,
+        "template": p.template,
+        "negative": p.negative,
+        "examples": list(p.examples),
+    }
 
 
 # --- request building -------------------------------------------------------
@@ -212,6 +244,8 @@ def _default_loras(engine, request: GenerationRequest, record) -> GenerationRequ
 def _need_prompt(prompt: str | None) -> str:
     if prompt is None:
         if not sys.stdin.isatty():
-            raise InvalidSettingError("no prompt given: pass it as the first argument (\"\" for none)")
-        raise InvalidSettingError("no prompt given: try nano-banana generate \"a mechanical watch\"")
+            raise InvalidSettingError(
+                'no prompt given: pass it as the first argument ("" for none)'
+            )
+        raise InvalidSettingError('no prompt given: try nano-banana generate "a mechanical watch"')
     return prompt
