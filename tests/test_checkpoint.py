@@ -12,8 +12,12 @@ def state(step: int) -> dict:
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.ones(3))], lr=1e-3, betas=(0.9, 0.99))
     opt.param_groups[0]["params"][0].grad = torch.ones(3)
     opt.step()
-    return {"adapters": {"w": torch.full((2, 2), float(step))}, "optimizer": opt.state_dict(),
-            "run": {"step": step, "recent": [1.0, 2.0]}, "ema": None}  # fmt: skip
+    return {
+        "adapters": {"w": torch.full((2, 2), float(step))},
+        "optimizer": opt.state_dict(),
+        "run": {"step": step, "recent": [1.0, 2.0]},
+        "ema": None,
+    }
 
 
 def test_pack_round_trip_keeps_types():
@@ -23,7 +27,9 @@ def test_pack_round_trip_keeps_types():
     back = ck.unpack_state(tree, tensors)
     assert back["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.99)  # tuple stays a tuple
     assert set(back["optimizer"]["state"]) == {0}  # int keys stay ints
-    assert torch.equal(back["optimizer"]["state"][0]["exp_avg"], original["optimizer"]["state"][0]["exp_avg"])
+    assert torch.equal(
+        back["optimizer"]["state"][0]["exp_avg"], original["optimizer"]["state"][0]["exp_avg"]
+    )
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.ones(3))])
     opt.load_state_dict(back["optimizer"])
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from train_fixtures import make_dataset
 from typer.testing import CliRunner
 
 from nano_banana.cli import app
 from nano_banana.train_config import load_config
+from train_fixtures import make_dataset
 
 runner = CliRunner()
 
@@ -21,7 +21,10 @@ def test_dataset_check_reports_problems_with_paths_and_exit_code(tmp_path):
     result = runner.invoke(app, ["dataset", "check", str(data), "--resolution", "64"])
     assert result.exit_code == 1, result.output
     assert "missing caption: 1" in result.output and str(data / "item00.png") in result.output
-    assert "duplicate: 1" in result.output and f"exact duplicate of {data / 'item01.png'}" in result.output
+    assert (
+        "duplicate: 1" in result.output
+        and f"exact duplicate of {data / 'item01.png'}" in result.output
+    )
 
 
 def test_dataset_check_clean_folder_shows_buckets(tmp_path):
@@ -38,15 +41,28 @@ def test_train_from_config_file_and_flags(tiny_sdxl_dir, tmp_path):
     config = tmp_path / "run.toml"
     config.write_text(
         f'data = "{data}"\nbase = "{tiny_sdxl_dir}"\nresolution = 64\nrank = 4\nalpha = 4\n'
-        'max_steps = 5\nwarmup_steps = 1\nsample_every = 0\ncheckpoint_every = 2\n',
+        "max_steps = 5\nwarmup_steps = 1\nsample_every = 0\ncheckpoint_every = 2\n",
         encoding="utf-8",
     )
     out = tmp_path / "my_lora"
     result = runner.invoke(
         app,
-        ["train", "--config", str(config), "--out", str(out), "--max-steps", "3", "--quiet",
-         "--trigger", "disassemble, knolling", "--export", "kohya", "--no-flip"],
-    )  # fmt: skip
+        [
+            "train",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--max-steps",
+            "3",
+            "--quiet",
+            "--trigger",
+            "disassemble, knolling",
+            "--export",
+            "kohya",
+            "--no-flip",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "trained 3 step(s)" in result.output and "s/step" in result.output
     assert f"LoRA: {out / 'my_lora.safetensors'}" in result.output
@@ -61,8 +77,10 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     config.write_text('data = "x"\nout = "y"\nrnak = 8\n', encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "nano_banana.cli", "train", "--config", str(config)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: config file '{config}': unknown setting(s) rnak (did you mean 'rank'?); "

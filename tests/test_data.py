@@ -8,7 +8,6 @@ import random
 import pytest
 import torch
 from PIL import Image
-from train_fixtures import make_dataset
 
 from nano_banana.data import (
     bucket_for,
@@ -19,6 +18,7 @@ from nano_banana.data import (
     open_image,
     place,
 )
+from train_fixtures import make_dataset
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,10 @@ def test_placement_fills_sdxl_conditioning_from_the_real_size_and_crop():
     assert ids[4:] == [832, 1216]  # target (h, w)
     # a flip mirrors the crop: the left offset is measured from the other side
     wide = place(200, 100, (64, 64))
-    assert wide.crop_left == (128 - 64) // 2 and wide.time_ids(flipped=True)[3] == 128 - 64 - wide.crop_left
+    assert (
+        wide.crop_left == (128 - 64) // 2
+        and wide.time_ids(flipped=True)[3] == 128 - 64 - wide.crop_left
+    )
 
 
 def test_pixels_are_the_crop_and_the_flip_mirrors_them(tmp_path):
@@ -77,11 +80,16 @@ def test_exif_orientation_and_transparency(tmp_path):
 
 def test_captions_trigger_first_and_fixed_under_shuffle():
     caption = "knolling, lens, body, battery, memory card, lens cap"
-    assert build_caption(caption, "knolling, flat lay") == "knolling, flat lay, lens, body, battery, memory card, lens cap"
+    assert (
+        build_caption(caption, "knolling, flat lay")
+        == "knolling, flat lay, lens, body, battery, memory card, lens cap"
+    )
     for seed in range(20):
         out = build_caption(caption, "knolling, flat lay", shuffle=True, rng=random.Random(seed))
         tags = out.split(", ")
-        assert tags[:2] == ["knolling", "flat lay"] and sorted(tags[2:]) == sorted(["lens", "body", "battery", "memory card", "lens cap"])
+        assert tags[:2] == ["knolling", "flat lay"] and sorted(tags[2:]) == sorted(
+            ["lens", "body", "battery", "memory card", "lens cap"]
+        )
     dropped = [build_caption(caption, "t", dropout=0.5, rng=random.Random(s)) for s in range(200)]
     assert 60 < dropped.count("") < 140
 
@@ -90,8 +98,11 @@ def test_metadata_jsonl_and_csv(tmp_path):
     data = make_dataset(tmp_path / "d", n=2)
     for p in data.glob("*.txt"):
         p.unlink()
-    rows = [{"file_name": "item00.png", "text": "a watch"}, {"file_name": "../etc/passwd", "text": "x"},
-            {"file_name": "gone.png", "caption": "y"}]  # fmt: skip
+    rows = [
+        {"file_name": "item00.png", "text": "a watch"},
+        {"file_name": "../etc/passwd", "text": "x"},
+        {"file_name": "gone.png", "caption": "y"},
+    ]
     (data / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
     items, problems = discover_items(data)
     assert {i.path.name: i.caption for i in items} == {"item00.png": "a watch", "item01.png": None}

@@ -6,10 +6,10 @@ import io
 
 import pytest
 from PIL import Image
-from train_fixtures import make_dataset
 
 from nano_banana.data import DatasetError
 from nano_banana.dataset_check import check_dataset
+from train_fixtures import make_dataset
 
 
 def png_bytes(size=(64, 64), mode="RGB") -> bytes:

@@ -10,13 +10,13 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-from train_fixtures import make_dataset, tiny_config
 
 from nano_banana import checkpoint as checkpoint_mod
 from nano_banana import train as train_mod
 from nano_banana.data import DatasetError
 from nano_banana.train import TrainingError, TrainingInterrupted, lr_factor, min_snr_weights, train
 from nano_banana.train_config import Schedule, TrainConfig
+from train_fixtures import make_dataset, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,17 @@ def trained(tiny_sdxl_dir, dataset, tmp_path_factory):
     """One real run: rank 4, alpha 2 (so alpha != rank), 40 steps, samples and a kohya export."""
     out = tmp_path_factory.mktemp("runs") / "my_lora"
     config = tiny_config(
-        tiny_sdxl_dir, dataset, out, rank=4, alpha=2.0, lr=3e-3, max_steps=40,
-        checkpoint_every=20, sample_every=20, export=("kohya",),
-    )  # fmt: skip
+        tiny_sdxl_dir,
+        dataset,
+        out,
+        rank=4,
+        alpha=2.0,
+        lr=3e-3,
+        max_steps=40,
+        checkpoint_every=20,
+        sample_every=20,
+        export=("kohya",),
+    )
     return config, train(config, progress=False)
 
 
@@ -70,8 +78,10 @@ def test_training_lowers_the_loss(trained):
     assert result.steps == 40
     # fixed noise and timesteps: the same measurement before and after, not a noisy running loss
     assert result.eval_loss_after < 0.97 * result.eval_loss_before
-    print(f"fixed-noise loss {result.eval_loss_before:.4f} -> {result.eval_loss_after:.4f}; "
-          f"{result.seconds_per_step * 1000:.0f} ms/step")  # fmt: skip
+    print(
+        f"fixed-noise loss {result.eval_loss_before:.4f} -> {result.eval_loss_after:.4f}; "
+        f"{result.seconds_per_step * 1000:.0f} ms/step"
+    )
 
 
 def test_outputs_are_all_there(trained):
@@ -98,7 +108,9 @@ def test_file_carries_metadata(trained):
     assert meta["nano_banana.resolution"] == "64" and meta["nano_banana.steps"] == "40"
     assert json.loads(meta["nano_banana.dataset"])["images"] == 4
     assert TrainConfig.from_dict(json.loads(meta["nano_banana.train_config"])) == config.validated()
-    peft_meta = json.loads(meta["lora_adapter_metadata"])  # diffusers' key: rank/alpha for reloading
+    peft_meta = json.loads(
+        meta["lora_adapter_metadata"]
+    )  # diffusers' key: rank/alpha for reloading
     assert peft_meta["unet.r"] == 4 and peft_meta["unet.lora_alpha"] == 2.0
 
 
@@ -123,10 +135,16 @@ def test_reloaded_strength_equals_the_trained_adapter(trained, tiny_sdxl_dir):
     config, result = trained
     pipe = load_pipe(tiny_sdxl_dir)
     pipe.unet = train_mod.add_adapters(
-        train_mod.Models((pipe.tokenizer, pipe.tokenizer_2), (pipe.text_encoder, pipe.text_encoder_2),
-                         pipe.vae, pipe.unet, None, None),
+        train_mod.Models(
+            (pipe.tokenizer, pipe.tokenizer_2),
+            (pipe.text_encoder, pipe.text_encoder_2),
+            pipe.vae,
+            pipe.unet,
+            None,
+            None,
+        ),
         config.validated(),
-    ).unet  # fmt: skip
+    ).unet
     ckpt = checkpoint_mod.load_checkpoint(result.checkpoint)[1]["adapters"]
     with torch.no_grad():
         for name, param in pipe.unet.named_parameters():
@@ -162,8 +180,18 @@ def test_our_loader_and_the_kohya_export(trained, tiny_sdxl_dir):
 
 def resume_config(base, data, out, **kw) -> TrainConfig:
     """Exercise everything resume must carry: cosine lr, warm-up, accumulation, EMA, flips, dropout."""
-    values = dict(max_steps=8, checkpoint_every=4, schedule="cosine", warmup_steps=3, grad_accum=2,
-                  ema_decay=0.9, flip=True, caption_dropout=0.3, noise_offset=0.05, lora_dropout=0.1)  # fmt: skip
+    values = dict(
+        max_steps=8,
+        checkpoint_every=4,
+        schedule="cosine",
+        warmup_steps=3,
+        grad_accum=2,
+        ema_decay=0.9,
+        flip=True,
+        caption_dropout=0.3,
+        noise_offset=0.05,
+        lora_dropout=0.1,
+    )
     return tiny_config(base, data, out, **{**values, **kw})
 
 
@@ -179,7 +207,9 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tiny_sdxl_dir, dataset,
         train(config, progress=False, on_step=press_ctrl_c)
     assert (tmp_path / "b" / "checkpoints" / "checkpoint-0000003").is_dir()
     assert not config.lora_path.exists()
-    resumed = train(resume_config(tiny_sdxl_dir, dataset, tmp_path / "b", resume="latest"), progress=False)
+    resumed = train(
+        resume_config(tiny_sdxl_dir, dataset, tmp_path / "b", resume="latest"), progress=False
+    )
     assert resumed.steps == 8 and resumed.steps_this_run == 5
     a, b = adapter_tensors(straight.lora_path), adapter_tensors(resumed.lora_path)
     assert a.keys() == b.keys()
@@ -190,7 +220,9 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tiny_sdxl_dir, dataset,
     assert [r.split(",")[:3] for r in rows_a] == [r.split(",")[:3] for r in rows_b]
 
 
-def test_fault_during_checkpoint_save_keeps_the_previous_one(tiny_sdxl_dir, dataset, tmp_path, monkeypatch):
+def test_fault_during_checkpoint_save_keeps_the_previous_one(
+    tiny_sdxl_dir, dataset, tmp_path, monkeypatch
+):
     straight = train(resume_config(tiny_sdxl_dir, dataset, tmp_path / "a"), progress=False)
     out = tmp_path / "b"
     real_marker = checkpoint_mod._write_marker
@@ -206,7 +238,9 @@ def test_fault_during_checkpoint_save_keeps_the_previous_one(tiny_sdxl_dir, data
     monkeypatch.undo()
     root = out / "checkpoints"
     assert (root / "checkpoint-0000004" / "COMPLETE").is_file()
-    assert any(p.name.startswith(".tmp-checkpoint-0000008") for p in root.iterdir())  # the broken save
+    assert any(
+        p.name.startswith(".tmp-checkpoint-0000008") for p in root.iterdir()
+    )  # the broken save
     # a folder that looks like a newer checkpoint but never got its marker is skipped too
     (root / "checkpoint-0000006").mkdir()
     assert checkpoint_mod.find_latest(out) == root / "checkpoint-0000004"
@@ -221,9 +255,14 @@ def test_resume_refuses_changed_settings(tiny_sdxl_dir, dataset, tmp_path):
     out = tmp_path / "run"
     train(tiny_config(tiny_sdxl_dir, dataset, out, max_steps=4), progress=False)
     with pytest.raises(TrainingError, match="rank"):
-        train(tiny_config(tiny_sdxl_dir, dataset, out, max_steps=8, rank=8, resume="latest"), progress=False)
+        train(
+            tiny_config(tiny_sdxl_dir, dataset, out, max_steps=8, rank=8, resume="latest"),
+            progress=False,
+        )
     # more steps on the same settings is fine: training continues from step 4
-    more = train(tiny_config(tiny_sdxl_dir, dataset, out, max_steps=6, resume="latest"), progress=False)
+    more = train(
+        tiny_config(tiny_sdxl_dir, dataset, out, max_steps=6, resume="latest"), progress=False
+    )
     assert (more.steps, more.steps_this_run) == (6, 2)
 
 
@@ -237,38 +276,61 @@ def test_nan_loss_stops_training_and_writes_no_lora(tiny_sdxl_dir, dataset, tmp_
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         loss = real_loss(*args, **kwargs)
-        return loss * float("nan") if calls["n"] > 13 else loss  # after the 4 fixed-noise evaluations
+        return (
+            loss * float("nan") if calls["n"] > 13 else loss
+        )  # after the 4 fixed-noise evaluations
 
     monkeypatch.setattr(train_mod, "diffusion_loss", poisoned)
     config = tiny_config(tiny_sdxl_dir, dataset, tmp_path / "nan", max_steps=20, checkpoint_every=5)
-    with pytest.raises(TrainingError, match=r"loss became nan at step 10; no LoRA was written") as err:
+    with pytest.raises(
+        TrainingError, match=r"loss became nan at step 10; no LoRA was written"
+    ) as err:
         train(config, progress=False)
     assert "checkpoint-0000005" in str(err.value)
     assert not config.lora_path.exists()
     assert not list((tmp_path / "nan").glob("*.safetensors"))
-    weights = checkpoint_mod.load_checkpoint(tmp_path / "nan" / "checkpoints" / "checkpoint-0000005")[1]
+    weights = checkpoint_mod.load_checkpoint(
+        tmp_path / "nan" / "checkpoints" / "checkpoint-0000005"
+    )[1]
     assert all(torch.isfinite(t).all() for t in weights["adapters"].values())
 
 
 def test_second_run_reads_latents_and_text_from_the_cache(tiny_sdxl_dir, dataset, tmp_path):
     cache = tmp_path / "cache"
-    first = train(tiny_config(tiny_sdxl_dir, dataset, tmp_path / "one", max_steps=1, cache_dir=str(cache)),
-                  progress=False)  # fmt: skip
-    second = train(tiny_config(tiny_sdxl_dir, dataset, tmp_path / "two", max_steps=1, cache_dir=str(cache)),
-                   progress=False)  # fmt: skip
+    first = train(
+        tiny_config(tiny_sdxl_dir, dataset, tmp_path / "one", max_steps=1, cache_dir=str(cache)),
+        progress=False,
+    )
+    second = train(
+        tiny_config(tiny_sdxl_dir, dataset, tmp_path / "two", max_steps=1, cache_dir=str(cache)),
+        progress=False,
+    )
     assert first.cache == {"latent_hits": 0, "latent_misses": 4, "text_hits": 0, "text_misses": 1}
     assert second.cache == {"latent_hits": 4, "latent_misses": 0, "text_hits": 1, "text_misses": 0}
     # a setting that changes the latents (here the crop, via flips) misses the cache
-    third = train(tiny_config(tiny_sdxl_dir, dataset, tmp_path / "three", max_steps=1, cache_dir=str(cache),
-                              flip=True), progress=False)  # fmt: skip
+    third = train(
+        tiny_config(
+            tiny_sdxl_dir, dataset, tmp_path / "three", max_steps=1, cache_dir=str(cache), flip=True
+        ),
+        progress=False,
+    )
     assert third.cache["latent_hits"] == 4 and third.cache["latent_misses"] == 4
 
 
-def test_text_encoder_lora_with_checkpointing_and_shuffled_captions(tiny_sdxl_dir, dataset, tmp_path):
+def test_text_encoder_lora_with_checkpointing_and_shuffled_captions(
+    tiny_sdxl_dir, dataset, tmp_path
+):
     config = tiny_config(
-        tiny_sdxl_dir, dataset, tmp_path / "te", max_steps=3, train_text_encoder=True,
-        text_encoder_lr=5e-4, grad_checkpointing=True, shuffle_captions=True, targets="attn-ff-conv",
-    )  # fmt: skip
+        tiny_sdxl_dir,
+        dataset,
+        tmp_path / "te",
+        max_steps=3,
+        train_text_encoder=True,
+        text_encoder_lr=5e-4,
+        grad_checkpointing=True,
+        shuffle_captions=True,
+        targets="attn-ff-conv",
+    )
     result = train(config, progress=False)
     assert result.cache["text_misses"] == 0  # captions vary per step: encoded live, not cached
     keys = adapter_tensors(result.lora_path).keys()
@@ -279,8 +341,11 @@ def test_text_encoder_lora_with_checkpointing_and_shuffled_captions(tiny_sdxl_di
     pipe.load_lora_weights(str(result.lora_path), adapter_name="nano_banana")
     # every trained module is found again (diffusers' key conversion once dropped the attention
     # layers of an attn+ff+conv file silently; we save PEFT keys, which load whole)
-    for prefix, model in (("unet.", pipe.unet), ("text_encoder.", pipe.text_encoder),
-                          ("text_encoder_2.", pipe.text_encoder_2)):  # fmt: skip
+    for prefix, model in (
+        ("unet.", pipe.unet),
+        ("text_encoder.", pipe.text_encoder),
+        ("text_encoder_2.", pipe.text_encoder_2),
+    ):
         saved = sum(1 for k in keys if k.startswith(prefix) and "lora_A" in k)
         loaded = sum(1 for m in model.modules() if "nano_banana" in getattr(m, "lora_A", {}))
         assert saved == loaded > 0, prefix
@@ -289,8 +354,12 @@ def test_text_encoder_lora_with_checkpointing_and_shuffled_captions(tiny_sdxl_di
 def test_bad_dataset_is_refused_before_any_model_work(dataset, tmp_path):
     data = make_dataset(tmp_path / "data", n=2)
     (data / "item00.txt").unlink()
-    config = TrainConfig(data=str(data), out=str(tmp_path / "out"), base=str(tmp_path / "no-such-model"),
-                         resolution=64)  # fmt: skip
+    config = TrainConfig(
+        data=str(data),
+        out=str(tmp_path / "out"),
+        base=str(tmp_path / "no-such-model"),
+        resolution=64,
+    )
     with pytest.raises(DatasetError, match=r"(?s)--skip-bad.*missing caption: 1.*item00\.png"):
         train(config, progress=False)
 
@@ -303,7 +372,10 @@ def test_skip_bad_trains_without_the_bad_items_and_lists_them(tiny_sdxl_dir, tmp
     config = tiny_config(tiny_sdxl_dir, data, tmp_path / "out", max_steps=2, skip_bad=True)
     result = train(config, progress=False)
     assert sorted(p.kind for p in result.skipped) == ["empty caption", "undecodable"]
-    assert sorted(p.path for p in result.skipped) == [str(data / "broken.png"), str(data / "item01.png")]
+    assert sorted(p.path for p in result.skipped) == [
+        str(data / "broken.png"),
+        str(data / "item01.png"),
+    ]
     with safe_open(str(result.lora_path), "pt") as f:
         summary = json.loads(f.metadata()["nano_banana.dataset"])
     assert summary["images"] == 2 and summary["skipped"] == 2
@@ -326,11 +398,15 @@ def test_skip_bad_trains_without_the_bad_items_and_lists_them(tiny_sdxl_dir, tmp
     ],
 )
 def test_lr_schedule(schedule, step, expected):
-    config = TrainConfig(data="d", out="o", warmup_steps=10, max_steps=100, schedule=Schedule(schedule))
+    config = TrainConfig(
+        data="d", out="o", warmup_steps=10, max_steps=100, schedule=Schedule(schedule)
+    )
     assert lr_factor(step, config) == pytest.approx(expected)
 
 
 def test_min_snr_weights():
     snr = torch.tensor([0.5, 5.0, 50.0])
     assert torch.allclose(min_snr_weights(snr, 5.0, "epsilon"), torch.tensor([1.0, 1.0, 0.1]))
-    assert torch.allclose(min_snr_weights(snr, 5.0, "v_prediction"), torch.tensor([0.5 / 1.5, 5 / 6, 5 / 51]))
+    assert torch.allclose(
+        min_snr_weights(snr, 5.0, "v_prediction"), torch.tensor([0.5 / 1.5, 5 / 6, 5 / 51])
+    )

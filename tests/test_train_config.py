@@ -12,7 +12,9 @@ def test_defaults_follow_the_public_trainers():
     config = TrainConfig(data="d", out="o").validated()
     assert (config.rank, config.alpha, config.targets) == (16, 16.0, Targets.ATTN)
     assert config.lr == 1e-4 and config.warmup_steps > 0
-    assert config.precision == Precision.AUTO  # bf16/fp16 on GPU, fp32 on CPU: see train.weight_dtype_for
+    assert (
+        config.precision == Precision.AUTO
+    )  # bf16/fp16 on GPU, fp32 on CPU: see train.weight_dtype_for
     assert config.min_snr_gamma == 5.0 and config.resolution == 1024
     assert config.lora_path.name == "o.safetensors" and config.effective_text_encoder_lr == 5e-5
 
@@ -28,7 +30,10 @@ def test_defaults_follow_the_public_trainers():
         ({"lr": 0}, "lr 0 is out of range"),
         ({"resolution": 1000}, "not a multiple of 64"),
         ({"caption_dropout": 1.5}, "caption_dropout 1.5 is out of range"),
-        ({"targets": "everything"}, "targets 'everything' is not one of: attn, attn-ff, attn-ff-conv"),
+        (
+            {"targets": "everything"},
+            "targets 'everything' is not one of: attn, attn-ff, attn-ff-conv",
+        ),
         ({"precision": "fp8"}, "precision 'fp8'"),
         ({"name": "../evil"}, "plain file name"),
         ({"export": ("onnx",)}, "export 'onnx'"),
@@ -44,9 +49,15 @@ def test_validation_names_the_setting(change, message):
 
 def test_toml_round_trip(tmp_path):
     config = TrainConfig(
-        data="d", out="o", trigger='quote " and ünïcödé 🍌', sample_prompts=("a", "b"),
-        export=("kohya",), ema_decay=0.999, targets="attn-ff", min_snr_gamma=0.0,
-    ).validated()  # fmt: skip
+        data="d",
+        out="o",
+        trigger='quote " and ünïcödé 🍌',
+        sample_prompts=("a", "b"),
+        export=("kohya",),
+        ema_decay=0.999,
+        targets="attn-ff",
+        min_snr_gamma=0.0,
+    ).validated()
     path = save_config(config, tmp_path / "train_config.toml")
     assert load_config(path) == config
 

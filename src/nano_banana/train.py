@@ -125,6 +125,9 @@ class TrainResult:
     loss_csv: Path | None = None
     loss_png: Path | None = None
     config_path: Path | None = None
+    main_process: bool = (
+        True  # False on the other ranks of a data-parallel run (they write nothing)
+    )
 
 
 # --- 2. models ----------------------------------------------------------------
@@ -624,6 +627,7 @@ def train(
         upscale=config.upscale,
     )
     items = report.usable_items(config.skip_bad)
+    config_path = None
     if main:
         config.out_dir.mkdir(parents=True, exist_ok=True)
         config_path = save_config(config, config.out_dir / "train_config.toml")
@@ -772,6 +776,7 @@ def train(
         sample_grids=grids,
         skipped=list(report.problems),
         cache=data.stats,
+        main_process=main,
     )
     if main:
         write_outputs(

@@ -120,7 +120,7 @@ def encode_captions(
     """SDXL's text conditioning: both encoders' penultimate hidden states side by side,
     and the second encoder's pooled projection. Gradients flow if the encoders train."""
     hidden, pooled = [], None
-    for tokenizer, encoder in zip(tokenizers, text_encoders):
+    for tokenizer, encoder in zip(tokenizers, text_encoders, strict=True):
         ids = tokenizer(
             list(captions),
             padding="max_length",

@@ -120,7 +120,9 @@ def plot_loss(
             / len(values[max(0, i - window + 1) : i + 1])
             for i in range(len(values))
         ]
-        draw.line([xy(s, v) for s, v in zip(steps, smooth)], fill=(30, 90, 200), width=2)
+        draw.line(
+            [xy(s, v) for s, v in zip(steps, smooth, strict=True)], fill=(30, 90, 200), width=2
+        )
         draw.text((4, pad - 6), f"{hi:.3g}", fill="black")
         draw.text((4, height - pad - 6), f"{lo:.3g}", fill="black")
         draw.text((pad, height - pad + 6), f"step {int(steps[0])}", fill="black")

@@ -61,7 +61,7 @@ def lora_layers(adapters: Adapters) -> dict[str, Any]:
             adapters.rank, adapters.alpha, adapters.unet_targets
         ),
     }
-    for suffix, encoder in zip(("", "_2"), adapters.text_encoders):
+    for suffix, encoder in zip(("", "_2"), adapters.text_encoders, strict=False):
         kwargs[f"text_encoder{suffix}_lora_layers"] = layers(encoder)
         kwargs[f"text_encoder{suffix}_lora_adapter_metadata"] = adapter_config_dict(
             adapters.rank, adapters.alpha, adapters.text_targets
@@ -131,7 +131,7 @@ def save_lora(adapters: Adapters, path: Path, metadata: dict[str, str]) -> Path:
 
 def _read_back(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     with safe_open(str(path), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118 (safe_open, not a dict)
 
 
 def export(config: TrainConfig, lora_path: Path, steps: int) -> dict[str, Path]:

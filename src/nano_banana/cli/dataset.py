@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
 
 @dataset_app.command("check")
 def check(
-    folder: str = typer.Argument(..., help="Folder of images with .txt captions or a metadata.jsonl/.csv."),
+    folder: str = typer.Argument(
+        ..., help="Folder of images with .txt captions or a metadata.jsonl/.csv."
+    ),
     resolution: int = typer.Option(DEFAULTS.resolution, help=field_help("resolution")),
     caption_ext: str = typer.Option(DEFAULTS.caption_ext, help=field_help("caption_ext")),
     min_size_fraction: float = typer.Option(

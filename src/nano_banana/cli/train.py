@@ -33,7 +33,8 @@ def train_help() -> str:
         "Example: nano-banana train --data ./knolling_photos "
         '--trigger "disassemble, knolling, flat lay, white background" --out ./my_lora\n\n'
         "Several GPUs (data-parallel, the main process writes): "
-        "accelerate launch --multi_gpu --num_processes 4 -m nano_banana.cli train ...\n\n"
+        "accelerate launch --multi_gpu --num_processes 4 -m nano_banana.cli train ... "
+        "(CPU processes: torchrun --nproc_per_node 2 -m nano_banana.cli train ...)\n\n"
         "Ctrl-C saves a checkpoint; continue with --resume latest."
     )
 
@@ -43,10 +44,13 @@ def run(config_file: Optional[Path], quiet: bool, overrides: dict[str, Any]) -> 
     from ..train import format_summary, train
 
     config = load_config(config_file) if config_file else TrainConfig()
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+    given = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None
+    }
     config = config.with_overrides(given).validated()
     result = train(config, progress=not quiet)
-    typer.echo(format_summary(result))
+    if result.main_process:
+        typer.echo(format_summary(result))
 
 
 # --- flags from the dataclass -------------------------------------------------
@@ -59,7 +63,9 @@ def build_command():
         inspect.Parameter(
             "config_file",
             inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(None, "--config", help="TOML or YAML file of settings (flags win)."),
+            default=typer.Option(
+                None, "--config", help="TOML or YAML file of settings (flags win)."
+            ),
             annotation=Optional[Path],
         ),
         inspect.Parameter(
@@ -71,7 +77,11 @@ def build_command():
     ]
     for f in fields(TrainConfig):
         annotation, option = _option_for(f.name, hints[f.name], f.metadata["help"])
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+            )
+        )
 
     def train_command(**kwargs: Any) -> None:
         config_file = kwargs.pop("config_file")
@@ -90,18 +100,27 @@ def _option_for(name: str, hint: Any, help_text: str) -> tuple[Any, Any]:
     base = _strip_optional(hint)
     shown = _shown(default)
     if base is bool:
-        return Optional[bool], typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=shown)
+        return Optional[bool], typer.Option(
+            None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=shown
+        )
     if typing.get_origin(base) is tuple:
-        return Optional[list[str]], typer.Option(None, flag, help=help_text + " Repeat for several.", show_default=shown)
+        return Optional[list[str]], typer.Option(
+            None, flag, help=help_text + " Repeat for several.", show_default=shown
+        )
     if isinstance(base, type) and issubclass(base, Enum):
         choices = ", ".join(e.value for e in base)
-        return Optional[str], typer.Option(None, flag, help=f"{help_text} [{choices}]", show_default=shown)
+        return Optional[str], typer.Option(
+            None, flag, help=f"{help_text} [{choices}]", show_default=shown
+        )
     return Optional[base], typer.Option(None, flag, help=help_text, show_default=shown)
 
 
 def _strip_optional(hint: Any) -> Any:
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+    if (
+        typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None))
+        and len(args) == 1
+    ):
         return args[0]
     return hint
 
