@@ -29,7 +29,6 @@ import io
 import json
 import os
 import re
-import secrets
 import sqlite3
 import time
 import zipfile
@@ -57,7 +56,6 @@ IMAGES_DIR = "images"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 15.0  # several studio sessions may write at once; a save's commit is quick
 REPAIR_GRACE_S = 60.0  # files younger than this may belong to a save still in progress
-_NAME_ATTEMPTS = 20  # a fresh random name colliding even twice means something is wrong
 _ID_PATTERN = re.compile(r"[1-9][0-9]{0,17}")  # ids are positive integers, never paths
 
 BeforeCommit = Callable[[Path], None]
@@ -274,20 +272,13 @@ class Gallery:
         return self.get(entry_id)
 
     def _write_unique(self, data: bytes, record: GenerationRecord) -> Path:
-        """Write ``data`` under a new name that no other save can take (exclusive link)."""
-        for _ in range(_NAME_ATTEMPTS):
-            now = datetime.now()
-            folder = self.images_dir / now.strftime("%Y-%m-%d")
-            folder.mkdir(exist_ok=True)
-            name = f"{now:%Y%m%d-%H%M%S}-{record.request.seed}-{secrets.token_hex(4)}.png"
-            path = self._inside(self._relpath(folder / name))
-            try:
-                return atomic_write_bytes(data, path, overwrite=False)
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise GalleryError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise GalleryError(f"could not find a free file name in {self.images_dir}")
+        """Write ``data`` into today's folder under a new name that no other save can take."""
+        from .save import write_unique  # save imports metadata, as we do; no cycle at import time
+
+        folder = self.images_dir / datetime.now().strftime("%Y-%m-%d")
+        folder.mkdir(exist_ok=True)
+        self._inside(self._relpath(folder))  # refuses a day folder that is a symlink out
+        return write_unique(data, folder, str(record.request.seed))
 
     def _insert(
         self, conn: sqlite3.Connection, path: Path, record: GenerationRecord, data: bytes

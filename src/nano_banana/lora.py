@@ -15,7 +15,6 @@ model's output exactly.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ import torch
 
 from . import lora_keys as keys
 from .errors import LoraError, UnsafeFileError
-from .safefile import check_safetensors
+from .safefile import check_safetensors, file_sha256
 
 TRIGGER_WORDS_KEY = "nano_banana.trigger_words"  # our metadata key: a JSON list of strings
 MAX_SUGGESTED_TAGS = 5  # from kohya's ss_tag_frequency: the tags found in the most captions
@@ -172,14 +171,6 @@ def _count_targets(ranks: dict[str, int], fmt: str) -> dict[str, int]:
         component = keys.component_of(module, fmt)
         counts[component] = counts.get(component, 0) + 1
     return counts
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def adapter_name_for(path: str | Path) -> str:

@@ -8,7 +8,6 @@ files before diffusers opens them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .errors import ModelLoadError
-from .safefile import check_safetensors
+from .safefile import check_safetensors, file_sha256
 
 SDXL_REPO = "stabilityai/stable-diffusion-xl-base-1.0"  # the real default for users with internet
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -194,14 +193,6 @@ def load_vae(source: str, dtype: torch.dtype):
 def short_file_hash(path: Path) -> str:
     """A1111's model hash: the first 10 hex digits of the file's sha256."""
     return file_sha256(path)[:10]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _display_name(source: str) -> str:

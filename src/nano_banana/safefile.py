@@ -8,6 +8,7 @@ and check that the data they describe is all there, before any library sees it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -85,6 +86,15 @@ def _check_data_extent(header: dict, data_size: int, path: Path, what: str) -> N
             f"{what} '{path}' is truncated: its header promises {end} bytes of tensors, "
             f"the file holds {data_size}; download it again"
         )
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a whole file, read in 1 MiB blocks (model files are gigabytes)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
