@@ -171,9 +171,10 @@ def load_models(config: TrainConfig, device: torch.device, weight_dtype: torch.d
     ).pipe
     for module in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
         module.requires_grad_(False)
-    pipe.vae.to(device, torch.float32)  # fp32 VAE: the SDXL VAE overflows to NaN in fp16
+    pipe.vae.to(device)  # loaded in fp32 and kept there: the SDXL VAE overflows to NaN in fp16
     for module in (pipe.unet, pipe.text_encoder, pipe.text_encoder_2):
-        module.to(device, weight_dtype)
+        # cast only when needed: diffusers warns on every .to(dtype), even a no-op one
+        module.to(device) if weight_dtype == torch.float32 else module.to(device, weight_dtype)
     if pipe.unet.config.get("addition_embed_type") != "text_time":
         raise ModelLoadError(
             f"base '{config.base}' is not an SDXL model (no text_time conditioning)"
