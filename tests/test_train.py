@@ -259,6 +259,18 @@ def test_resume_refuses_changed_settings(tiny_sdxl_dir, dataset, tmp_path):
             tiny_config(tiny_sdxl_dir, dataset, out, max_steps=8, rank=8, resume="latest"),
             progress=False,
         )
+    # a decaying schedule is tied to max_steps: changing it would not match an uninterrupted run
+    cosine = tmp_path / "cosine"
+    train(
+        tiny_config(tiny_sdxl_dir, dataset, cosine, max_steps=4, schedule="cosine"), progress=False
+    )
+    with pytest.raises(TrainingError, match="different max_steps;"):
+        train(
+            tiny_config(
+                tiny_sdxl_dir, dataset, cosine, max_steps=8, schedule="cosine", resume="latest"
+            ),
+            progress=False,
+        )
     # more steps on the same settings is fine: training continues from step 4
     more = train(
         tiny_config(tiny_sdxl_dir, dataset, out, max_steps=6, resume="latest"), progress=False

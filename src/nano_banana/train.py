@@ -70,7 +70,8 @@ UNET_TARGETS = {
     ),
 }
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
-# Settings a checkpoint cannot be resumed under when changed (max_steps may grow, samples may change).
+# Settings a checkpoint cannot be resumed under when changed (samples may change; max_steps may grow
+# under a constant schedule, while a cosine/linear decay is tied to it).
 RESUME_FIXED = (
     "rank",
     "alpha",
@@ -831,7 +832,8 @@ def checkpoint_state(config, params, optimizer, ema, state: RunState) -> dict[st
 def restore(path: Path, config: TrainConfig, params, optimizer, ema, state: RunState) -> None:
     """Load a checkpoint into the fresh adapters/optimizer; refuse one made with other settings."""
     step, saved = load_checkpoint(path)
-    changed = [k for k in RESUME_FIXED if saved["config"].get(k) != config.to_dict().get(k)]
+    fixed = RESUME_FIXED if config.schedule == Schedule.CONSTANT else (*RESUME_FIXED, "max_steps")
+    changed = [k for k in fixed if saved["config"].get(k) != config.to_dict().get(k)]
     if changed:
         raise TrainingError(
             f"checkpoint '{path}' was made with different {', '.join(changed)}; resume with the "
