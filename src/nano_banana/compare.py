@@ -43,7 +43,7 @@ def compare(
     engine: Engine, request: GenerationRequest, progress: ProgressCallback | None = None
 ) -> SheetResult:
     """Same prompt and seed, LoRA off then on; the seed is fixed first so both share it."""
-    if not engine.loras:
+    if not engine.adapter_names:
         raise InvalidSettingError("compare needs a LoRA: pass --lora FILE (or use the demo model)")
     if request.lora_scale == 0:
         raise InvalidSettingError(

@@ -60,7 +60,7 @@ class GenerationResult:
 
 @dataclass
 class LoadedLora:
-    file: lora_lib.LoraFile
+    file: lora_lib.LoraFile | None  # None: an adapter adopted from the pipeline (being trained)
     weight: float  # default weight when a request does not name its LoRAs
 
 
@@ -119,16 +119,35 @@ class Engine:
             self._loras[lora.name] = LoadedLora(lora, weight)
         return lora
 
+    @classmethod
+    def from_pipeline(cls, pipe, base_name: str = "(in-memory pipeline)") -> Engine:
+        """Wrap a pipeline that is already built, e.g. the trainer's, to render through the engine."""
+        return cls(pipe, base_name)
+
+    def adopt_adapter(self, name: str, weight: float = 1.0) -> None:
+        """Treat an adapter already inside the pipeline (one being trained) like a loaded LoRA."""
+        with self._lock:
+            if name in self._loras:
+                raise LoraError(f"a LoRA named '{name}' is already loaded; pass another name")
+            self._loras[name] = LoadedLora(None, weight)
+
     def remove_lora(self, name: str) -> None:
         with self._lock:
             if name not in self._loras:
                 raise LoraError(f"no LoRA named '{name}' is loaded")
-            lora_lib.detach_lora(self.pipe, name)
+            if self._loras[name].file is not None:  # adopted adapters belong to their owner
+                lora_lib.detach_lora(self.pipe, name)
             del self._loras[name]
 
     @property
     def loras(self) -> dict[str, lora_lib.LoraFile]:
-        return {name: loaded.file for name, loaded in self._loras.items()}
+        """LoRAs loaded from files, by adapter name."""
+        return {name: ld.file for name, ld in self._loras.items() if ld.file is not None}
+
+    @property
+    def adapter_names(self) -> list[str]:
+        """Every adapter a request may name: file LoRAs and adopted ones."""
+        return list(self._loras)
 
     @property
     def native_size(self) -> tuple[int, int]:
@@ -147,8 +166,8 @@ class Engine:
     def trigger_words(self) -> list[str]:
         """Trigger words stored in the loaded LoRAs' metadata, to offer the user."""
         words: list[str] = []
-        for loaded in self._loras.values():
-            words += [w for w in loaded.file.trigger_words if w not in words]
+        for lora in self.loras.values():
+            words += [w for w in lora.trigger_words if w not in words]
         return words
 
     # --- planning -------------------------------------------------------------
@@ -273,6 +292,11 @@ class Engine:
             if dtype != original:
                 vae.to(original)
 
+    def _file_identity(self, name: str) -> tuple[str, str]:
+        """(file name, sha256) recorded for an adapter; adopted adapters have no file yet."""
+        file = self._loras[name].file
+        return (file.path.name, file.sha256) if file is not None else ("(in training)", "")
+
     def _record(
         self,
         request: GenerationRequest,
@@ -281,7 +305,7 @@ class Engine:
         duration: float,
     ) -> GenerationRecord:
         uses = tuple(
-            LoraUse(name, self._loras[name].file.path.name, self._loras[name].file.sha256, own, eff)
+            LoraUse(name, *self._file_identity(name), own, eff)
             for name, (own, eff) in weights.items()
         )
         return GenerationRecord(

@@ -536,26 +536,34 @@ def build_sample_pipeline(models: Models, adapters: Adapters):
 
 
 def render_samples(pipe, config: TrainConfig, device: torch.device) -> list:
-    """The fixed sample prompts at fixed seeds, with the adapter as it is now.
+    """The fixed sample prompts at fixed seeds, with the adapter as it is now, through the engine."""
+    from .generate import Engine
+    from .settings import GenerationRequest
 
-    Rendered with the pipeline directly; switch to the generation engine here
-    once it can wrap an existing pipeline with an in-training adapter.
-    """
+    engine = Engine.from_pipeline(pipe, base_name=config.base)
+    for name in _adapter_names(pipe):
+        engine.adopt_adapter(name)
     size = config.sample_size or config.resolution
     images = []
     for i, prompt in enumerate(config.sample_prompts):
-        generator = torch.Generator("cpu").manual_seed(config.sample_seed + i)
-        with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
-            out = pipe(
-                prompt=build_caption(prompt, config.trigger),
-                num_inference_steps=config.sample_steps,
-                guidance_scale=7.5,
-                width=size,
-                height=size,
-                generator=generator,
-            )
-        images.append(out.images[0])
+        request = GenerationRequest(
+            prompt=build_caption(prompt, config.trigger),
+            preset="none",  # the caption already carries the trigger words, as in training
+            lora_scale=1.0,  # the adapter at the strength it is trained at
+            steps=config.sample_steps,
+            width=size,
+            height=size,
+            seed=config.sample_seed + i,
+        )
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            images.append(engine.generate(request).image)
     return images
+
+
+def _adapter_names(pipe) -> list[str]:
+    """Adapters inside the pipeline's UNet (the one being trained, under PEFT's name for it)."""
+    config = getattr(pipe.unet, "peft_config", None) or {}
+    return list(config)
 
 
 # --- Ctrl-C ----------------------------------------------------------------------------
