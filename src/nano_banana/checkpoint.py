@@ -12,7 +12,6 @@ without a valid marker. No pickle is written or read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import NanoBananaError
+from .safefile import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _write_marker(folder: Path, step: int) -> None:
     files = {}
     for name in (TENSORS, STATE):
         _fsync(folder / name)
-        files[name] = {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+        files[name] = {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
     marker = folder / MARKER
     marker.write_text(json.dumps({"step": step, "files": files}), encoding="utf-8")
     _fsync(marker)
@@ -134,14 +134,6 @@ def prune_checkpoints(out_dir: Path, keep: int) -> None:
     for path in root.glob(".tmp-checkpoint-*"):
         if not path.name.endswith(mine):  # another process's crash leftover
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -182,7 +174,7 @@ def verify_checkpoint(path: Path, check_hashes: bool = True) -> int:
         file = path / name
         if not file.is_file() or file.stat().st_size != expected["size"]:
             raise CheckpointError(f"checkpoint '{path}': {name} is missing or has the wrong size")
-        if check_hashes and _sha256(file) != expected["sha256"]:
+        if check_hashes and file_sha256(file) != expected["sha256"]:
             raise CheckpointError(f"checkpoint '{path}': {name} does not match its recorded hash")
     return step
 

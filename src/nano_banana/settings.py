@@ -102,11 +102,11 @@ class GenerationRequest:
         for name in ("width", "height"):
             if getattr(self, name) is not None:
                 _check_size(name, getattr(self, name))
-        _check_int_range("steps", self.steps, 1, MAX_STEPS)
-        _check_float_range("cfg", self.cfg, 0.0, MAX_CFG)
-        _check_float_range("lora scale", self.lora_scale, *LORA_SCALE_RANGE)
+        check_int_range("steps", self.steps, 1, MAX_STEPS)
+        check_float_range("cfg", self.cfg, 0.0, MAX_CFG)
+        check_float_range("lora scale", self.lora_scale, *LORA_SCALE_RANGE)
         for lora in self.loras or ():
-            _check_float_range(f"weight of LoRA '{lora.name}'", lora.weight, *LORA_SCALE_RANGE)
+            check_float_range(f"weight of LoRA '{lora.name}'", lora.weight, *LORA_SCALE_RANGE)
         sampler = parse_sampler(self.sampler)
         seed = draw_seed() if self.seed is None else parse_seed(self.seed)
         return replace(self, sampler=sampler, seed=seed)
@@ -189,7 +189,7 @@ def _check_prompt(text: Any, what: str) -> None:
 
 
 def _check_size(name: str, value: Any) -> None:
-    _check_int_range(name, value, MIN_SIZE, MAX_SIZE)
+    check_int_range(name, value, MIN_SIZE, MAX_SIZE)
     if value % SIZE_MULTIPLE:
         lower = value - value % SIZE_MULTIPLE
         raise InvalidSettingError(
@@ -198,14 +198,16 @@ def _check_size(name: str, value: Any) -> None:
         )
 
 
-def _check_int_range(name: str, value: Any, low: int, high: int) -> None:
+def check_int_range(name: str, value: Any, low: int, high: int) -> None:
+    """A whole number in low..high, or an InvalidSettingError naming ``name`` (shared with training)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidSettingError(f"{name} must be a whole number, got {value!r}")
     if not low <= value <= high:
         raise InvalidSettingError(f"{name} {value} is out of range: use {low}..{high}")
 
 
-def _check_float_range(name: str, value: Any, low: float, high: float) -> None:
+def check_float_range(name: str, value: Any, low: float, high: float) -> None:
+    """A finite number in low..high, or an InvalidSettingError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidSettingError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):

@@ -9,13 +9,13 @@ validated before any model is loaded. Every output folder gets a copy
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidSettingError
+from .settings import check_float_range, check_int_range
 
 try:  # Python 3.11+
     import tomllib
@@ -182,44 +182,44 @@ class TrainConfig:
             raise InvalidSettingError("no output folder given: pass --out FOLDER")
         if cfg.name is not None:
             _check_name(cfg.name)
-        _check_int("rank", cfg.rank, 1, 1024)
-        _check_float("alpha", cfg.alpha, 1e-6, 1e6)
-        _check_float("lora_dropout", cfg.lora_dropout, 0.0, 0.9)
-        _check_float("lr", cfg.lr, 1e-8, 1.0)
+        check_int_range("rank", cfg.rank, 1, 1024)
+        check_float_range("alpha", cfg.alpha, 1e-6, 1e6)
+        check_float_range("lora_dropout", cfg.lora_dropout, 0.0, 0.9)
+        check_float_range("lr", cfg.lr, 1e-8, 1.0)
         if cfg.text_encoder_lr is not None:
-            _check_float("text_encoder_lr", cfg.text_encoder_lr, 0.0, 1.0)
-        _check_int("warmup_steps", cfg.warmup_steps, 0, 10**7)
-        _check_int("max_steps", cfg.max_steps, 1, 10**7)
-        _check_int("batch_size", cfg.batch_size, 1, 4096)
-        _check_int("grad_accum", cfg.grad_accum, 1, 4096)
-        _check_float("weight_decay", cfg.weight_decay, 0.0, 10.0)
-        _check_float("max_grad_norm", cfg.max_grad_norm, 0.0, 1e6)
-        _check_float("min_snr_gamma", cfg.min_snr_gamma, 0.0, 1e3)
-        _check_float("noise_offset", cfg.noise_offset, 0.0, 1.0)
+            check_float_range("text_encoder_lr", cfg.text_encoder_lr, 0.0, 1.0)
+        check_int_range("warmup_steps", cfg.warmup_steps, 0, 10**7)
+        check_int_range("max_steps", cfg.max_steps, 1, 10**7)
+        check_int_range("batch_size", cfg.batch_size, 1, 4096)
+        check_int_range("grad_accum", cfg.grad_accum, 1, 4096)
+        check_float_range("weight_decay", cfg.weight_decay, 0.0, 10.0)
+        check_float_range("max_grad_norm", cfg.max_grad_norm, 0.0, 1e6)
+        check_float_range("min_snr_gamma", cfg.min_snr_gamma, 0.0, 1e3)
+        check_float_range("noise_offset", cfg.noise_offset, 0.0, 1.0)
         if cfg.ema_decay is not None:
-            _check_float("ema_decay", cfg.ema_decay, 0.0, 0.999999)
-        _check_int("seed", cfg.seed, 0, 2**32 - 1)
-        _check_int("resolution", cfg.resolution, BUCKET_STEP, 4096)
+            check_float_range("ema_decay", cfg.ema_decay, 0.0, 0.999999)
+        check_int_range("seed", cfg.seed, 0, 2**32 - 1)
+        check_int_range("resolution", cfg.resolution, BUCKET_STEP, 4096)
         if cfg.resolution % BUCKET_STEP:
             raise InvalidSettingError(
                 f"resolution {cfg.resolution} is not a multiple of {BUCKET_STEP}"
             )
-        _check_float("caption_dropout", cfg.caption_dropout, 0.0, 1.0)
+        check_float_range("caption_dropout", cfg.caption_dropout, 0.0, 1.0)
         if not cfg.caption_ext.startswith(".") or len(cfg.caption_ext) < 2:
             raise InvalidSettingError(f"caption_ext must look like '.txt', got {cfg.caption_ext!r}")
-        _check_float("min_size_fraction", cfg.min_size_fraction, 0.0, 1.0)
-        _check_int("checkpoint_every", cfg.checkpoint_every, 0, 10**7)
-        _check_int("keep_checkpoints", cfg.keep_checkpoints, 1, 1000)
-        _check_int("sample_seed", cfg.sample_seed, 0, 2**32 - 1)
-        _check_int("sample_steps", cfg.sample_steps, 1, 150)
+        check_float_range("min_size_fraction", cfg.min_size_fraction, 0.0, 1.0)
+        check_int_range("checkpoint_every", cfg.checkpoint_every, 0, 10**7)
+        check_int_range("keep_checkpoints", cfg.keep_checkpoints, 1, 1000)
+        check_int_range("sample_seed", cfg.sample_seed, 0, 2**32 - 1)
+        check_int_range("sample_steps", cfg.sample_steps, 1, 150)
         if cfg.sample_every is not None:
-            _check_int("sample_every", cfg.sample_every, 0, 10**7)
+            check_int_range("sample_every", cfg.sample_every, 0, 10**7)
         if cfg.sample_size is not None:
-            _check_int("sample_size", cfg.sample_size, BUCKET_STEP, 4096)
+            check_int_range("sample_size", cfg.sample_size, BUCKET_STEP, 4096)
             if cfg.sample_size % 8:
                 raise InvalidSettingError(f"sample_size {cfg.sample_size} is not a multiple of 8")
-        _check_float("recommended_scale", cfg.recommended_scale, -1.0, 2.0)
-        _check_int("log_every", cfg.log_every, 1, 10**7)
+        check_float_range("recommended_scale", cfg.recommended_scale, -1.0, 2.0)
+        check_int_range("log_every", cfg.log_every, 1, 10**7)
         for prompt in cfg.sample_prompts:
             if not isinstance(prompt, str) or "\x00" in prompt:
                 raise InvalidSettingError(
@@ -386,22 +386,6 @@ def _check_name(name: str) -> None:
         raise InvalidSettingError(
             f"LoRA name {name!r} must be a plain file name (no slashes, not hidden)"
         )
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidSettingError(f"{name} must be a whole number, got {value!r}")
-    if not low <= value <= high:
-        raise InvalidSettingError(f"{name} {value} is out of range: use {low}..{high}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidSettingError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise InvalidSettingError(f"{name} must be a finite number, got {value}")
-    if not low <= value <= high:
-        raise InvalidSettingError(f"{name} {value} is out of range: use {low}..{high}")
 
 
 def _close_names(name: str, known: dict[str, Any]) -> str:
