@@ -7,11 +7,13 @@ extend with their own ``demo`` commands.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from ..demo import VIEWS, parse_views, write_world
 from ..demo.world import DEFAULT_SIZE
+from . import common
 
 demo_app = typer.Typer(
     help="The built-in demo: a procedural world of objects, assembled, knolled and exploded.",
@@ -21,6 +23,7 @@ demo_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(demo_app, name="demo")
+    app.command(name="eval")(common.image_command(eval_command))
 
 
 @demo_app.command("world")
@@ -45,3 +48,96 @@ def world(
         f"wrote {written.images} images with captions to {written.folder} "
         f"(ground truth: {written.manifest.name})"
     )
+
+
+# --- the demo model (nano_banana.demo.build) and evaluation (nano_banana.evaluate) ----------
+
+
+@demo_app.command("build")
+def build(
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        help="Folder to write base/, structure_lora.safetensors and demo.toml into.",
+        show_default="the package's assets/demo (replaces the shipped model)",
+    ),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="A few steps of everything: checks the recipe, makes a useless model.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed every step's randomness derives from."),
+) -> None:
+    """Rebuild the built-in demo model from scratch: world -> VAE -> base UNet -> LoRA (trainer)."""
+    from ..demo.assets import demo_dir
+    from ..demo.build import BuildConfig, build_demo
+
+    config = BuildConfig(seed=seed)
+    result = build_demo(out or demo_dir(), config.quick() if quick else config, log=typer.echo)
+    typer.echo(
+        f"demo base: {result.base_dir}\ndemo LoRA: {result.lora_path}\n"
+        f"settings: {result.settings_path}\nbuild took {sum(result.timings.values()):.0f} s"
+    )
+
+
+def eval_command(
+    prompts: Optional[list[str]] = typer.Argument(
+        None, help="Prompts to evaluate.", show_default="the demo world's six objects"
+    ),
+    seeds: int = typer.Option(
+        16, "--seeds", help="Seeds per prompt (each rendered LoRA off and on)."
+    ),
+    first_seed: int = typer.Option(0, "--first-seed", help="Seeds run from this one upwards."),
+    preset: str = typer.Option(
+        "knolling", "--preset", "-p", help="Scenario preset of every prompt."
+    ),
+    lora_scale: float = typer.Option(1.0, "--lora-scale", help="LoRA strength of the 'on' arm."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help="Denoising steps.", show_default="the demo's, or the request default"
+    ),
+    cfg: Optional[float] = typer.Option(
+        None, "--cfg", help="Guidance scale.", show_default="the demo's, or the request default"
+    ),
+    model: common.ModelOptions = None,
+    output: common.OutputOptions = None,
+) -> None:
+    """Render prompts x seeds with the LoRA off and on and compare their layouts side by side."""
+    import json
+
+    from rich.console import Console
+
+    from ..evaluate import EvalConfig, evaluate, summary_table, write_report
+
+    settings = None
+    if model.base is None:
+        from ..demo.assets import demo_settings
+
+        settings = demo_settings()
+    config = EvalConfig(
+        prompts=tuple(prompts or ()),
+        seeds=seeds,
+        first_seed=first_seed,
+        preset=preset,
+        lora_scale=lora_scale,
+        steps=steps if steps is not None or settings is None else settings.steps,
+        cfg=cfg if cfg is not None or settings is None else settings.cfg,
+    )
+    engine = common.build_engine(model, quiet=output.json)
+    with common._progress_bar() as bar:
+        task = bar.add_task("evaluating", total=None)
+        report = evaluate(
+            engine,
+            config,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    paths = write_report(report, output.out or Path("eval"))  # --out: the report folder
+    if output.json:
+        typer.echo(
+            json.dumps(
+                {"summary": report.summary(), **{k: str(v) for k, v in paths.items()}}, indent=1
+            )
+        )
+        return
+    Console().print(summary_table(report))
+    typer.echo(f"classifier hold-out accuracy on world renders: {report.classifier_accuracy:.0%}")
+    typer.echo(f"{paths['json']}\n{paths['grid']}")

@@ -1,0 +1,50 @@
+"""Where the shipped demo model lives, and its recommended settings.
+
+``nano-banana demo build`` writes ``assets/demo/`` inside the package: ``base/``
+(a diffusers SDXL folder), ``structure_lora.safetensors`` and ``demo.toml``.
+The CLI and the studio use them when no ``--base`` is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from ..errors import InvalidSettingError
+from .build import BASE_DIR_NAME, DemoSettings
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
+DEMO_NAME = "nano-banana demo (tiny SDXL architecture)"
+
+
+def demo_dir() -> Path:
+    """The folder the demo assets are shipped in (it may be empty in a source checkout)."""
+    return DEMO_DIR
+
+
+def demo_base_dir() -> Path | None:
+    """The demo base model folder, or None when the assets are not there."""
+    base = DEMO_DIR / BASE_DIR_NAME
+    return base if (base / "model_index.json").is_file() else None
+
+
+def demo_lora_path() -> Path:
+    """The demo structure LoRA file."""
+    return DEMO_DIR / "structure_lora.safetensors"
+
+
+def demo_settings(path: Path | None = None) -> DemoSettings:
+    """The demo's recommended generation settings from ``demo.toml`` (defaults if it is missing)."""
+    path = path or DEMO_DIR / "demo.toml"
+    if not path.is_file():
+        return DemoSettings()
+    data = tomllib.loads(path.read_text(encoding="utf-8")).get("settings", {})
+    unknown = sorted(set(data) - {f.name for f in fields(DemoSettings)})
+    if unknown:
+        raise InvalidSettingError(f"'{path}': unknown demo setting(s) {', '.join(unknown)}")
+    return DemoSettings(**data)

@@ -1,0 +1,430 @@
+"""Build the embedded demo model from scratch: world renders -> VAE -> base UNet -> LoRA.
+
+The recipe in miniature, each step a named function with fixed seeds:
+
+1. ``render_images``: draw the procedural world (assembled views for the base,
+   every view for the VAE, knolling + exploded as a dataset folder for the LoRA);
+2. ``train_vae``: a small KL autoencoder (4x downsampling) on crops of all views;
+3. ``build_text_stack``: a CLIP BPE tokenizer covering the world's and the
+   presets' words, and two small CLIP text encoders (random, frozen);
+4. ``train_base_unet``: an SDXL-style UNet (text-time conditioning) trained from
+   scratch on *assembled* views only, epsilon prediction on SDXL's noise schedule;
+5. ``save_base``: a diffusers SDXL folder, fp16 weights (loads as fp32 on CPU);
+6. ``train_demo_lora``: the structure LoRA, trained by our own trainer
+   (``nano_banana.train.train``) on the knolling and exploded views;
+7. ``write_demo_settings``: the demo's recommended generation settings.
+
+``build_demo`` runs them all and reports the time each took.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..tiny import DEFAULT_WORDS, TinySDXLConfig, build_scheduler, build_text_encoders, build_unet
+from ..tiny import build_tokenizer as tiny_tokenizer
+from .world import generate_world, world_vocabulary, write_world
+
+Log = Callable[[str], None]
+
+BASE_DIR_NAME = "nano-banana-demo"  # the folder name is the base's display name in records
+
+DEMO_MODEL = TinySDXLConfig(
+    text_width_1=64,
+    text_width_2=64,
+    text_layers=2,
+    text_heads=4,
+    # 32 -> 16 -> 8 latent cells: the bottleneck sees the whole layout
+    unet_channels=(32, 64, 128),
+    unet_layers_per_block=1,
+    unet_head_dim=(2, 4, 8),  # attention heads per level (diffusers' legacy name): 16 wide
+    unet_transformer_layers=(1, 1, 1),
+    time_embed_dim=32,
+    norm_groups=16,
+    vae_channels=(16, 32, 64),  # 4x downsampling: 128 px images -> 32x32x4 latents
+    vae_layers_per_block=1,
+    sample_size=128,  # native image side, so generate's default size is 128 px
+)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Sizes, steps and seeds of a demo build. ``quick()`` is a smoke-test version."""
+
+    seed: int = 0  # every other seed derives from this one
+    image_size: int = 128  # the world renders and the model's native size
+    base_instances: int = 1200  # assembled renders for the base (200 per object)
+    vae_instances: int = 400  # x 3 views for the autoencoder
+    lora_instances: int = 240  # x 2 views (knolling + exploded) for the LoRA dataset
+    vae_steps: int = 250
+    vae_batch: int = 8
+    vae_crop: int = 64  # the autoencoder is convolutional; crops train it 4x faster
+    vae_lr: float = 2e-3
+    vae_kl_weight: float = 1e-6  # just enough to keep latents bounded
+    unet_steps: int = 1500
+    unet_batch: int = 8
+    unet_lr: float = 4e-4
+    unet_warmup: int = 100
+    unet_ema: float = 0.998  # averaged weights sample much cleaner after a short run
+    caption_dropout: float = 0.1  # the unconditional case classifier-free guidance needs
+    min_snr_gamma: float = 5.0  # Min-SNR weighting (Hang et al. 2023): faster convergence
+    lora_steps: int = 300
+    lora_batch: int = 8
+    lora_rank: int = 16
+    lora_lr: float = 1e-3
+    lora_targets: str = "attn-ff-conv"  # layout is spatial: the convolutions must change too
+    threads: int = 2
+
+    def quick(self) -> BuildConfig:
+        """A few steps of everything: checks the pipeline end to end in about a minute."""
+        return replace(self, base_instances=48, vae_instances=24, lora_instances=12,
+                       vae_steps=10, unet_steps=10, lora_steps=5)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo model's recommended generation settings (written to ``demo.toml``)."""
+
+    width: int = 128  # the native size it was trained at
+    height: int = 128
+    steps: int = 20  # enough for the tiny model; keeps one image around a second on a CPU
+    cfg: float = 5.0
+    lora_scale: float = 1.0  # the demo LoRA was trained for full strength
+    sampler: str = "euler_a"
+
+
+# --- 1. world renders ----------------------------------------------------------
+
+
+def render_images(count: int, seed: int, views: tuple[str, ...], size: int):
+    """(uint8 array N x H x W x 3, captions) of ``count`` world instances in ``views``."""
+    images, captions = [], []
+    for _, render in generate_world(count, seed=seed, size=size, views=views):
+        images.append(np.asarray(render.image.convert("RGB")))
+        captions.append(render.caption)
+    return np.stack(images), captions
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [-1, 1], as diffusers' VAEs expect."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# --- 2. autoencoder --------------------------------------------------------------
+
+
+def train_vae(images: np.ndarray, config: BuildConfig, log: Log):
+    """A KL autoencoder trained on random crops with MSE plus a tiny KL term."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(config.seed + 1)
+    n = len(DEMO_MODEL.vae_channels)
+    vae = AutoencoderKL(
+        block_out_channels=DEMO_MODEL.vae_channels,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        layers_per_block=DEMO_MODEL.vae_layers_per_block,
+        latent_channels=4,
+        norm_num_groups=DEMO_MODEL.norm_groups,
+        sample_size=config.image_size,
+    )
+    data = to_tensor(images)
+    rng = torch.Generator().manual_seed(config.seed + 2)
+    opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
+    started = time.monotonic()
+    for step in range(1, config.vae_steps + 1):
+        batch = random_crops(data, config.vae_batch, config.vae_crop, rng)
+        posterior = vae.encode(batch).latent_dist
+        recon = vae.decode(posterior.sample(generator=rng)).sample
+        loss = torch.nn.functional.mse_loss(recon, batch)
+        loss = loss + config.vae_kl_weight * posterior.kl().mean()
+        for group in opt.param_groups:
+            group["lr"] = config.vae_lr * cosine_factor(step, config.vae_steps, 50)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == config.vae_steps:
+            log(f"  vae step {step}/{config.vae_steps}  loss {loss.item():.5f}  "
+                f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    vae.eval().requires_grad_(False)
+    set_latent_scale(vae, data[: min(len(data), 256)])
+    return vae
+
+
+@torch.no_grad()
+def save_reconstructions(vae, images: np.ndarray, path: Path) -> Path:
+    """Originals above their reconstructions: a quick look at what the latents keep."""
+    from PIL import Image
+
+    data = to_tensor(images)
+    recon = vae.decode(vae.encode(data).latent_dist.mean).sample
+    pixels = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    sheet = np.concatenate([np.concatenate(list(images), 1), np.concatenate(list(pixels), 1)], 0)
+    Image.fromarray(sheet).save(path)
+    return path
+
+
+def random_crops(data: torch.Tensor, batch: int, crop: int, rng: torch.Generator) -> torch.Tensor:
+    idx = torch.randint(len(data), (batch,), generator=rng)
+    side = data.shape[-1]
+    xs = torch.randint(side - crop + 1, (batch,), generator=rng) // 4 * 4
+    ys = torch.randint(side - crop + 1, (batch,), generator=rng) // 4 * 4
+    return torch.stack(
+        [data[i, :, y : y + crop, x : x + crop] for i, x, y in zip(idx, xs, ys, strict=True)]
+    )
+
+
+@torch.no_grad()
+def set_latent_scale(vae, sample: torch.Tensor) -> None:
+    """Store 1/std of the latents as the VAE's scaling factor (SD's convention: unit variance)."""
+    latents = torch.cat([vae.encode(b).latent_dist.mean for b in sample.split(32)])
+    vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
+
+
+def cosine_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step <= warmup:
+        return step / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --- 3. tokenizer and text encoders ------------------------------------------------
+
+
+def demo_words() -> list[str]:
+    """The world's words plus every word of the shipped presets, so preset prompts stay whole."""
+    from ..presets import load_presets
+
+    words = set(world_vocabulary()) | set(DEFAULT_WORDS)
+    for preset in load_presets().values():
+        text = " ".join([preset.trigger, preset.template, preset.negative, *preset.examples])
+        words |= set(re.findall(r"[a-z]+", text.lower()))
+    return sorted(words)
+
+
+def build_text_stack(work_dir: Path, seed: int):
+    """(tokenizer, text_encoder, text_encoder_2): frozen random CLIP encoders still give each
+    prompt its own embedding, which is all the UNet needs to learn from."""
+    config = replace(DEMO_MODEL, words=tuple(demo_words()))
+    tokenizer = tiny_tokenizer(config.words, work_dir / "tokenizer_src")
+    torch.manual_seed(seed)
+    te1, te2 = build_text_encoders(config, len(tokenizer), tokenizer)
+    for encoder in (te1, te2):
+        encoder.eval().requires_grad_(False)
+    return tokenizer, te1, te2
+
+
+def make_pipeline(vae, tokenizer, te1, te2, unet):
+    from diffusers import StableDiffusionXLPipeline
+
+    return StableDiffusionXLPipeline(
+        vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tokenizer,
+        tokenizer_2=tokenizer, unet=unet, scheduler=build_scheduler(),
+        # an empty negative is encoded like the empty captions the UNet trained with
+        force_zeros_for_empty_prompt=False,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def encode_captions(pipe, captions: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each distinct caption -> (token embeddings 77 x D, pooled embedding), as generation encodes."""
+    table = {}
+    for caption in sorted(set(captions)):
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            caption, device=torch.device("cpu"), num_images_per_prompt=1,
+            do_classifier_free_guidance=False,
+        )  # fmt: skip
+        table[caption] = (embeds[0], pooled[0])
+    return table
+
+
+# --- 4. base UNet ---------------------------------------------------------------------
+
+
+@torch.no_grad()
+def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
+    data = to_tensor(images)
+    means = [vae.encode(b).latent_dist.mean for b in data.split(32)]
+    return torch.cat(means) * vae.config.scaling_factor
+
+
+def train_base_unet(latents: torch.Tensor, captions: list[str], text: dict, config: BuildConfig,
+                    log: Log):  # fmt: skip
+    """An SDXL-style UNet from scratch: epsilon prediction, SDXL's schedule, EMA weights."""
+    from diffusers import DDPMScheduler
+
+    torch.manual_seed(config.seed + 3)
+    unet = build_unet(DEMO_MODEL)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    schedule = DDPMScheduler.from_config(build_scheduler().config)
+    alphas = schedule.alphas_cumprod
+    uncond = text[""]
+    side = config.image_size
+    time_ids = torch.tensor([side, side, 0, 0, side, side], dtype=torch.float32)
+    rng = torch.Generator().manual_seed(config.seed + 4)
+    opt = torch.optim.AdamW(unet.parameters(), lr=config.unet_lr, weight_decay=1e-2)
+    started = time.monotonic()
+    for step in range(1, config.unet_steps + 1):
+        idx = torch.randint(len(latents), (config.unet_batch,), generator=rng)
+        drop = torch.rand(config.unet_batch, generator=rng) < config.caption_dropout
+        embeds, pooled = zip(
+            *(uncond if d else text[captions[i]] for i, d in zip(idx, drop, strict=True)),
+            strict=True,
+        )
+        x0 = latents[idx]
+        noise = torch.randn(x0.shape, generator=rng)
+        t = torch.randint(0, len(alphas), (config.unet_batch,), generator=rng)
+        noisy = schedule.add_noise(x0, noise, t)
+        pred = unet(noisy, t, torch.stack(embeds), added_cond_kwargs={
+            "text_embeds": torch.stack(pooled),
+            "time_ids": time_ids.expand(config.unet_batch, 6)}).sample  # fmt: skip
+        snr = alphas[t] / (1 - alphas[t])
+        weight = torch.clamp(snr, max=config.min_snr_gamma) / snr
+        loss = (weight * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        for group in opt.param_groups:
+            group["lr"] = config.unet_lr * cosine_factor(
+                step, config.unet_steps, config.unet_warmup
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        update_ema(ema, unet, min(config.unet_ema, (1 + step) / (10 + step)))
+        if step % 100 == 0 or step == config.unet_steps:
+            log(f"  unet step {step}/{config.unet_steps}  loss {loss.item():.4f}  "
+                f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    return ema.eval()
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, 1 - decay)
+
+
+# --- 5. save --------------------------------------------------------------------------------
+
+
+def save_base(pipe, out_dir: Path) -> Path:
+    """A diffusers SDXL folder with fp16 weights (half the bytes; loads as fp32 on CPU)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    half = copy.deepcopy(pipe).to(torch.float16)
+    half.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
+
+
+# --- 6. LoRA, with our trainer ------------------------------------------------------------------
+
+
+def write_lora_dataset(out_dir: Path, config: BuildConfig) -> Path:
+    """Knolling and exploded renders with their captions (the trigger words are in them)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    write_world(out_dir, config.lora_instances, seed=config.seed + 100, size=config.image_size,
+                views=("knolling", "exploded"))  # fmt: skip
+    return out_dir
+
+
+def train_demo_lora(base_dir: Path, data_dir: Path, work_dir: Path, config: BuildConfig):
+    """Train the structure LoRA with ``nano_banana.train.train`` and return its result."""
+    from ..train import train
+    from ..train_config import TrainConfig
+
+    train_config = TrainConfig(
+        data=str(data_dir), out=str(work_dir), name="structure_lora", base=str(base_dir),
+        trigger="",  # each caption already starts with its view's trigger words
+        rank=config.lora_rank, alpha=float(config.lora_rank), targets=config.lora_targets,
+        lr=config.lora_lr, warmup_steps=min(50, config.lora_steps // 4), schedule="cosine",
+        max_steps=config.lora_steps, batch_size=config.lora_batch, precision="no",
+        optimizer="adamw", min_snr_gamma=config.min_snr_gamma, seed=config.seed + 5,
+        resolution=config.image_size, checkpoint_every=0, sample_every=0,
+        recommended_scale=DemoSettings().lora_scale, log_every=10,
+    )  # fmt: skip
+    return train(train_config, progress=False)
+
+
+# --- 7. settings ---------------------------------------------------------------------------------
+
+
+def write_demo_settings(path: Path, settings: DemoSettings, build: BuildConfig,
+                        timings: dict[str, float]) -> Path:  # fmt: skip
+    lines = ["# The built-in demo model's recommended settings (written by 'nano-banana demo build').",
+             "[settings]"]  # fmt: skip
+    lines += [f"{k} = {_toml(v)}" for k, v in asdict(settings).items()]
+    lines += ["", "[build]"] + [f"{k} = {_toml(v)}" for k, v in asdict(build).items()]
+    lines += ["", "[build_seconds]"] + [f"{k} = {v:.1f}" for k, v in timings.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+# --- all together ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    base_dir: Path
+    lora_path: Path
+    settings_path: Path
+    timings: dict[str, float]
+
+
+def build_demo(out_dir: Path, config: BuildConfig = BuildConfig(), work_dir: Path | None = None,
+               log: Log = print) -> BuildResult:  # fmt: skip
+    """Build the demo base model and LoRA into ``out_dir`` (base/, structure_lora.safetensors)."""
+    torch.set_num_threads(config.threads)
+    out_dir = Path(out_dir)
+    work = Path(work_dir) if work_dir else out_dir.parent / f".{out_dir.name}-build"
+    work.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn, *args):
+        log(f"[{name}] ...")
+        started = time.monotonic()
+        value = fn(*args)
+        timings[name] = time.monotonic() - started
+        log(f"[{name}] done in {timings[name]:.0f} s")
+        return value
+
+    size = config.image_size
+    vae_images, _ = timed("render vae data", render_images, config.vae_instances,
+                          config.seed + 10, ("assembled", "knolling", "exploded"), size)  # fmt: skip
+    vae = timed("train vae", train_vae, vae_images, config, log)
+    save_reconstructions(vae, vae_images[::97][:8], work / "vae_check.png")
+    tokenizer, te1, te2 = timed("text encoders", build_text_stack, work, config.seed + 6)
+    pipe = make_pipeline(vae, tokenizer, te1, te2, build_unet(DEMO_MODEL))
+    images, captions = timed("render base data", render_images, config.base_instances,
+                             config.seed + 20, ("assembled",), size)  # fmt: skip
+    latents = timed("encode base data", encode_latents, vae, images)
+    text = encode_captions(pipe, captions + [""])
+    pipe.unet = timed("train base unet", train_base_unet, latents, captions, text, config, log)
+    base_dir = timed("save base", save_base, pipe, out_dir / BASE_DIR_NAME)
+    data_dir = timed("render lora data", write_lora_dataset, work / "lora_data", config)
+    result = timed("train lora", train_demo_lora, base_dir, data_dir, work / "lora", config)
+    lora_path = out_dir / "structure_lora.safetensors"
+    shutil.copyfile(result.lora_path, lora_path)
+    log(f"  lora eval loss {result.eval_loss_before} -> {result.eval_loss_after}")
+    settings_path = write_demo_settings(out_dir / "demo.toml", DemoSettings(), config, timings)
+    log(f"total {sum(timings.values()):.0f} s")
+    return BuildResult(out_dir, base_dir, lora_path, settings_path, timings)

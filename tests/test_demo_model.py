@@ -1,0 +1,96 @@
+"""The shipped demo model: it loads offline, generates at its defaults, and is the CLI's default."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from nano_banana.cli import main
+from nano_banana.demo.assets import demo_base_dir, demo_lora_path, demo_settings
+from nano_banana.demo.build import BASE_DIR_NAME, DEMO_MODEL, DemoSettings
+
+pytestmark = pytest.mark.skipif(demo_base_dir() is None, reason="demo assets not built")
+
+
+@pytest.fixture()
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def demo_engine():
+    from nano_banana.generate import Engine
+
+    return Engine.load(str(demo_base_dir()), loras=[str(demo_lora_path())], device="cpu")
+
+
+def test_assets_fit_the_size_budget():
+    files = [p for p in demo_base_dir().parent.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 30 * 2**20
+    assert demo_lora_path().is_file()
+
+
+def test_demo_settings_are_the_native_size():
+    settings = demo_settings()
+    assert isinstance(settings, DemoSettings)
+    assert (settings.width, settings.height) == (DEMO_MODEL.sample_size,) * 2 == (128, 128)
+
+
+def test_demo_model_loads_offline_in_fp32_and_generates(offline, demo_engine):
+    import torch
+
+    from nano_banana.settings import GenerationRequest
+
+    assert demo_engine.dtype == torch.float32
+    assert demo_engine.native_size == (128, 128)
+    settings = demo_settings()
+    request = GenerationRequest(prompt="a mechanical watch", seed=3, steps=4, cfg=settings.cfg)
+    first = demo_engine.generate(request)
+    again = demo_engine.generate(request)
+    assert first.image.size == (128, 128)
+    assert list(first.image.getdata()) == list(again.image.getdata())  # seeded: reproducible
+    off = demo_engine.generate(
+        GenerationRequest(
+            prompt="a mechanical watch", seed=3, steps=4, cfg=settings.cfg, lora_scale=0.0
+        )
+    )
+    assert list(off.image.getdata()) != list(first.image.getdata())  # the LoRA changes the image
+
+
+def test_every_preset_prompt_fits_the_demo_tokenizer(demo_engine):
+    """The tokenizer covers the presets' words: no prompt spills past CLIP's 75 tokens."""
+    from nano_banana.settings import GenerationRequest
+
+    for preset in demo_engine.presets:
+        plan = demo_engine.plan(GenerationRequest(prompt="a professional camera", preset=preset))
+        assert plan.warning() is None, (preset, plan.warning())
+
+
+def test_generate_without_base_uses_the_demo_offline(offline, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "nano-banana",
+            "generate",
+            "a mechanical watch",
+            "--steps",
+            "3",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    out, _ = capsys.readouterr()
+    result = json.loads(out)["images"][0]
+    assert result["record"]["base_model"] == BASE_DIR_NAME  # the demo folder's display name
+    assert Path(result["path"]).is_file() and Path(result["path"]).parent == tmp_path
