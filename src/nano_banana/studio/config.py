@@ -1,0 +1,64 @@
+"""What one studio process serves: the model, its LoRAs, the folders. Passed from the CLI by env.
+
+Streamlit runs the app as a script in its own process, so the CLI hands these
+options over as one JSON environment variable; ``StudioConfig`` is frozen and
+hashable, so it is also the key under which the app caches its engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from ..errors import InvalidSettingError
+
+ENV_VAR = "NANO_BANANA_STUDIO_CONFIG"
+DEFAULT_MAX_LORA_MB = 512  # SDXL LoRAs are tens to a few hundred MB; larger uploads are refused
+
+
+@dataclass(frozen=True)
+class StudioConfig:
+    base: str  # base model: repo id, diffusers folder or .safetensors (resolved by the CLI)
+    loras: tuple[str, ...] = ()  # LoRA files loaded at start (FILE or FILE:WEIGHT)
+    lora_dir: str | None = None  # folder whose .safetensors files users may pick
+    gallery: str | None = None  # gallery folder; None: NANO_BANANA_GALLERY or the user data folder
+    vae: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    preset_dir: str | None = None
+    max_lora_mb: int = DEFAULT_MAX_LORA_MB  # upload limit for LoRA files
+    upload_dir: str | None = None  # where uploaded LoRAs are kept; None: a temp folder
+    previews: bool = True  # latent previews while denoising
+
+    def __post_init__(self) -> None:
+        if self.max_lora_mb < 1:
+            raise InvalidSettingError(
+                f"max LoRA upload size must be >= 1 MB, got {self.max_lora_mb}"
+            )
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_VAR: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> StudioConfig:
+        """The config the CLI passed; unknown keys are an error, not ignored."""
+        raw = (os.environ if environ is None else environ).get(ENV_VAR)
+        if not raw:
+            raise InvalidSettingError(
+                f"no studio configuration in ${ENV_VAR}; start the studio with `nano-banana studio`"
+            )
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidSettingError(f"${ENV_VAR} is not valid JSON: {exc}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidSettingError(f"${ENV_VAR} has unknown key(s) {unknown}")
+        data["loras"] = tuple(data.get("loras") or ())
+        return cls(**data)
+
+    def lora_folder(self) -> Path | None:
+        return Path(self.lora_dir).expanduser() if self.lora_dir else None

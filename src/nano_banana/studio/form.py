@@ -1,0 +1,137 @@
+"""The Create page's form as data: its fields, defaults, size presets, and the request they make.
+
+The widgets store their values in Streamlit's session state under the keys of
+``FormValues``; ``to_request`` turns them into a ``GenerationRequest`` (the one
+place the form's meaning lives) and ``from_record`` puts a saved image's
+settings back ("reuse settings"). Defaults come from ``settings.DEFAULTS``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from ..jobs import JobKind
+from ..record import GenerationRecord
+from ..settings import DEFAULTS, GenerationRequest, LoraWeight, Sampler
+from .service import NO_LORA
+
+CUSTOM_SIZE = "Custom"
+SEED_RANDOM, SEED_FIXED = "Random", "Fixed"
+# Common aspect ratios at the model's native pixel count (SDXL's own buckets at 1024²).
+ASPECTS = (
+    ("1:1 square", 1, 1),
+    ("4:3 landscape", 4, 3),
+    ("3:4 portrait", 3, 4),
+    ("3:2 landscape", 3, 2),
+    ("2:3 portrait", 2, 3),
+    ("16:9 wide", 16, 9),
+    ("9:16 tall", 9, 16),
+)
+MODES = {
+    JobKind.GENERATE: "Single image",
+    JobKind.COMPARE: "Base vs LoRA",
+    JobKind.SWEEP: "LoRA scale sweep",
+}
+SCALE_HINT = "Lower (0.6): closer to the base model, looser parts. Higher (1.0): strict layout, less natural."
+
+
+def size_presets(native: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """Labelled sizes with the native pixel count: 1024x1024, 1152x896, ... for SDXL."""
+    area = native[0] * native[1]
+    step = 64 if min(native) >= 512 else 8  # SDXL's buckets are multiples of 64
+    sizes: dict[str, tuple[int, int]] = {}
+    for label, a, b in ASPECTS:
+        width = max(step, round(math.sqrt(area * a / b) / step) * step)
+        height = max(step, round(area / width / step) * step)
+        if (a, b) == (1, 1):
+            width, height = native
+        sizes[f"{label} · {width}×{height}"] = (width, height)
+    return sizes
+
+
+@dataclass
+class FormValues:
+    """The Create form; field names are the widgets' session-state keys."""
+
+    f_mode: str = JobKind.GENERATE.value
+    f_preset: str = DEFAULTS.preset
+    f_prompt: str = ""
+    f_negative: str = ""  # empty: the scenario's own negative prompt
+    f_lora: str = NO_LORA
+    f_scale: float = DEFAULTS.lora_scale
+    f_cfg: float = DEFAULTS.cfg
+    f_steps: int = DEFAULTS.steps
+    f_size: str = ""  # a size_presets label or CUSTOM_SIZE
+    f_width: int = DEFAULTS.width
+    f_height: int = DEFAULTS.height
+    f_sampler: str = DEFAULTS.sampler.value
+    f_seed_mode: str = SEED_RANDOM
+    f_seed: int = 0
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_state(cls, state) -> FormValues:
+        defaults = cls()
+        return cls(**{k: state.get(k, getattr(defaults, k)) for k in cls.field_names()})
+
+    def to_state(self) -> dict:
+        return asdict(self)
+
+    @property
+    def kind(self) -> JobKind:
+        return JobKind(self.f_mode)
+
+    def size(self, sizes: dict[str, tuple[int, int]]) -> tuple[int, int]:
+        if self.f_size in sizes:
+            return sizes[self.f_size]
+        return int(self.f_width), int(self.f_height)
+
+    def to_request(self, sizes: dict[str, tuple[int, int]], lora: str | None) -> GenerationRequest:
+        """The request this form describes; ``lora`` is the resolved adapter name or None."""
+        width, height = self.size(sizes)
+        return GenerationRequest(
+            prompt=self.f_prompt,
+            preset=self.f_preset,
+            negative_prompt=self.f_negative.strip() or None,
+            lora_scale=float(self.f_scale) if lora else 0.0,
+            loras=(LoraWeight(lora, 1.0),) if lora else (),
+            cfg=float(self.f_cfg),
+            steps=int(self.f_steps),
+            width=width,
+            height=height,
+            sampler=Sampler(self.f_sampler),
+            seed=int(self.f_seed) if self.f_seed_mode == SEED_FIXED else None,
+        )
+
+    @classmethod
+    def from_record(
+        cls,
+        record: GenerationRecord,
+        sizes: dict[str, tuple[int, int]],
+        loaded: list[str],
+        current: FormValues | None = None,
+    ) -> FormValues:
+        """The form that remakes ``record``'s image (same seed); unknown LoRAs fall back to none."""
+        req = record.request
+        by_size = {size: label for label, size in sizes.items()}
+        lora = next((use.name for use in record.loras if use.name in loaded), NO_LORA)
+        return cls(
+            f_mode=(current or cls()).f_mode,
+            f_preset=req.preset,
+            f_prompt=req.prompt,
+            f_negative=req.negative_prompt or "",
+            f_lora=lora,
+            f_scale=req.lora_scale if record.loras else DEFAULTS.lora_scale,
+            f_cfg=float(req.cfg),
+            f_steps=int(req.steps),
+            f_size=by_size.get((req.width, req.height), CUSTOM_SIZE),
+            f_width=int(req.width),
+            f_height=int(req.height),
+            f_sampler=Sampler(req.sampler).value,
+            f_seed_mode=SEED_FIXED,
+            f_seed=int(req.seed),
+        )

@@ -1,0 +1,160 @@
+"""The studio's shared state: one engine, one job queue, one gallery for every browser session.
+
+Nothing here imports Streamlit: the app caches one ``Studio`` per configuration
+and every page calls these methods, so tests can drive the same logic directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LoraError
+from ..gallery import Gallery
+from ..generate import Engine
+from ..jobs import JobQueue
+from ..lora import LoraFile, adapter_name_for
+from ..presets import Preset
+from .config import StudioConfig
+
+NO_LORA = "none"  # the LoRA choice "base model only"
+FILE_PREFIX = "file:"  # a LoRA choice naming a file of the LoRA folder not loaded yet
+_SAFE_STEM = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class LoraChoice:
+    key: str  # NO_LORA, a loaded adapter name, or FILE_PREFIX + file name
+    label: str
+
+
+class Studio:
+    """Engine + queue + gallery, built once per process (the app caches it)."""
+
+    def __init__(
+        self,
+        config: StudioConfig,
+        engine: Engine,
+        queue: JobQueue,
+        gallery: Gallery,
+        upload_dir: Path,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.queue = queue
+        self.gallery = gallery
+        self.upload_dir = upload_dir
+
+    @classmethod
+    def start(cls, config: StudioConfig) -> Studio:
+        """Load the model and its LoRAs, open the gallery, start the worker."""
+        gallery = Gallery.open(config.gallery)
+        engine = Engine.load(
+            config.base,
+            vae=config.vae,
+            loras=config.loras,
+            device=config.device,
+            dtype=config.dtype,
+            preset_dir=Path(config.preset_dir) if config.preset_dir else None,
+        )
+        upload_dir = Path(config.upload_dir or tempfile.mkdtemp(prefix="nano-banana-uploads-"))
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            config, engine, JobQueue(engine, gallery, previews=config.previews), gallery, upload_dir
+        )
+
+    def close(self) -> None:
+        self.queue.close()
+
+    # --- model facts ------------------------------------------------------------
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        """The size the base model was trained at (SDXL: 1024x1024)."""
+        size = getattr(self.engine, "native_size", None)
+        if size:
+            return tuple(size)
+        pipe = self.engine.pipe
+        side = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
+        return side, side
+
+    @property
+    def presets(self) -> dict[str, Preset]:
+        return self.engine.presets
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.engine.base_name).name or self.engine.base_name
+
+    # --- LoRAs ---------------------------------------------------------------------
+
+    def lora_choices(self) -> list[LoraChoice]:
+        """Loaded LoRAs first, then the LoRA folder's files not loaded yet, then 'none'."""
+        loaded = self.queue.loras()
+        choices = [
+            LoraChoice(name, f"{name}  ·  {lora.path.name}") for name, lora in loaded.items()
+        ]
+        paths = {lora.path.resolve() for lora in loaded.values()}
+        for path in self.folder_loras():
+            if path.resolve() not in paths:
+                choices.append(LoraChoice(FILE_PREFIX + path.name, f"{path.name}  ·  from folder"))
+        choices.append(LoraChoice(NO_LORA, "No LoRA (base model only)"))
+        return choices
+
+    def folder_loras(self) -> list[Path]:
+        folder = self.config.lora_folder()
+        if folder is None or not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+
+    def resolve_lora(self, choice: str) -> str | None:
+        """The adapter name for a LoRA choice, loading a folder file first; None for no LoRA."""
+        if choice == NO_LORA:
+            return None
+        if choice.startswith(FILE_PREFIX):
+            name = choice[len(FILE_PREFIX) :]
+            matches = [p for p in self.folder_loras() if p.name == name]
+            if not matches:
+                raise LoraError(f"LoRA file '{name}' is no longer in the LoRA folder")
+            return self.queue.add_lora(matches[0], name=self._free_name(matches[0].stem)).name
+        if choice not in self.queue.loras():
+            raise LoraError(f"LoRA '{choice}' is not loaded; pick another")
+        return choice
+
+    def add_uploaded_lora(self, filename: str, data: bytes) -> LoraFile:
+        """Keep an uploaded file under a safe name and load it with the safe loader.
+
+        The upload's own name only suggests the adapter name; the bytes decide what
+        it is (a pickle or an HTML page named .safetensors is refused).
+        """
+        limit = self.config.max_lora_mb * 1024 * 1024
+        if len(data) > limit:
+            raise LoraError(
+                f"'{filename}' is {len(data) / 2**20:.0f} MB; LoRA uploads are limited to "
+                f"{self.config.max_lora_mb} MB"
+            )
+        if not data:
+            raise LoraError(f"'{filename}' is empty; upload the LoRA's .safetensors file")
+        stem = _SAFE_STEM.sub("_", Path(filename).stem)[:48].strip("._") or "lora"
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.upload_dir / f"{digest[:12]}-{stem}.safetensors"
+        if not path.exists():
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        try:
+            return self.queue.add_lora(path, name=self._free_name(stem))
+        except Exception:
+            path.unlink(missing_ok=True)  # a refused upload is not kept
+            raise
+
+    def _free_name(self, stem: str) -> str:
+        base = adapter_name_for(Path(stem + ".safetensors"))
+        taken = set(self.queue.loras())
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        return name

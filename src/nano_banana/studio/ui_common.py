@@ -1,0 +1,65 @@
+"""Pieces every studio page uses: the cached studio, form-state keeping, message helpers."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from ..errors import NanoBananaError
+from .config import StudioConfig
+from .form import FormValues
+from .service import Studio
+
+log = logging.getLogger("nano_banana.studio")
+
+
+@st.cache_resource(show_spinner="Loading the model (once per studio process)…", max_entries=4)
+def _studio_for(config: StudioConfig) -> Studio:
+    return Studio.start(config)
+
+
+def studio_or_stop() -> Studio:
+    """The shared studio for this process's configuration; a clear message if it cannot load."""
+    try:
+        return _studio_for(StudioConfig.from_env())
+    except NanoBananaError as exc:
+        st.error(f"The studio could not start: {exc}")
+    except Exception as exc:  # a broken model folder should still give a page, not a traceback
+        log.exception("studio start failed")
+        st.error(f"The studio could not load its model ({type(exc).__name__}: {exc}).")
+    st.stop()
+    raise AssertionError("unreachable")  # st.stop() raises
+
+
+def keep_form_state() -> None:
+    """Keep the Create form's values while another page is shown.
+
+    Streamlit forgets a widget's state when a run does not draw it; writing the
+    values back at the top of every run makes them plain state that survives.
+    """
+    kept = set(FormValues.field_names()) | {"g_query", "g_preset"}
+    for key in list(st.session_state):
+        if isinstance(key, str) and (key in kept or key.startswith("g_sel_")):
+            st.session_state[key] = st.session_state[key]
+
+
+def set_form(values: FormValues) -> None:
+    """Put ``values`` into the Create form (call from a callback or before the form is drawn)."""
+    for key, value in values.to_state().items():
+        st.session_state[key] = value
+
+
+def flash(kind: str, text: str) -> None:
+    """A message to show once at the top of the next page drawn."""
+    st.session_state["_flash"] = (kind, text)
+
+
+def show_flash() -> None:
+    kind, text = st.session_state.pop("_flash", (None, None))
+    if kind == "success":
+        st.success(text)
+    elif kind == "error":
+        st.error(text)
+    elif kind:
+        st.info(text)

@@ -1,0 +1,383 @@
+"""The Create page: the form on the left; queue place, progress, preview and result on the right.
+
+Widgets only fill ``FormValues``; pressing Generate turns them into a request
+and submits it to the shared job queue. The page then polls its own job with a
+fragment that reruns every half second until the job has finished.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+
+import streamlit as st
+
+from ..errors import NanoBananaError
+from ..jobs import STUDIO_SWEEP_SCALES, Job, JobImage, JobKind, JobStatus
+from ..record import GenerationRecord
+from ..settings import MAX_CFG, GenerationRequest, Sampler, field_help
+from .form import CUSTOM_SIZE, MODES, SCALE_HINT, SEED_FIXED, SEED_RANDOM, FormValues, size_presets
+from .service import NO_LORA, Studio
+from .ui_common import set_form, show_flash, studio_or_stop
+from .ui_tools import render_tools
+
+POLL_S = 0.5  # how often a waiting page looks at its job
+LORA_LOAD_TIMEOUT_S = 300  # a folder LoRA loads after the running job; give up after this
+
+
+def render() -> None:
+    studio = studio_or_stop()
+    sizes = size_presets(studio.native_size)
+    _init_form(studio, sizes)
+    st.markdown("### Create")
+    st.caption(
+        "Turn a product or garment into an exploded view or a knolling flat lay. "
+        f"Model: **{studio.model_name}**."
+    )
+    show_flash()
+    left, right = st.columns([5, 7], gap="large")
+    with left:
+        form = _form(studio, sizes)
+    with right:
+        _output(studio, form, sizes)
+
+
+def _init_form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
+    """Defaults for widgets that have no value yet (and repairs for stale ones)."""
+    state = st.session_state
+    defaults = FormValues()
+    choices = [c.key for c in studio.lora_choices()]
+    state.setdefault("f_lora", choices[0])  # the first loaded LoRA, if any
+    for key, value in defaults.to_state().items():
+        state.setdefault(key, value)
+    if state.f_size not in sizes and state.f_size != CUSTOM_SIZE:
+        state.f_size = next(iter(sizes))
+        state.f_width, state.f_height = sizes[state.f_size]
+    if state.f_lora not in choices:
+        state.f_lora = choices[0]
+    if state.f_preset not in studio.presets:
+        state.f_preset = next(iter(studio.presets))
+
+
+# --- the form ---------------------------------------------------------------------
+
+
+def _form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> FormValues:
+    _scenario(studio)
+    st.text_area(
+        "What to take apart",
+        key="f_prompt",
+        height=90,
+        placeholder="a mechanical watch",
+        help=field_help("prompt"),
+    )
+    form = FormValues.from_state(st.session_state)
+    _final_prompt(studio, form)
+    st.segmented_control(
+        "Output",
+        list(m.value for m in MODES),
+        key="f_mode",
+        required=True,
+        format_func=lambda v: MODES[JobKind(v)],
+    )
+    if form.kind is JobKind.SWEEP:
+        st.caption(
+            "One image per LoRA scale "
+            + " · ".join(f"{s:g}" for s in STUDIO_SWEEP_SCALES)
+            + ", same seed."
+        )
+    elif form.kind is JobKind.COMPARE:
+        st.caption("The base model alone beside base + LoRA, same seed.")
+    _lora_controls(studio)
+    with st.expander("Sampling and size", expanded=False):
+        _sampling_controls(studio, sizes)
+    form = FormValues.from_state(st.session_state)
+    active = _active_job()
+    if st.button(
+        "Generate", type="primary", disabled=active is not None, width="stretch", key="generate"
+    ):
+        _submit(studio, form, sizes)
+    return form
+
+
+def _scenario(studio: Studio) -> None:
+    presets = studio.presets
+    ids = sorted(presets, key=lambda i: (i == "none", presets[i].title))
+    st.selectbox("Scenario", ids, key="f_preset", format_func=lambda i: presets[i].title)
+    preset = presets[st.session_state.f_preset]
+    st.caption(preset.description)
+    if preset.examples:
+        with st.container(horizontal=True, gap="small"):
+            for i, example in enumerate(preset.examples):
+                st.button(
+                    example,
+                    key=f"example_{preset.id}_{i}",
+                    type="tertiary",
+                    on_click=_set_prompt,
+                    args=(example,),
+                    help="Use this example prompt",
+                )
+
+
+def _set_prompt(text: str) -> None:
+    st.session_state.f_prompt = text
+
+
+def _final_prompt(studio: Studio, form: FormValues) -> None:
+    try:
+        plan = studio.engine.plan(
+            GenerationRequest(
+                prompt=form.f_prompt, preset=form.f_preset, negative_prompt=form.f_negative or None
+            )
+        )
+    except NanoBananaError as exc:
+        st.error(str(exc))
+        return
+    st.markdown(f"**Final prompt** &nbsp; :gray[{plan.tokens} / {plan.limit} tokens]")
+    st.code(plan.prompt or " ", language=None, wrap_lines=True)
+    if plan.warning():
+        st.warning(f"Too long: {plan.warning()}")
+
+
+def _lora_controls(studio: Studio) -> None:
+    choices = studio.lora_choices()
+    labels = {c.key: c.label for c in choices}
+    st.selectbox(
+        "LoRA",
+        list(labels),
+        key="f_lora",
+        format_func=labels.get,
+        help="Structure LoRAs from the studio's LoRA folder, loaded ones, or your upload.",
+    )
+    off = st.session_state.f_lora == NO_LORA
+    st.slider(
+        "LoRA scale",
+        0.0,
+        1.5,
+        step=0.05,
+        key="f_scale",
+        disabled=off,
+        help=field_help("lora_scale"),
+    )
+    st.caption(SCALE_HINT)
+    with st.expander("Upload a LoRA", expanded=False):
+        st.file_uploader(
+            f"LoRA file (.safetensors, up to {studio.config.max_lora_mb} MB)",
+            type=["safetensors"],
+            key="lora_upload",
+            on_change=_on_upload,
+            args=(studio,),
+            max_upload_size=studio.config.max_lora_mb,
+        )
+        kind, text = st.session_state.get("lora_message", (None, None))
+        if kind == "error":
+            st.error(text)
+        elif kind == "success":
+            st.success(text)
+
+
+def _on_upload(studio: Studio) -> None:
+    """Check and load an uploaded LoRA with the safe loader; select it if it is good."""
+    upload = st.session_state.get("lora_upload")
+    if upload is None:
+        st.session_state.pop("lora_message", None)
+        return
+    try:
+        lora = studio.add_uploaded_lora(upload.name, upload.getvalue())
+    except NanoBananaError as exc:
+        st.session_state.lora_message = ("error", f"LoRA refused: {exc}")
+        return
+    except concurrent.futures.TimeoutError:
+        st.session_state.lora_message = ("error", "loading the LoRA timed out; try again")
+        return
+    st.session_state.f_lora = lora.name
+    words = f" Trigger words: {', '.join(lora.trigger_words)}." if lora.trigger_words else ""
+    st.session_state.lora_message = (
+        "success",
+        f"Loaded '{lora.name}' (rank {lora.rank}, {sum(lora.targets.values())} modules).{words}",
+    )
+
+
+def _sampling_controls(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
+    preset = studio.presets[st.session_state.f_preset]
+    st.text_area(
+        "Negative prompt",
+        key="f_negative",
+        height=70,
+        placeholder=preset.negative or "nothing to avoid",
+        help="Empty: the scenario's own negative prompt (shown greyed).",
+    )
+    c1, c2 = st.columns(2)
+    c1.slider("CFG", 1.0, min(20.0, MAX_CFG), step=0.5, key="f_cfg", help=field_help("cfg"))
+    c2.slider("Steps", 1, 80, key="f_steps", help=field_help("steps"))
+    options = [*sizes, CUSTOM_SIZE]
+    st.selectbox("Size", options, key="f_size", help="Aspect ratios at the model's native size.")
+    if st.session_state.f_size == CUSTOM_SIZE:
+        w, h = st.columns(2)
+        w.number_input("Width", min_value=8, max_value=8192, step=8, key="f_width")
+        h.number_input("Height", min_value=8, max_value=8192, step=8, key="f_height")
+    st.selectbox("Sampler", [s.value for s in Sampler], key="f_sampler", help=field_help("sampler"))
+    s1, s2 = st.columns(2)
+    s1.radio("Seed", [SEED_RANDOM, SEED_FIXED], key="f_seed_mode", horizontal=True)
+    s2.number_input(
+        "Seed value",
+        min_value=0,
+        max_value=2**32 - 1,
+        step=1,
+        key="f_seed",
+        disabled=st.session_state.f_seed_mode != SEED_FIXED,
+    )
+
+
+# --- submitting and watching -----------------------------------------------------------
+
+
+def _active_job() -> Job | None:
+    job = st.session_state.get("job")
+    return job if job is not None and not job.status.finished else None
+
+
+def _submit(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]]) -> None:
+    st.session_state.pop("submit_error", None)
+    try:
+        lora = studio.resolve_lora(form.f_lora)
+        request = form.to_request(sizes, lora)
+        job = studio.queue.submit(form.kind, request)
+    except NanoBananaError as exc:
+        st.session_state.submit_error = str(exc)
+        return
+    except concurrent.futures.TimeoutError:
+        st.session_state.submit_error = "loading the LoRA timed out; try again"
+        return
+    st.session_state.job = job
+
+
+def _output(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]]) -> None:
+    if "submit_error" in st.session_state:
+        st.error(st.session_state.submit_error)
+    job: Job | None = st.session_state.get("job")
+    if job is None:
+        _empty_state()
+    elif not job.status.finished:
+        _watch(job)
+    elif job.status is JobStatus.DONE:
+        _result(studio, job, sizes)
+    elif job.status is JobStatus.CANCELLED:
+        st.info("Cancelled. Change the settings or press Generate again.")
+    else:
+        st.error(f"Generation failed: {job.error}")
+
+
+def _empty_state() -> None:
+    with st.container(border=True):
+        st.markdown("**No image yet**")
+        st.caption(
+            "Pick a scenario, click an example or describe an object, and press Generate. "
+            "Progress and a rough preview appear here; every image is saved to the Gallery."
+        )
+
+
+@st.fragment(run_every=POLL_S)
+def _watch(job: Job) -> None:
+    """Queue place or progress with a preview, redrawn until the job ends."""
+    if job.status.finished:
+        st.rerun()
+    position = job.position
+    progress = job.progress
+    if job.status is JobStatus.QUEUED or progress is None:
+        ahead = f"{position - 1} job(s) ahead of yours" if position and position > 1 else "next"
+        text = f"Waiting in the queue: #{position} ({ahead})" if position else "Starting…"
+        st.progress(0.0, text=text)
+    else:
+        parts = [f"Step {progress.step} / {progress.total}"]
+        if progress.images > 1:
+            parts.append(f"image {progress.image} of {progress.images}")
+        parts.append(f"about {progress.eta_s:.0f} s left")
+        st.progress(progress.fraction, text=" · ".join(parts))
+    preview = job.preview
+    if preview is not None:
+        st.image(preview, caption="Rough preview (latent projection)", width=256)
+    st.button("Cancel", key="cancel", on_click=job.cancel)
+
+
+# --- the result ---------------------------------------------------------------------------
+
+
+def _result(studio: Studio, job: Job, sizes: dict[str, tuple[int, int]]) -> None:
+    result = job.result
+    for warning in result.warnings:
+        st.warning(warning)
+    images = result.images
+    if len(images) == 1:
+        _image_card(job, 0, images[0], wide=True)
+    else:
+        for i, (col, image) in enumerate(zip(st.columns(len(images)), images, strict=True)):
+            with col:
+                _image_card(job, i, image, wide=False)
+        st.download_button(
+            "Download side-by-side sheet",
+            _png(result.sheet),
+            file_name=f"nano-banana-{job.kind.value}-{job.request.seed}.png",
+            mime="image/png",
+            key=f"sheet_{job.id}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+    record = images[-1].result.record
+    _settings(record)
+    st.button(
+        "Reuse these settings",
+        key=f"reuse_{job.id}",
+        on_click=_reuse,
+        args=(studio, record, sizes),
+        help="Put this image's settings and seed into the form.",
+    )
+    render_tools(job, images)
+
+
+def _image_card(job: Job, index: int, image: JobImage, wide: bool) -> None:
+    caption = image.label if not wide else f"Seed {image.result.record.request.seed}"
+    st.image(image.result.image, caption=caption, width="stretch")
+    name = image.entry.path.name if image.entry else f"nano-banana-{job.id}-{index}.png"
+    st.download_button(
+        "Download PNG",
+        image.png,
+        file_name=name,
+        mime="image/png",
+        key=f"download_{job.id}_{index}",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def _settings(record: GenerationRecord) -> None:
+    req = record.request
+    loras = ", ".join(f"{u.name} × {u.scale:g}" for u in record.loras) or "none"
+    rows = {
+        "Scenario": req.preset,
+        "Seed": req.seed,
+        "Size": f"{req.width}×{req.height}",
+        "Steps": req.steps,
+        "CFG": f"{req.cfg:g}",
+        "Sampler": Sampler(req.sampler).a1111_name,
+        "LoRA": loras,
+        "Time": f"{record.duration_s:.1f} s",
+    }
+    with st.expander("Settings", expanded=False):
+        st.markdown("  \n".join(f"**{k}:** {v}" for k, v in rows.items()))
+        st.markdown("**Prompt used:**")
+        st.code(record.prompt_used or " ", language=None, wrap_lines=True)
+        if record.negative_used:
+            st.markdown("**Negative prompt used:**")
+            st.code(record.negative_used, language=None, wrap_lines=True)
+
+
+def _reuse(studio: Studio, record: GenerationRecord, sizes: dict[str, tuple[int, int]]) -> None:
+    current = FormValues.from_state(st.session_state)
+    set_form(FormValues.from_record(record, sizes, list(studio.queue.loras()), current))
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,95 @@
+"""Result tools: layout analysis (score and verdict) and numbered callouts, from ``analysis``/``annotate``."""
+
+from __future__ import annotations
+
+import io
+
+import streamlit as st
+
+from ..errors import NanoBananaError
+from ..jobs import Job, JobImage
+
+try:  # the demo world's analysis; the studio works without it
+    from ..analysis import analyze_layout
+    from ..annotate import annotate, parse_part_names
+except ImportError:  # pragma: no cover - only in trimmed installs
+    analyze_layout = None
+
+
+def render_tools(job: Job, images: tuple[JobImage, ...]) -> None:
+    """ "Analyze layout" and "Add callouts" for one image of the job."""
+    if analyze_layout is None:
+        return
+    st.markdown("**Layout tools**")
+    index = 0
+    if len(images) > 1:
+        index = st.selectbox(
+            "Image",
+            range(len(images)),
+            key=f"tool_image_{job.id}",
+            format_func=lambda i: images[i].label,
+        )
+    image = images[index]
+    key = f"{job.id}_{index}"
+    names = st.text_input(
+        "Part names for callouts (optional)", key=f"names_{key}", placeholder="strap, case, crown …"
+    )
+    c1, c2 = st.columns(2)
+    if c1.button("Analyze layout", key=f"analyze_{key}", width="stretch"):
+        _run(key, "analysis", lambda: analyze_layout(image.result.image))
+    if c2.button("Add callouts", key=f"callouts_{key}", width="stretch"):
+        _run(key, "callouts", lambda: annotate(image.result.image, parse_part_names(names)))
+    _show_analysis(st.session_state.get(f"result_analysis_{key}"))
+    _show_callouts(st.session_state.get(f"result_callouts_{key}"), key)
+
+
+def _run(key: str, what: str, work) -> None:
+    try:
+        st.session_state[f"result_{what}_{key}"] = work()
+    except NanoBananaError as exc:
+        st.session_state[f"result_{what}_{key}"] = exc
+
+
+def _show_analysis(report) -> None:
+    if report is None:
+        return
+    if isinstance(report, Exception):
+        st.error(f"Analysis failed: {report}")
+        return
+    verdict = ":green[yes]" if report.verdict else ":red[no]"
+    st.markdown(f"**Layout score {report.score} / 100** · disassembled layout: {verdict}")
+    arrangement = report.arrangement if report.arrangement != "none" else "no clear arrangement"
+    if report.arrangement == "grid":
+        arrangement = f"grid of {report.rows} × {report.columns}"
+    elif report.arrangement == "axis":
+        arrangement = f"{report.axis} axis"
+    st.caption(
+        f"{report.part_count} parts · {arrangement} · separation {report.separation:.2f} · "
+        f"background cleanliness {report.background_cleanliness:.2f}"
+    )
+    for reason in report.reasons:
+        st.caption(f"– {reason}")
+
+
+def _show_callouts(annotation, key: str) -> None:
+    if annotation is None:
+        return
+    if isinstance(annotation, Exception):
+        st.error(f"Callouts failed: {annotation}")
+        return
+    st.image(
+        annotation.image, caption=f"{len(annotation.callouts)} numbered parts", width="stretch"
+    )
+    for warning in annotation.warnings:
+        st.warning(warning)
+    buffer = io.BytesIO()
+    annotation.image.save(buffer, format="PNG")
+    st.download_button(
+        "Download annotated PNG",
+        buffer.getvalue(),
+        file_name="annotated.png",
+        mime="image/png",
+        key=f"dl_callouts_{key}",
+        on_click="ignore",
+        icon=":material/download:",
+    )
