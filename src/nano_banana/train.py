@@ -614,6 +614,47 @@ def make_accelerator(config: TrainConfig):
     return Accelerator(mixed_precision=mixed, cpu=probe.type == "cpu")
 
 
+@dataclass
+class Run:
+    """Everything the loop works with, built once by ``prepare_run``."""
+
+    config: TrainConfig
+    accelerator: Any
+    models: Models
+    data: TrainData
+    adapters: Adapters
+    params: dict[str, torch.nn.Parameter]
+    optimizer: Any
+    ema: AdapterEMA | None
+    unet: torch.nn.Module  # the adapted UNet, prepared by accelerate
+    text_encoders: tuple
+    stream: BatchStream
+    state: RunState
+    sample_pipe: Any  # main process only
+    loss_log: LossLog | None  # main process only
+    eval_before: float
+    grids: list[Path] = field(default_factory=list)
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def save(self) -> None:
+        """Checkpoint from the main process; every process waits so all stop at the same step."""
+        if self.main:
+            self.state.checkpoint = save_checkpoint(
+                self.config.out_dir,
+                self.state.step,
+                checkpoint_state(self.config, self.params, self.optimizer, self.ema, self.state),
+                keep=self.config.keep_checkpoints,
+            )
+        self.accelerator.wait_for_everyone()
+
+
 def train(
     config: TrainConfig,
     *,
@@ -624,11 +665,35 @@ def train(
     started = time.monotonic()
     config = config.validated()
     accelerator = make_accelerator(config)
-    main = accelerator.is_main_process
-    device = accelerator.device
-    weight_dtype, _ = weight_dtype_for(config, device)
-
     # 1. data first: a bad dataset fails in seconds, not after loading a 7 GB model
+    report, config_path = check_data(config, accelerator.is_main_process)
+    # 2-5. frozen base, caches, adapters, optimizer, resume
+    run = prepare_run(config, accelerator, report.usable_items(config.skip_bad))
+    # 6. the loop
+    bar = ProgressBar(config.max_steps, run.state.step, enabled=progress and run.main)
+    start_step, loop_started = run.state.step, time.monotonic()
+    with StopRequest(bar.note if progress else log.warning) as stop:
+        while run.state.step < config.max_steps:
+            if _any_process(accelerator, stop.requested):
+                run.save()
+                raise TrainingInterrupted(
+                    f"stopped at step {run.state.step}; checkpoint saved in "
+                    f"{run.state.checkpoint}; continue with --resume latest"
+                )
+            info = train_step(run, loop_started)
+            bar.update(info)
+            if on_step is not None:
+                on_step(info)
+            after_step(run, info)
+    bar.close()
+    # 7. outputs: the LoRA (EMA weights if kept), model card, exports, final checkpoint
+    result = finish(run, report, config_path, start_step, loop_started)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def check_data(config: TrainConfig, main: bool):
+    """Check the dataset; save the config beside the outputs. Returns (report, config path)."""
     report = check_dataset(
         config.data,
         resolution=config.resolution,
@@ -636,15 +701,20 @@ def train(
         min_size_fraction=config.min_size_fraction,
         upscale=config.upscale,
     )
-    items = report.usable_items(config.skip_bad)
+    report.usable_items(config.skip_bad)  # refuses a bad dataset unless told to skip
     config_path = None
     if main:
         config.out_dir.mkdir(parents=True, exist_ok=True)
         config_path = save_config(config, config.out_dir / "train_config.toml")
         if report.problems:
             log.warning("skipping %d bad item(s):\n%s", len(report.problems), report.format())
+    return report, config_path
 
-    # 2-4. frozen base, caches, adapters
+
+def prepare_run(config: TrainConfig, accelerator, items: list[TrainItem]) -> Run:
+    """Steps 2-5: frozen base, caches, adapters and optimizer, then resume if asked."""
+    device = accelerator.device
+    weight_dtype, _ = weight_dtype_for(config, device)
     models = load_models(config, device, weight_dtype)
     if config.grad_checkpointing:
         models.unet.enable_gradient_checkpointing()
@@ -655,122 +725,119 @@ def train(
     ema = AdapterEMA(params, config.ema_decay) if config.ema_decay else None
     eval_before = fixed_noise_loss(adapters.unet, data, models, config, device)
 
-    # 5. resume: same step count, optimizer state, EMA; lr and randomness follow from the step
+    # resume: same step count, optimizer state, EMA; lr and randomness follow from the step
     state = RunState()
     resume_from = resolve_resume(config.out_dir, config.resume)
     if resume_from is not None:
         restore(resume_from, config, params, optimizer, ema, state)
 
+    main = accelerator.is_main_process
+    # models before the optimizer, as accelerate wants for sharded (FSDP) setups
     unet = accelerator.prepare(adapters.unet)
-    text_encoders = (
-        tuple(accelerator.prepare(e) for e in adapters.text_encoders) or models.text_encoders
-    )
+    prepared = tuple(accelerator.prepare(e) for e in adapters.text_encoders)
     optimizer = accelerator.prepare(optimizer)
-    stream = BatchStream(data, config, accelerator.num_processes, accelerator.process_index)
-    sample_pipe = build_sample_pipeline(models, adapters) if main else None
-    loss_log = LossLog(config.out_dir, state.step) if main else None
-    bar = ProgressBar(config.max_steps, state.step, enabled=progress and main)
-    grids: list[Path] = []
-    start_step, loop_started = state.step, time.monotonic()
+    return Run(
+        config=config,
+        accelerator=accelerator,
+        models=models,
+        data=data,
+        adapters=adapters,
+        params=params,
+        optimizer=optimizer,
+        ema=ema,
+        unet=unet,
+        text_encoders=prepared or models.text_encoders,
+        stream=BatchStream(data, config, accelerator.num_processes, accelerator.process_index),
+        state=state,
+        sample_pipe=build_sample_pipeline(models, adapters) if main else None,
+        loss_log=LossLog(config.out_dir, state.step) if main else None,
+        eval_before=eval_before,
+    )
 
-    def save(step_state: RunState) -> None:
-        if main:
-            step_state.checkpoint = save_checkpoint(
-                config.out_dir,
-                step_state.step,
-                checkpoint_state(config, params, optimizer, ema, step_state),
-                keep=config.keep_checkpoints,
-            )
-        accelerator.wait_for_everyone()
 
-    # 6. the loop
-    with StopRequest(bar.note if progress else log.warning) as stop:
-        while state.step < config.max_steps:
-            if _any_process(accelerator, stop.requested):
-                save(state)
-                raise TrainingInterrupted(
-                    f"stopped at step {state.step}; checkpoint saved in {state.checkpoint}; "
-                    f"continue with --resume latest"
+def train_step(run: Run, loop_started: float) -> StepInfo:
+    """One optimizer step over ``grad_accum`` micro-batches; a NaN/Inf loss stops the run."""
+    config, state, accelerator = run.config, run.state, run.accelerator
+    step_started = time.monotonic()
+    factor = lr_factor(state.step, config)
+    for group in run.optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+    loss_sum, samples = accumulate_gradients(run)
+    # a NaN/Inf loss stops the run before the optimizer can spread it into the weights
+    mean_loss = accelerator.reduce(loss_sum / config.grad_accum, reduction="mean").item()
+    if not math.isfinite(mean_loss):
+        raise TrainingError(nan_message(mean_loss, state, config))
+    if config.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(list(run.params.values()), config.max_grad_norm)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.ema is not None:
+        run.ema.update(run.params, state.step)
+    state.step += 1
+    state.first_loss = mean_loss if state.first_loss is None else state.first_loss
+    state.recent = (state.recent + [mean_loss])[-10:]
+    dt = max(time.monotonic() - step_started, 1e-9)
+    return StepInfo(
+        state.step,
+        config.max_steps,
+        mean_loss,
+        config.lr * factor,
+        samples * accelerator.num_processes / dt,
+        time.monotonic() - loop_started,
+    )
+
+
+def accumulate_gradients(run: Run) -> tuple[torch.Tensor, int]:
+    """Forward/backward over the micro-batches; only the last one syncs gradients across processes."""
+    config, accelerator, device = run.config, run.accelerator, run.device
+    loss_sum, samples = torch.zeros((), device=device), 0
+    for micro in range(config.grad_accum):
+        batch = run.stream.get(run.state.step * config.grad_accum + micro)
+        generator = step_generator(
+            config.seed, run.state.step, micro, accelerator.process_index, device
+        )
+        last = micro == config.grad_accum - 1
+        with contextlib.nullcontext() if last else accelerator.no_sync(run.unet):
+            with accelerator.autocast():
+                embeds, pooled = text_conditioning(batch, run.data, run.models, run.text_encoders)
+                loss = diffusion_loss(
+                    run.unet,
+                    batch.latents.to(device),
+                    embeds.to(device),
+                    pooled.to(device),
+                    batch.time_ids.to(device),
+                    run.models.noise_scheduler,
+                    config,
+                    generator,
                 )
-            step_started = time.monotonic()
-            factor = lr_factor(state.step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
+            accelerator.backward(loss / config.grad_accum)
+        loss_sum += loss.detach()
+        samples += len(batch.captions)
+    return loss_sum, samples
 
-            # forward/backward over the micro-batches; only the last one syncs gradients across processes
-            loss_sum, samples = torch.zeros((), device=device), 0
-            for micro in range(config.grad_accum):
-                batch = stream.get(state.step * config.grad_accum + micro)
-                generator = step_generator(
-                    config.seed, state.step, micro, accelerator.process_index, device
-                )
-                sync = (
-                    accelerator.no_sync(unet)
-                    if micro < config.grad_accum - 1
-                    else contextlib.nullcontext()
-                )
-                with sync:
-                    with accelerator.autocast():
-                        embeds, pooled = text_conditioning(batch, data, models, text_encoders)
-                        loss = diffusion_loss(
-                            unet,
-                            batch.latents.to(device),
-                            embeds.to(device),
-                            pooled.to(device),
-                            batch.time_ids.to(device),
-                            models.noise_scheduler,
-                            config,
-                            generator,
-                        )
-                    accelerator.backward(loss / config.grad_accum)
-                loss_sum += loss.detach()
-                samples += len(batch.captions)
 
-            # a NaN/Inf loss stops the run before the optimizer can spread it into the weights
-            mean_loss = accelerator.reduce(loss_sum / config.grad_accum, reduction="mean").item()
-            if not math.isfinite(mean_loss):
-                raise TrainingError(nan_message(mean_loss, state, config))
-            if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(list(params.values()), config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(params, state.step)
-            state.step += 1
-            state.first_loss = mean_loss if state.first_loss is None else state.first_loss
-            state.recent = (state.recent + [mean_loss])[-10:]
+def after_step(run: Run, info: StepInfo) -> None:
+    """Loss curve, checkpoint and sample grid, each on its own schedule."""
+    config, step = run.config, run.state.step
+    if run.loss_log is not None and (step % config.log_every == 0 or step == config.max_steps):
+        run.loss_log.append(info)
+    if config.checkpoint_every and step % config.checkpoint_every == 0:
+        run.save()
+    every = config.effective_sample_every
+    if run.main and every and step % every == 0:
+        run.grids.append(
+            sample_grid(run.sample_pipe, config, run.device, step, run.ema, run.params)
+        )
 
-            # report, checkpoint, samples
-            dt = max(time.monotonic() - step_started, 1e-9)
-            info = StepInfo(
-                state.step,
-                config.max_steps,
-                mean_loss,
-                config.lr * factor,
-                samples * accelerator.num_processes / dt,
-                time.monotonic() - loop_started,
-            )
-            bar.update(info)
-            if loss_log is not None and (
-                state.step % config.log_every == 0 or state.step == config.max_steps
-            ):
-                loss_log.append(info)
-            if on_step is not None:
-                on_step(info)
-            if config.checkpoint_every and state.step % config.checkpoint_every == 0:
-                save(state)
-            every = config.effective_sample_every
-            if main and every and state.step % every == 0:
-                grids.append(sample_grid(sample_pipe, config, device, state.step, ema, params))
 
-    # 7. outputs: the LoRA (EMA weights if kept), model card, exports, final checkpoint
-    bar.close()
+def finish(run: Run, report, config_path, start_step: int, loop_started: float) -> TrainResult:
+    """Step 7: final checkpoint, before/after loss, and the LoRA with its card and exports."""
+    config, state = run.config, run.state
     steps_done = state.step - start_step
     loop_seconds = time.monotonic() - loop_started
-    eval_after = fixed_noise_loss(adapters.unet, data, models, config, device)
+    eval_after = fixed_noise_loss(run.adapters.unet, run.data, run.models, config, run.device)
     if not config.checkpoint_every or state.step % config.checkpoint_every:
-        save(state)  # a final checkpoint lets a later run extend training with a larger max_steps
-    final_loss = sum(state.recent) / len(state.recent) if state.recent else None
+        run.save()  # a final checkpoint lets a later run extend training with a larger max_steps
     result = TrainResult(
         lora_path=config.lora_path,
         out_dir=config.out_dir,
@@ -779,21 +846,27 @@ def train(
         seconds=0.0,
         seconds_per_step=loop_seconds / max(1, steps_done),
         first_loss=state.first_loss,
-        final_loss=final_loss,
-        eval_loss_before=eval_before,
+        final_loss=sum(state.recent) / len(state.recent) if state.recent else None,
+        eval_loss_before=run.eval_before,
         eval_loss_after=eval_after,
         checkpoint=state.checkpoint or find_latest(config.out_dir),
-        sample_grids=grids,
+        sample_grids=run.grids,
         skipped=list(report.problems),
-        cache=data.stats,
-        main_process=main,
+        cache=run.data.stats,
+        main_process=run.main,
     )
-    if main:
+    if run.main:
         write_outputs(
-            result, config, adapters, params, ema, report.summary(), loss_log, config_path
+            result,
+            config,
+            run.adapters,
+            run.params,
+            run.ema,
+            report.summary(),
+            run.loss_log,
+            config_path,
         )
-    accelerator.wait_for_everyone()
-    result.seconds = time.monotonic() - started
+    run.accelerator.wait_for_everyone()
     return result
 
 
