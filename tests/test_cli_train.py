@@ -86,3 +86,55 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
         f"error: config file '{config}': unknown setting(s) rnak (did you mean 'rank'?); "
         "see 'nano-banana train --help'"
     ]
+
+
+def test_two_processes_train_data_parallel(tiny_sdxl_dir, tmp_path):
+    """The same `train` command under a real two-process launcher (torchrun, what
+    `accelerate launch --multi_gpu` runs): both processes train, only the main one writes files."""
+    import os
+    import subprocess
+    import sys
+
+    from nano_banana.lora import read_lora
+    from train_fixtures import make_dataset
+
+    data = make_dataset(tmp_path / "data", n=4)
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "nano_banana.cli",
+        "train",
+        "--data",
+        str(data),
+        "--base",
+        str(tiny_sdxl_dir),
+        "--out",
+        str(out),
+        "--resolution",
+        "64",
+        "--rank",
+        "4",
+        "--alpha",
+        "4",
+        "--max-steps",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--sample-every",
+        "0",
+        "--lr",
+        "1e-3",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lora = read_lora(out / "run.safetensors")
+    assert lora.rank == 4 and lora.targets["unet"] > 0
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints and all(name.startswith("checkpoint-") for name in checkpoints)
+    assert (done.stdout + done.stderr).count("LoRA: ") == 1  # one summary, from rank 0 only
