@@ -32,6 +32,7 @@ from .presets import Preset, get_preset, load_presets
 from .prompt import PromptPlan, plan_prompt
 from .record import GenerationRecord, LoraUse
 from .settings import GenerationRequest, LoraWeight, Sampler
+from .speed import Accelerator, SpeedConfig
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Engine:
         base_hash: str | None = None,
         vae: str | None = None,
         presets: dict[str, Preset] | None = None,
+        speed: SpeedConfig | None = None,
     ):
         self.pipe = pipe
         self.base_name = base_name
@@ -88,6 +90,9 @@ class Engine:
         self._plan_tokenizers = (copy.deepcopy(pipe.tokenizer), copy.deepcopy(pipe.tokenizer_2))
         self._plan_lock = threading.Lock()
         pipe.set_progress_bar_config(disable=True)
+        # speed hook (speed.py): fused LoRA, prompt cache, precision, compile. A pipeline
+        # handed in from outside (e.g. the trainer's) is left as it is unless asked.
+        self.speed = Accelerator(pipe, speed or SpeedConfig.reference())
 
     # --- building ---------------------------------------------------------
 
@@ -100,10 +105,14 @@ class Engine:
         device: str = "auto",
         dtype: str = "auto",
         preset_dir: Path | None = None,
+        speed: SpeedConfig | None = None,
     ) -> Engine:
         """Load a base model (repo id, folder or .safetensors) and attach LoRA files."""
         loaded = load_base(BaseSpec(source=base, vae=vae, device=device, dtype=dtype))
-        engine = cls(loaded.pipe, loaded.name, loaded.file_hash, vae, load_presets(preset_dir))
+        speed = (speed or SpeedConfig()).respecting_dtype(dtype)  # our own pipeline: fast path
+        engine = cls(
+            loaded.pipe, loaded.name, loaded.file_hash, vae, load_presets(preset_dir), speed=speed
+        )
         for spec in loras:
             path, weight = parse_lora_arg(spec)
             engine.add_lora(path, weight=weight)
@@ -115,6 +124,7 @@ class Engine:
         with self._lock:
             if lora.name in self._loras:
                 raise LoraError(f"a LoRA named '{lora.name}' is already loaded; pass another name")
+            self.speed.before_lora_change()  # speed hook: unfuse before PEFT sees the model
             lora_lib.attach_lora(self.pipe, lora)
             self._loras[lora.name] = LoadedLora(lora, weight)
         return lora
@@ -136,6 +146,7 @@ class Engine:
             if name not in self._loras:
                 raise LoraError(f"no LoRA named '{name}' is loaded")
             if self._loras[name].file is not None:  # adopted adapters belong to their owner
+                self.speed.before_lora_change()  # speed hook: unfuse before PEFT sees the model
                 lora_lib.detach_lora(self.pipe, name)
             del self._loras[name]
 
@@ -210,9 +221,10 @@ class Engine:
         weights = self.lora_weights(request)
         with self._lock:
             started = time.perf_counter()
-            lora_lib.apply_adapter_state(self.pipe, {n: eff for n, (_, eff) in weights.items()})
+            active = {n: eff for n, (_, eff) in weights.items()}
+            self.speed.set_adapters(active)  # speed hook: lora.apply_adapter_state, or fused
             self.pipe.scheduler = make_scheduler(request.sampler, self.pipe.scheduler.config)
-            latents = self._denoise(request, plan, progress, cancel, started)
+            latents = self._denoise(request, plan, progress, cancel, started, active)
             image = self.decode(latents)
             duration = time.perf_counter() - started
         record = self._record(request, plan, weights, duration)
@@ -225,6 +237,7 @@ class Engine:
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
         started: float,
+        active: dict[str, float],
     ) -> torch.Tensor:
         def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
             if cancel is not None and cancel.is_set():
@@ -238,19 +251,21 @@ class Engine:
             raise CancelledError("generation cancelled before it started")
         # A CPU generator makes the starting noise the same on every device.
         generator = torch.Generator("cpu").manual_seed(request.seed)
+        # speed hook: cached prompt embeddings (or the prompts), inference mode
+        prompts = self.speed.prompt_kwargs(plan.prompt, plan.negative, request.cfg, active)
         try:
-            out = self.pipe(
-                prompt=plan.prompt,
-                negative_prompt=plan.negative,
-                num_inference_steps=request.steps,
-                guidance_scale=request.cfg,
-                width=request.width,
-                height=request.height,
-                generator=generator,
-                output_type="latent",
-                callback_on_step_end=on_step_end,
-                callback_on_step_end_tensor_inputs=["latents"],
-            )
+            with self.speed.denoise_context():
+                out = self.pipe(
+                    **prompts,
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.cfg,
+                    width=request.width,
+                    height=request.height,
+                    generator=generator,
+                    output_type="latent",
+                    callback_on_step_end=on_step_end,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                )
         except torch.OutOfMemoryError:
             release_device_memory()
             raise GenerationError(
@@ -270,6 +285,7 @@ class Engine:
         first = (
             torch.float32 if (vae.dtype == torch.float16 and vae.config.force_upcast) else vae.dtype
         )
+        first = self.speed.vae_first_dtype() or first  # speed hook: e.g. bf16 on CUDA
         pixels = self._decode_as(latents, first)
         if not torch.isfinite(pixels).all() and first != torch.float32:
             pixels = self._decode_as(latents, torch.float32)
