@@ -158,6 +158,10 @@ def press_generate_and_wait(page, done_label: str = "Download PNG") -> None:
 
 
 def shot(page, name: str) -> None:
+    """A screenshot once every image on the page has loaded."""
+    page.wait_for_function(
+        "[...document.images].every(img => img.complete && img.naturalWidth > 0)"
+    )
     page.screenshot(path=str(ARTIFACTS / name))
 
 
@@ -189,6 +193,7 @@ def test_generate_download_and_find_it_in_the_gallery(page, studio_url, gallery_
     sync_api.expect(page.get_by_text("a mechanical watch", exact=True)).to_have_count(1)
     open_buttons = page.locator("[class*='st-key-g_open_'] button")  # one per gallery card
     sync_api.expect(open_buttons).to_have_count(1)
+    sync_api.expect(page.get_by_test_id("stImage")).to_have_count(1)  # the thumbnail
     shot(page, "studio-gallery.png")
     open_buttons.click()
     page.get_by_role("button", name="Reuse settings").wait_for()

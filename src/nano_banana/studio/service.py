@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LoraError
+from ..errors import LoraError, NanoBananaError
 from ..gallery import Gallery
 from ..generate import Engine
 from ..jobs import JobQueue
@@ -147,8 +147,13 @@ class Studio:
             tmp.replace(path)
         try:
             return self.queue.add_lora(path, name=self._free_name(stem))
-        except Exception:
+        except NanoBananaError as exc:
             path.unlink(missing_ok=True)  # a refused upload is not kept
+            # Name the user's file, not the server's copy of it.
+            message = str(exc).replace(str(path), filename).replace(path.name, filename)
+            raise type(exc)(message) from None
+        except Exception:
+            path.unlink(missing_ok=True)
             raise
 
     def _free_name(self, stem: str) -> str:

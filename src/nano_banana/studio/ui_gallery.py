@@ -84,11 +84,9 @@ def _card(entry: GalleryEntry) -> None:
         prompt = entry.prompt.strip() or "(empty prompt)"
         st.markdown(f"**{_short(prompt, 60)}**")
         st.caption(f"#{entry.id} · {entry.preset} · seed {entry.seed} · {entry.created[:16]}")
-        c1, c2 = st.columns(2)
-        c1.checkbox("Select", key=f"g_sel_{entry.id}")
-        c2.button(
-            "Open", key=f"g_open_{entry.id}", on_click=_open, args=(entry.id,), width="stretch"
-        )
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.checkbox("Select", key=f"g_sel_{entry.id}")
+            st.button("Open", key=f"g_open_{entry.id}", on_click=_open, args=(entry.id,))
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
