@@ -31,10 +31,13 @@ def pixels(image) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_sdxl_dir, tiny_lora) -> Engine:
+def engine(tiny_sdxl_dir, tiny_lora):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared CI cores: spinning BLAS threads make tiny jobs 10x slower
     eng = Engine.load(str(tiny_sdxl_dir), device="cpu")
     eng.add_lora(tiny_lora, name="structure")
-    return eng
+    yield eng
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
