@@ -12,7 +12,9 @@ PRESET ?= knolling
 run: setup
 	.venv/bin/nano-banana generate "$(PROMPT)" --preset $(PRESET) --out outputs $(ARGS)
 
+# The studio's browser tests drive Debian's Chromium (installed here when we are root).
 test: setup
+	./scripts/install-browser
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
