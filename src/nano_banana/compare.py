@@ -7,6 +7,7 @@ seed, LoRA off and on. ``sweep`` renders a row over values of one setting
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -40,7 +41,10 @@ class SheetResult:
 
 
 def compare(
-    engine: Engine, request: GenerationRequest, progress: ProgressCallback | None = None
+    engine: Engine,
+    request: GenerationRequest,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> SheetResult:
     """Same prompt and seed, LoRA off then on; the seed is fixed first so both share it."""
     if not engine.adapter_names:
@@ -50,8 +54,8 @@ def compare(
             "compare shows the LoRA at its scale: use a lora scale other than 0"
         )
     request = request.sized(*engine.native_size).validated()
-    base = engine.generate(replace(request, lora_scale=0.0), progress)
-    with_lora = engine.generate(request, progress)
+    base = engine.generate(replace(request, lora_scale=0.0), progress, cancel)
+    with_lora = engine.generate(request, progress, cancel)
     panels = [
         Panel("base model (LoRA off)", base),
         Panel(f"base + LoRA (scale {request.lora_scale:g})", with_lora),
@@ -65,6 +69,7 @@ def sweep(
     setting: str = "lora_scale",
     values: Sequence[object] = DEFAULT_SWEEP_SCALES,
     progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> SheetResult:
     """One image per value of ``setting``, everything else (the seed too) held fixed."""
     if setting not in SWEEPABLE:
@@ -76,7 +81,7 @@ def sweep(
     panels = [
         Panel(
             f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}",
-            engine.generate(variant, progress),
+            engine.generate(variant, progress, cancel),
         )
         for variant, value in zip(variants, values, strict=True)
     ]

@@ -406,10 +406,17 @@ class JobQueue:
             made, sheet = [("image", result)], None
         else:
             if job.kind is JobKind.COMPARE:
-                sheet_result = compare(self.engine, job.request, progress=progress)
+                sheet_result = compare(
+                    self.engine, job.request, progress=progress, cancel=job._cancel
+                )
             else:
                 sheet_result = sweep(
-                    self.engine, job.request, "lora_scale", job.sweep_values, progress=progress
+                    self.engine,
+                    job.request,
+                    "lora_scale",
+                    job.sweep_values,
+                    progress=progress,
+                    cancel=job._cancel,
                 )
             made = [(panel.label, panel.result) for panel in sheet_result.panels]
             sheet = sheet_result.sheet
@@ -423,9 +430,6 @@ class JobQueue:
         state = {"image": 1, "last_step": 0}
 
         def on_step(event: ProgressEvent) -> None:
-            # compare/sweep have no cancel argument: stopping from their progress hook works too.
-            if job._cancel.is_set():
-                raise CancelledError("generation cancelled")
             if event.step <= state["last_step"]:
                 state["image"] += 1  # a new image of a compare / sweep began
             state["last_step"] = event.step
