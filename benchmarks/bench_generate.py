@@ -63,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--arms", default=None, help="comma-separated arms to run (default: all)")
     p.add_argument("--work", default=str(benchlib.DEFAULT_WORK), help="cache of built models")
     p.add_argument("--json", default=None, help="write all numbers here")
+    p.add_argument(
+        "--rounds", type=int, default=6, help="interleaved rounds (one image per arm each; 0: off)"
+    )
+    p.add_argument("--interleave", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--models-json", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -77,13 +81,11 @@ def dtype_for(device: str):
     return torch.float16 if device.startswith("cuda") else torch.float32  # the design: fp16 GPU
 
 
-def run_plain(args, models: dict) -> dict:
+def load_plain(args, models: dict):
     """The design's snippet, plus a CPU generator so both arms start from the same noise."""
     import torch
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionXLPipeline
 
-    out: dict = {}
-    started = time.perf_counter()
     pipe = StableDiffusionXLPipeline.from_pretrained(
         models["base"], torch_dtype=dtype_for(args.device), use_safetensors=True
     )
@@ -92,7 +94,6 @@ def run_plain(args, models: dict) -> dict:
     pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     benchlib.sync(args.device)
-    out["load_s"] = time.perf_counter() - started
     probe = benchlib.Probe(pipe, args.device)
     size = args.size or pipe.unet.config.sample_size * pipe.vae_scale_factor
 
@@ -111,6 +112,15 @@ def run_plain(args, models: dict) -> dict:
         ).images[0]
         benchlib.sync(args.device)
         return result
+
+    return pipe, probe, image
+
+
+def run_plain(args, models: dict) -> dict:
+    out: dict = {}
+    started = time.perf_counter()
+    pipe, probe, image = load_plain(args, models)
+    out["load_s"] = time.perf_counter() - started
 
     image()
     out["first_image_s"] = time.perf_counter() - started
@@ -155,19 +165,15 @@ def speed_config_for(arm: str):
     return SpeedConfig(**(change or {}))
 
 
-def run_engine(args, models: dict, arm: str) -> dict:
+def load_engine(args, models: dict, arm: str):
     from nano_banana.generate import Engine
     from nano_banana.settings import GenerationRequest, LoraWeight
 
-    out: dict = {}
-    started = time.perf_counter()
     engine = Engine.load(models["base"], device=args.device, speed=speed_config_for(arm))
     engine.add_lora(models["lora"], name="nano_banana")
     benchlib.sync(args.device)
-    out["load_s"] = time.perf_counter() - started
     probe = benchlib.Probe(engine.pipe, args.device)
     size = args.size or engine.native_size[0]
-    out["unet_dtype"] = str(engine.dtype).removeprefix("torch.")
 
     def image(scale: float = args.scale, lora: str = "nano_banana", seed: int = args.seed):
         probe.expect(args.steps)
@@ -185,6 +191,16 @@ def run_engine(args, models: dict, arm: str) -> dict:
         result = engine.generate(request).image
         benchlib.sync(args.device)
         return result
+
+    return engine, probe, image
+
+
+def run_engine(args, models: dict, arm: str) -> dict:
+    out: dict = {}
+    started = time.perf_counter()
+    engine, probe, image = load_engine(args, models, arm)
+    out["load_s"] = time.perf_counter() - started
+    out["unet_dtype"] = str(engine.dtype).removeprefix("torch.")
 
     def switch_time(_=None) -> float:
         return engine.speed.timings.get("adapter_switch_s", 0.0)
@@ -273,6 +289,9 @@ def worker(args) -> None:
         torch.set_num_threads(args.threads)
     models = json.loads(Path(args.models_json).read_text())
     benchlib.reset_peak_memory(args.device)
+    if args.worker == "interleaved":
+        print("RESULT " + json.dumps(interleaved(args, models)))
+        return
     if args.worker == "plain":
         out = run_plain(args, models)
     else:
@@ -280,6 +299,31 @@ def worker(args) -> None:
     out["peak_mb"] = benchlib.peak_memory_mb(args.device)
     out["arm"] = args.worker
     print("RESULT " + json.dumps(out))
+
+
+def interleaved(args, models: dict) -> dict:
+    """Every arm loaded in one process, warm images alternating arm by arm (a, b, c, a, b, c...):
+    on a shared machine this is the fair comparison of warm speed."""
+    arms = [a for a in args.interleave.split(",") if a]
+    loaded = {
+        arm: load_plain(args, models) if arm == "plain" else load_engine(args, models, arm)
+        for arm in arms
+    }
+    out = {arm: {"s": [], "denoise_s": [], "decode_s": []} for arm in arms}
+    for _, _, image in loaded.values():
+        image()  # warm-up
+    for round_ in range(args.images):
+        order = arms[round_ % len(arms) :] + arms[: round_ % len(arms)]
+        for arm in order:
+            _, probe, image = loaded[arm]
+            probe.denoise_s.clear()
+            probe.decode_s.clear()
+            t = time.perf_counter()
+            image()
+            out[arm]["s"].append(time.perf_counter() - t)
+            out[arm]["denoise_s"] += probe.denoise_s
+            out[arm]["decode_s"] += probe.decode_s
+    return out
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -337,13 +381,45 @@ def main(argv=None) -> None:
                 f"  trial {trial + 1}/{args.runs} {arm}: {time.perf_counter() - started:.1f} s",
                 flush=True,
             )
-    report(args, models, results)
+    warm = run_interleaved(args, arms, models_json) if args.rounds else {}
+    report(args, models, results, warm)
+
+
+def run_interleaved(args, arms: list[str], models_json: Path) -> dict:
+    """One process, every arm loaded, warm images alternating arm by arm."""
+    started = time.perf_counter()
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "interleaved",
+        "--interleave",
+        ",".join(arms),
+        "--models-json",
+        str(models_json),
+        "--images",
+        str(args.rounds),
+    ]
+    for flag in ("device", "steps", "cfg", "scale", "seed", "threads", "work"):
+        cmd += [f"--{flag}", str(getattr(args, flag))]
+    if args.size:
+        cmd += ["--size", str(args.size)]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stderr[-4000:])
+        print("interleaved run failed", flush=True)
+        return {}
+    print(f"  interleaved, {args.rounds} rounds: {time.perf_counter() - started:.1f} s", flush=True)
+    return json.loads(lines[-1].removeprefix("RESULT "))
 
 
 # --- report ----------------------------------------------------------------------------------------
 
 
-def report(args, models, results: dict[str, list[dict]]) -> None:
+def report(args, models, results: dict[str, list[dict]], mixed: dict) -> None:
     import numpy as np
 
     info = benchlib.machine_info(args.device)
@@ -389,6 +465,7 @@ def report(args, models, results: dict[str, list[dict]]) -> None:
         ],
         rows,
     )
+    warm_rows = interleaved_table(args, mixed)
     variant_rows = variant_table(args, results)
     match_rows = image_matches(args, results, np)
     payload = {
@@ -397,9 +474,37 @@ def report(args, models, results: dict[str, list[dict]]) -> None:
         "machine": info,
         "trials": results,
         "variants": variant_rows,
+        "interleaved": mixed,
+        "interleaved_table": warm_rows,
         "image_match": match_rows,
     }
     benchlib.write_json(args.json, payload)
+
+
+def interleaved_table(args, warm: dict) -> list[list[str]]:
+    if not warm:
+        return []
+    base = benchlib.median_spread(warm["plain"]["s"])[0] if "plain" in warm else float("nan")
+    rows = []
+    for arm, m in warm.items():
+        med = benchlib.median_spread(m["s"])[0]
+        rows.append(
+            [
+                arm,
+                benchlib.fmt_ms(m["s"]),
+                benchlib.fmt_ms([args.steps / d for d in m["denoise_s"]], digits=1),
+                benchlib.fmt_ms(m["decode_s"], scale=1000, digits=1),
+                f"{med / base:.2f}",
+                f"{base / med:.2f}x",
+            ]
+        )
+    benchlib.print_table(
+        f"Warm, interleaved in one process ({args.rounds} rounds, one image per arm per round; "
+        "the fair comparison on a shared machine)",
+        ["arm", "warm s/image", "UNet steps/s", "VAE decode ms", "b/a time", "speed-up"],
+        rows,
+    )
+    return rows
 
 
 def variant_table(args, results) -> list[list[str]]:
