@@ -43,9 +43,12 @@ def test_demo_settings_are_the_native_size():
 def test_demo_model_loads_offline_in_fp32_and_generates(offline, demo_engine):
     import torch
 
+    from nano_banana.model import BaseSpec, load_base
     from nano_banana.settings import GenerationRequest
 
-    assert demo_engine.dtype == torch.float32
+    # fp16 files on disk, fp32 when loaded on the CPU (the engine may then choose its own speed dtype)
+    loaded = load_base(BaseSpec(source=str(demo_base_dir()), device="cpu"))
+    assert loaded.pipe.unet.dtype == loaded.pipe.vae.dtype == torch.float32
     assert demo_engine.native_size == (128, 128)
     settings = demo_settings()
     request = GenerationRequest(prompt="a mechanical watch", seed=3, steps=4, cfg=settings.cfg)

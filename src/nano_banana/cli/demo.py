@@ -67,13 +67,18 @@ def build(
         help="A few steps of everything: checks the recipe, makes a useless model.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed every step's randomness derives from."),
+    lora_only: bool = typer.Option(
+        False, "--lora-only", help="Keep the base model in the folder; retrain only the LoRA."
+    ),
 ) -> None:
     """Rebuild the built-in demo model from scratch: world -> VAE -> base UNet -> LoRA (trainer)."""
     from ..demo.assets import demo_dir
     from ..demo.build import BuildConfig, build_demo
 
     config = BuildConfig(seed=seed)
-    result = build_demo(out or demo_dir(), config.quick() if quick else config, log=typer.echo)
+    result = build_demo(
+        out or demo_dir(), config.quick() if quick else config, log=typer.echo, lora_only=lora_only
+    )
     typer.echo(
         f"demo base: {result.base_dir}\ndemo LoRA: {result.lora_path}\n"
         f"settings: {result.settings_path}\nbuild took {sum(result.timings.values()):.0f} s"
