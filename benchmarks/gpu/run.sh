@@ -23,16 +23,19 @@ export PYTHONPATH="/tmp/site:$PWD/src"
   $PY -c "import torch, diffusers, transformers, peft, accelerate; print('torch', torch.__version__, 'cuda', torch.version.cuda, '| diffusers', diffusers.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| accelerate', accelerate.__version__)"; } 2>&1 | tee "$RESULTS/gpu_machine.txt"
 
 # 1. full-size SDXL architecture, random weights, saved as fp16 safetensors + two rank-16 LoRAs
-timeout 150 $PY benchmarks/sdxl_random.py --device cuda 2>&1 | tee "$RESULTS/gpu_build.log"
+timeout 120 $PY benchmarks/sdxl_random.py --device cuda 2>&1 | tee "$RESULTS/gpu_build.log"
 
-# 2. generation, 1024 px, 30 steps, CFG 7.5, LoRA 0.8: plain diffusers vs engine, then the
-#    engine with regional compile and with one knob off (each arm a fresh process)
-timeout 300 $PY benchmarks/bench_generate.py --device cuda --model sdxl-random --size 1024 \
-  --steps 30 --runs 1 --images 2 --arms plain,engine,engine:-fuse_lora,engine:+compile_regional \
+# 2. generation, 1024 px, 30 steps, CFG 7.5, LoRA 0.8: plain diffusers vs engine (fresh process
+#    each, alternating), then engine variants: regional torch.compile, and LoRA left unfused
+timeout 200 $PY benchmarks/bench_generate.py --device cuda --model sdxl-random --size 1024 \
+  --steps 30 --runs 1 --images 3 --rounds 0 --arms plain,engine \
   --json "$RESULTS/gpu_generate.json" 2>&1 | tee "$RESULTS/gpu_generate.log"
+timeout 150 $PY benchmarks/bench_generate.py --device cuda --model sdxl-random --size 1024 \
+  --steps 30 --runs 1 --images 2 --rounds 0 --arms engine:+compile_regional,engine:-fuse_lora \
+  --json "$RESULTS/gpu_generate_variants.json" 2>&1 | tee "$RESULTS/gpu_generate_variants.log"
 
 # 3. training, 1024 px, rank 16, batch 1 and 4, with/without gradient checkpointing
-timeout 200 $PY benchmarks/bench_train.py --device cuda --model sdxl-random --resolution 1024 \
+timeout 170 $PY benchmarks/bench_train.py --device cuda --model sdxl-random --resolution 1024 \
   --batch 1,4 --steps 4 --warmup 2 --runs 1 --arms plain,trainer,trainer+ckpt \
   --json "$RESULTS/gpu_train.json" 2>&1 | tee "$RESULTS/gpu_train.log"
 echo "done; results in $RESULTS"
