@@ -151,9 +151,16 @@ def test_prompt_embeddings_are_encoded_once_per_prompt(fast, monkeypatch):
     assert calls == ["a camera", "a speaker"]
 
 
-@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bfloat16")
-def test_half_precision_default_is_close_to_the_fp32_reference(reference, tiny_sdxl_dir, loras):
+def test_cpu_default_stays_fp32(tiny_sdxl_dir, loras):
+    """The device policy says fp32 on the CPU; the fast path does not quietly change that."""
     fast = engine_with(tiny_sdxl_dir, loras, SpeedConfig())
+    assert fast.dtype == torch.float32
+    assert fast.generate(request(seed=1)).record.dtype == "float32"
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bfloat16")
+def test_opt_in_bf16_is_close_to_the_fp32_reference(reference, tiny_sdxl_dir, loras):
+    fast = engine_with(tiny_sdxl_dir, loras, SpeedConfig(half_precision="bfloat16"))
     assert fast.dtype == torch.bfloat16  # the record says what ran
     for seed in (1, 2):
         want = pixels(reference.generate(request(seed=seed)))
