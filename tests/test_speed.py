@@ -197,3 +197,19 @@ def test_a_pipeline_from_outside_is_left_untouched(tiny_sdxl_dir):
 def test_bad_speed_settings_are_refused(bad):
     with pytest.raises(InvalidSettingError, match="speed setting|prompt_cache"):
         SpeedConfig(**bad)
+
+
+def test_small_models_run_on_one_cpu_thread_and_big_ones_keep_torchs_choice(tiny_sdxl_dir):
+    from nano_banana.speed import resolve_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        engine = Engine.load(str(tiny_sdxl_dir), device="cpu")
+        assert torch.get_num_threads() == 1  # tiny UNet: auto picks one thread
+        big = torch.nn.Linear(12_000, 10_000)  # 120 M parameters, above the small-model line
+        assert resolve_cpu_threads(SpeedConfig(), big) == 0
+        assert resolve_cpu_threads(SpeedConfig(cpu_threads=3), engine.pipe.unet) == 3
+        assert resolve_cpu_threads(SpeedConfig.reference(), engine.pipe.unet) == 0
+    finally:
+        torch.set_num_threads(before)
