@@ -79,7 +79,7 @@ class BuildConfig:
     unet_ema: float = 0.998  # averaged weights sample much cleaner after a short run
     caption_dropout: float = 0.1  # the unconditional case classifier-free guidance needs
     min_snr_gamma: float = 5.0  # Min-SNR weighting (Hang et al. 2023): faster convergence
-    lora_steps: int = 600
+    lora_steps: int = 1500
     lora_batch: int = 8
     lora_rank: int = 16
     lora_lr: float = 1e-3
