@@ -367,7 +367,9 @@ def write_demo_settings(path: Path, settings: DemoSettings, build: BuildConfig,
              "[settings]"]  # fmt: skip
     lines += [f"{k} = {_toml(v)}" for k, v in asdict(settings).items()]
     lines += ["", "[build]"] + [f"{k} = {_toml(v)}" for k, v in asdict(build).items()]
-    lines += ["", "[build_seconds]"] + [f"{k.replace(' ', '_')} = {v:.1f}" for k, v in timings.items()]
+    lines += ["", "[build_seconds]"] + [
+        f"{k.replace(' ', '_')} = {v:.1f}" for k, v in timings.items()
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
