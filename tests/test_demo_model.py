@@ -97,3 +97,24 @@ def test_generate_without_base_uses_the_demo_offline(offline, tmp_path, capsys, 
     result = json.loads(out)["images"][0]
     assert result["record"]["base_model"] == BASE_DIR_NAME  # the demo folder's display name
     assert Path(result["path"]).is_file() and Path(result["path"]).parent == tmp_path
+
+
+def test_generate_without_base_starts_from_the_demos_own_settings(
+    offline, tmp_path, capsys, monkeypatch
+):
+    """No --base: the demo's recommended settings (demo.toml), not SDXL's; given options still win."""
+    from nano_banana.demo.assets import demo_settings
+
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["nano-banana", "generate", "a camera", "--cfg", "6.5", "--out", str(tmp_path), "--json"],
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    request = json.loads(capsys.readouterr()[0])["images"][0]["record"]["request"]
+    settings = demo_settings()
+    assert request["steps"] == settings.steps and request["lora_scale"] == settings.lora_scale
+    assert (request["width"], request["height"]) == (settings.width, settings.height)
+    assert request["cfg"] == 6.5

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..settings import GenerationRequest, Sampler
+from ..settings import Sampler
 from . import common
 from .generate import (
     CfgOpt,
@@ -54,7 +54,7 @@ def batch(
     from ..batch import read_jobs, run_batch
     from .generate import _apply_overrides
 
-    defaults = _apply_overrides(GenerationRequest(), locals())
+    defaults = _apply_overrides(common.request_defaults(model), locals())
     jobs = read_jobs(prompts, defaults, base_seed)  # every line checked before any model work
     # Without CUDA, accelerate counts processes only when told the run is on CPU.
     state = PartialState(cpu=not torch.cuda.is_available())

@@ -161,6 +161,17 @@ def build_engine(model: ModelOptions, quiet: bool = False):
         )
 
 
+def request_defaults(model: ModelOptions):
+    """The request the options start from: SDXL's defaults, or the demo's own without --base."""
+    from ..settings import GenerationRequest
+
+    try:
+        from ..demo.assets import recommended_request
+    except ImportError:
+        return GenerationRequest()
+    return recommended_request(model.base)
+
+
 def default_base(loras: list[str], quiet: bool) -> tuple[str, list[str]]:
     """The built-in demo model and its LoRA when no --base is given (see nano_banana.demo)."""
     try:

@@ -81,7 +81,7 @@ def generate(
     output: common.OutputOptions,
 ) -> None:
     """Generate exploded-view / knolling images and save them with their settings."""
-    base_request, source_record = _start_request(from_image, prompt)
+    base_request, source_record = _start_request(from_image, prompt, model)
     request = _validated(_apply_overrides(base_request, locals()), model)
     engine = common.build_engine(model, quiet=output.json)
     if source_record is not None:
@@ -112,9 +112,7 @@ def compare(
     """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
     from ..compare import compare as run_compare
 
-    request = _validated(
-        _apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals()), model
-    )
+    request = _validated(_apply_overrides(_fresh_request(prompt, model), locals()), model)
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
         output, "compare", request, lambda cb: run_compare(engine, request, cb), 2
@@ -147,9 +145,7 @@ def sweep(
     from ..compare import parse_sweep_values
     from ..compare import sweep as run_sweep
 
-    request = _validated(
-        _apply_overrides(GenerationRequest(prompt=_need_prompt(prompt)), locals()), model
-    )
+    request = _validated(_apply_overrides(_fresh_request(prompt, model), locals()), model)
     parsed = parse_sweep_values(setting, values)
     for value in parsed:  # every variant is checked before the first image is made
         replace(request, **{setting: value}).validated()
@@ -202,10 +198,10 @@ def _preset_dict(p) -> dict:
 _OVERRIDABLE = ("preset", "lora_scale", "cfg", "steps", "width", "height", "sampler")
 
 
-def _start_request(from_image: Path | None, prompt: str | None):
-    """The request to start from: a fresh one, or the one stored in ``--from``'s PNG."""
+def _start_request(from_image: Path | None, prompt: str | None, model: common.ModelOptions):
+    """The request to start from: the model's defaults, or the one stored in ``--from``'s PNG."""
     if from_image is None:
-        return GenerationRequest(prompt=_need_prompt(prompt)), None
+        return _fresh_request(prompt, model), None
     from ..metadata import read_record
 
     record = read_record(from_image)
@@ -223,6 +219,11 @@ def _apply_overrides(request: GenerationRequest, given: dict) -> GenerationReque
         seed = given["seed"]
         changes["seed"] = None if str(seed).strip().lower() == "random" else parse_seed(seed)
     return replace(request, **changes)
+
+
+def _fresh_request(prompt: str | None, model: common.ModelOptions) -> GenerationRequest:
+    """The user's prompt on the model's recommended settings (the demo has its own)."""
+    return replace(common.request_defaults(model), prompt=_need_prompt(prompt))
 
 
 def _validated(request: GenerationRequest, model: common.ModelOptions) -> GenerationRequest:

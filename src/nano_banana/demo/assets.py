@@ -38,6 +38,19 @@ def demo_lora_path() -> Path:
     return DEMO_DIR / "structure_lora.safetensors"
 
 
+def recommended_request(base: str | Path | None):
+    """Request defaults for a base model: the demo's own settings for the demo, SDXL's otherwise.
+
+    ``base`` None means "no --base given", which is the demo when it is installed.
+    """
+    from ..settings import GenerationRequest
+
+    demo = demo_base_dir()
+    if demo is not None and (base is None or Path(base).resolve() == demo.resolve()):
+        return demo_settings().request()
+    return GenerationRequest()
+
+
 def demo_settings(path: Path | None = None) -> DemoSettings:
     """The demo's recommended generation settings from ``demo.toml`` (defaults if it is missing)."""
     path = path or DEMO_DIR / "demo.toml"

@@ -9,7 +9,7 @@ settings back ("reuse settings"). Defaults come from ``settings.DEFAULTS``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from ..jobs import JobKind
 from ..record import GenerationRecord
@@ -68,6 +68,20 @@ class FormValues:
     f_sampler: str = DEFAULTS.sampler.value
     f_seed_mode: str = SEED_RANDOM
     f_seed: int = 0
+
+    @classmethod
+    def starting_from(cls, request: GenerationRequest) -> FormValues:
+        """A fresh form on a model's recommended settings (the demo model has its own)."""
+        base = cls()
+        return replace(
+            base,
+            f_scale=request.lora_scale,
+            f_cfg=request.cfg,
+            f_steps=request.steps,
+            f_sampler=Sampler(request.sampler).value,
+            f_width=request.width or base.f_width,
+            f_height=request.height or base.f_height,
+        )
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -72,6 +72,13 @@ class Studio:
     # --- model facts ------------------------------------------------------------
 
     @property
+    def request_defaults(self):
+        """The form's starting settings: the demo model's own, or SDXL's defaults."""
+        from ..demo.assets import recommended_request
+
+        return recommended_request(self.config.base)
+
+    @property
     def native_size(self) -> tuple[int, int]:
         """The size the base model was trained at (SDXL: 1024x1024)."""
         size = getattr(self.engine, "native_size", None)

@@ -45,7 +45,7 @@ def render() -> None:
 def _init_form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
     """Defaults for widgets that have no value yet (and repairs for stale ones)."""
     state = st.session_state
-    defaults = FormValues()
+    defaults = FormValues.starting_from(studio.request_defaults)
     choices = [c.key for c in studio.lora_choices()]
     state.setdefault("f_lora", choices[0])  # the first loaded LoRA, if any
     for key, value in defaults.to_state().items():
