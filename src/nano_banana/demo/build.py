@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from platformdirs import user_cache_dir
 
 from ..errors import InvalidSettingError
 from ..tiny import DEFAULT_WORDS, TinySDXLConfig, build_scheduler, build_text_encoders, build_unet
@@ -450,7 +451,9 @@ def build_demo(out_dir: Path, config: BuildConfig = BuildConfig(), work_dir: Pat
     """
     torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
-    work = Path(work_dir) if work_dir else out_dir.parent / f".{out_dir.name}-build"
+    # Renders, caches and checkpoints go to the user cache, never into the package folder
+    # (whose assets/ a wheel ships whole).
+    work = Path(work_dir) if work_dir else Path(user_cache_dir("nano-banana")) / "demo-build"
     work.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
