@@ -36,7 +36,7 @@ MAIN_ARMS = ("plain", "engine")
 ABLATIONS = {
     "engine:reference": "reference",  # every optimization off
     "engine:-fuse_lora": {"fuse_lora": False},
-    "engine:-half": {"half_precision": "off"},
+    "engine:+bf16": {"half_precision": "bfloat16"},  # opt-in on CPUs with native bf16
     "engine:-prompt_cache": {"prompt_cache": 0},
     "engine:-inference_mode": {"inference_mode": False},
     "engine:+channels_last": {"channels_last": "on"},
