@@ -80,8 +80,7 @@ class BuildConfig:
     unet_ema: float = 0.998  # averaged weights sample much cleaner after a short run
     caption_dropout: float = 0.1  # the unconditional case classifier-free guidance needs
     min_snr_gamma: float = 5.0  # Min-SNR weighting (Hang et al. 2023): faster convergence
-    lora_steps: int = 2500
-    preset_caption_share: float = 0.5  # LoRA images captioned with their preset's prompt
+    lora_steps: int = 1500
     lora_batch: int = 8
     lora_rank: int = 16
     lora_lr: float = 1e-3
@@ -352,41 +351,7 @@ def write_lora_dataset(out_dir: Path, config: BuildConfig) -> Path:
         shutil.rmtree(out_dir)
     write_world(out_dir, config.lora_instances, seed=config.seed + 100, size=config.image_size,
                 views=("knolling", "exploded"))  # fmt: skip
-    use_preset_prompts(out_dir, config.preset_caption_share)
     return out_dir
-
-
-# Which scenario preset a user picks for each view of the world.
-VIEW_PRESETS = {"knolling": "knolling", "exploded": "exploded-view"}
-
-
-def use_preset_prompts(folder: Path, share: float) -> int:
-    """Caption a ``share`` of the images with the prompt their preset would send.
-
-    Users reach the LoRA through the presets, whose templates wrap "a mechanical watch"
-    in more words than the world's captions have. With frozen random text encoders the
-    tiny model only links a layout to prompts it has seen, so part of the data carries
-    exactly those prompts; the rest keeps the world's own captions. Returns the count.
-    """
-    import json
-
-    from ..presets import load_presets
-    from .world import object_spec
-
-    presets = load_presets()
-    entries = [json.loads(line) for line in (folder / "world.jsonl").read_text().splitlines()]
-    every = max(1, round(1 / share)) if share > 0 else 0
-    changed, seen = 0, {view: 0 for view in VIEW_PRESETS}
-    for entry in entries:
-        nth = seen[entry["view"]]  # counted per view: the file order alternates the views
-        seen[entry["view"]] += 1
-        if not every or nth % every:
-            continue
-        preset = presets[VIEW_PRESETS[entry["view"]]]
-        caption = preset.render(object_spec(entry["object"]).phrase)
-        (folder / entry["file"]).with_suffix(".txt").write_text(caption + "\n", encoding="utf-8")
-        changed += 1
-    return changed
 
 
 def train_demo_lora(base_dir: Path, data_dir: Path, work_dir: Path, config: BuildConfig):
