@@ -51,6 +51,9 @@ class Studio:
     @classmethod
     def start(cls, config: StudioConfig) -> Studio:
         """Load the model and its LoRAs, open the gallery, start the worker."""
+        from ..model import quiet_libraries
+
+        quiet_libraries()  # the page shows progress; the server log need not carry library noise
         gallery = Gallery.open(config.gallery)
         engine = Engine.load(
             config.base,
