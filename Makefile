@@ -7,8 +7,8 @@ setup: .venv/.installed
 	touch $@
 
 # The main job: an exploded-view / knolling image into ./outputs, settings recorded in the PNG.
-PROMPT ?= a mechanical watch
-PRESET ?= knolling
+PROMPT ?= a wireless bluetooth speaker
+PRESET ?= exploded-view
 run: setup
 	.venv/bin/nano-banana generate "$(PROMPT)" --preset $(PRESET) --out outputs $(ARGS)
 
