@@ -6,22 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ..settings import Sampler
 from . import common
-from .generate import (
-    CfgOpt,
-    HeightOpt,
-    NegativeOpt,
-    PresetOpt,
-    SamplerOpt,
-    ScaleOpt,
-    StepsOpt,
-    WidthOpt,
-)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="batch")(common.image_command(batch))
+    app.command(name="batch")(common.image_command(batch, seed=False))
 
 
 def batch(
@@ -31,15 +20,8 @@ def batch(
     base_seed: int = typer.Option(
         0, "--base-seed", help="Seed of line N is base seed + N (unless the line sets its own)."
     ),
-    preset: str | None = PresetOpt,
-    negative: str | None = NegativeOpt,
-    lora_scale: float | None = ScaleOpt,
-    cfg: float | None = CfgOpt,
-    steps: int | None = StepsOpt,
-    width: int | None = WidthOpt,
-    height: int | None = HeightOpt,
-    sampler: Sampler | None = SamplerOpt,
     *,
+    settings: dict,
     model: common.ModelOptions,
     output: common.OutputOptions,
 ) -> None:
@@ -54,7 +36,7 @@ def batch(
     from ..batch import read_jobs, run_batch
     from .generate import _apply_overrides
 
-    defaults = _apply_overrides(common.request_defaults(model), locals())
+    defaults = _apply_overrides(common.request_defaults(model), settings)
     jobs = read_jobs(prompts, defaults, base_seed)  # every line checked before any model work
     # Without CUDA, accelerate counts processes only when told the run is on CPU.
     state = PartialState(cpu=not torch.cuda.is_available())

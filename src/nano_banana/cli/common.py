@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from ..errors import NanoBananaError
+from ..settings import DEFAULTS, Sampler, field_help
 
 err_console = Console(stderr=True)
 
@@ -41,7 +42,44 @@ class OutputOptions:
     json: bool = False
 
 
+def _request_option(name: str, *flags: str):
+    """An option whose help and shown default come from ``GenerationRequest``. Its value
+    defaults to None, so that --from and the demo's own settings can tell what the user set."""
+    default = getattr(DEFAULTS, name)
+    shown = default.value if hasattr(default, "value") else default
+    if default is None:
+        shown = "the model's native size"
+    return typer.Option(None, *flags, help=field_help(name), show_default=str(shown))
+
+
 # (name, annotation, typer.Option) for each shared option, in --help order.
+# Request settings reach a command as one ``settings`` dict of name -> value (None: not given).
+_REQUEST_PARAMS = [
+    ("preset", Optional[str], _request_option("preset", "--preset", "-p")),
+    (
+        "negative",
+        Optional[str],
+        typer.Option(
+            None, "--negative", help=field_help("negative_prompt"), show_default="the preset's"
+        ),
+    ),
+    ("lora_scale", Optional[float], _request_option("lora_scale", "--lora-scale")),
+    ("cfg", Optional[float], _request_option("cfg", "--cfg")),
+    ("steps", Optional[int], _request_option("steps", "--steps")),
+    ("width", Optional[int], _request_option("width", "--width")),
+    ("height", Optional[int], _request_option("height", "--height")),
+    ("sampler", Optional[Sampler], _request_option("sampler", "--sampler")),
+    (
+        "seed",
+        Optional[str],
+        typer.Option(
+            None,
+            "--seed",
+            help="Seed 0..4294967295, or 'random' (the drawn seed is recorded).",
+            show_default="random",
+        ),
+    ),
+]
 _MODEL_PARAMS = [
     (
         "base",
@@ -113,27 +151,38 @@ _OUTPUT_PARAMS = [
 ]
 
 
-def image_command(func: Callable) -> Callable:
-    """Give ``func`` the shared model and output options, passed in as ``model`` and ``output``."""
+def image_command(func: Callable, *, request: bool = True, seed: bool = True) -> Callable:
+    """Give ``func`` the shared request, model and output options.
+
+    They reach it as ``settings`` (a dict of the request options, None where not given),
+    ``model`` and ``output``. ``seed=False`` leaves out --seed (batch seeds every line
+    itself); ``request=False`` leaves out the request options (eval declares its own).
+    """
+    wanted = [p for p in _REQUEST_PARAMS if seed or p[0] != "seed"]
+    request_params = wanted if request else []
+    shared = request_params + _MODEL_PARAMS + _OUTPUT_PARAMS
+    bundled = ("settings", "model", "output")
     sig = inspect.signature(func)
-    own = [p for p in sig.parameters.values() if p.name not in ("model", "output")]
+    own = [p for p in sig.parameters.values() if p.name not in bundled]
     extra = [
         inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
         )
-        for name, annotation, option in _MODEL_PARAMS + _OUTPUT_PARAMS
+        for name, annotation, option in shared
     ]
 
     @functools.wraps(func)
     def wrapper(**kwargs):
+        if request:
+            kwargs["settings"] = {name: kwargs.pop(name) for name, _, _ in request_params}
         model = ModelOptions(**{f.name: kwargs.pop(f.name) for f in fields(ModelOptions)})
         output = OutputOptions(**{f.name: kwargs.pop(f.name) for f in fields(OutputOptions)})
         return func(**kwargs, model=model, output=output)
 
     wrapper.__signature__ = sig.replace(parameters=own + extra)
     wrapper.__annotations__ = {
-        **{k: v for k, v in func.__annotations__.items() if k not in ("model", "output")},
-        **{name: annotation for name, annotation, _ in _MODEL_PARAMS + _OUTPUT_PARAMS},
+        **{k: v for k, v in func.__annotations__.items() if k not in bundled},
+        **{name: annotation for name, annotation, _ in shared},
     }
     return wrapper
 

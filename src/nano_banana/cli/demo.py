@@ -23,7 +23,7 @@ demo_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(demo_app, name="demo")
-    app.command(name="eval")(common.image_command(eval_command))
+    app.command(name="eval")(common.image_command(eval_command, request=False))
 
 
 @demo_app.command("world")

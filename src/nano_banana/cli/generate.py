@@ -15,38 +15,11 @@ from pathlib import Path
 import typer
 
 from ..errors import InvalidSettingError
-from ..settings import DEFAULTS, GenerationRequest, Sampler, field_help, parse_seed
+from ..settings import GenerationRequest, parse_seed
 from . import common
-
-
-def _option(name: str, *flags: str):
-    """An option whose help and shown default come from ``GenerationRequest``; its value defaults
-    to None so that --from can tell what the user set."""
-    default = getattr(DEFAULTS, name)
-    shown = default.value if hasattr(default, "value") else default
-    if default is None:
-        shown = "the model's native size"
-    return typer.Option(None, *flags, help=field_help(name), show_default=str(shown))
-
 
 PromptArg = typer.Argument(
     None, help="What to draw, e.g. 'a mechanical watch'.", show_default=False
-)
-PresetOpt = _option("preset", "--preset", "-p")
-NegativeOpt = typer.Option(
-    None, "--negative", help=field_help("negative_prompt"), show_default="the preset's"
-)
-ScaleOpt = _option("lora_scale", "--lora-scale")
-CfgOpt = _option("cfg", "--cfg")
-StepsOpt = _option("steps", "--steps")
-WidthOpt = _option("width", "--width")
-HeightOpt = _option("height", "--height")
-SamplerOpt = _option("sampler", "--sampler")
-SeedOpt = typer.Option(
-    None,
-    "--seed",
-    help="Seed 0..4294967295, or 'random' (the drawn seed is recorded).",
-    show_default="random",
 )
 
 
@@ -58,15 +31,6 @@ def register(app: typer.Typer) -> None:
 
 def generate(
     prompt: str | None = PromptArg,
-    preset: str | None = PresetOpt,
-    negative: str | None = NegativeOpt,
-    lora_scale: float | None = ScaleOpt,
-    cfg: float | None = CfgOpt,
-    steps: int | None = StepsOpt,
-    width: int | None = WidthOpt,
-    height: int | None = HeightOpt,
-    sampler: Sampler | None = SamplerOpt,
-    seed: str | None = SeedOpt,
     count: int = typer.Option(
         1, "--count", "-n", min=1, max=64, help="Images to make; seeds count up."
     ),
@@ -77,12 +41,13 @@ def generate(
         show_default=False,
     ),
     *,
+    settings: dict,
     model: common.ModelOptions,
     output: common.OutputOptions,
 ) -> None:
     """Generate exploded-view / knolling images and save them with their settings."""
     base_request, source_record = _start_request(from_image, prompt, model)
-    request = _validated(_apply_overrides(base_request, locals()), model)
+    request = _validated(_apply_overrides(base_request, settings), model)
     engine = common.build_engine(model, quiet=output.json)
     if source_record is not None:
         common.warn_if_model_differs(engine, source_record, quiet=output.json)
@@ -96,23 +61,15 @@ def generate(
 
 def compare(
     prompt: str | None = PromptArg,
-    preset: str | None = PresetOpt,
-    negative: str | None = NegativeOpt,
-    lora_scale: float | None = ScaleOpt,
-    cfg: float | None = CfgOpt,
-    steps: int | None = StepsOpt,
-    width: int | None = WidthOpt,
-    height: int | None = HeightOpt,
-    sampler: Sampler | None = SamplerOpt,
-    seed: str | None = SeedOpt,
     *,
+    settings: dict,
     model: common.ModelOptions,
     output: common.OutputOptions,
 ) -> None:
     """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
     from ..compare import compare as run_compare
 
-    request = _validated(_apply_overrides(_fresh_request(prompt, model), locals()), model)
+    request = _validated(_apply_overrides(_fresh_request(prompt, model), settings), model)
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
         output, "compare", request, lambda cb: run_compare(engine, request, cb), 2
@@ -128,16 +85,8 @@ def sweep(
     values: str = typer.Option(
         "0,0.6,0.8,1.0", "--values", help="Comma-separated values of the setting."
     ),
-    preset: str | None = PresetOpt,
-    negative: str | None = NegativeOpt,
-    lora_scale: float | None = ScaleOpt,
-    cfg: float | None = CfgOpt,
-    steps: int | None = StepsOpt,
-    width: int | None = WidthOpt,
-    height: int | None = HeightOpt,
-    sampler: Sampler | None = SamplerOpt,
-    seed: str | None = SeedOpt,
     *,
+    settings: dict,
     model: common.ModelOptions,
     output: common.OutputOptions,
 ) -> None:
@@ -145,7 +94,7 @@ def sweep(
     from ..compare import parse_sweep_values
     from ..compare import sweep as run_sweep
 
-    request = _validated(_apply_overrides(_fresh_request(prompt, model), locals()), model)
+    request = _validated(_apply_overrides(_fresh_request(prompt, model), settings), model)
     parsed = parse_sweep_values(setting, values)
     for value in parsed:  # every variant is checked before the first image is made
         replace(request, **{setting: value}).validated()
