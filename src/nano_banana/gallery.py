@@ -327,32 +327,17 @@ class Gallery:
         """Entries newest first; ``query`` matches prompt text (case-insensitive substring)."""
         if limit < 1 or offset < 0:
             raise GalleryError(f"limit must be >= 1 and offset >= 0, got {limit} and {offset}")
-        where, params = [], []
-        if query:
-            where.append("search LIKE ? ESCAPE '\\'")
-            params.append(f"%{_escape_like(query.casefold())}%")
-        if preset:
-            where.append("preset = ?")
-            params.append(preset)
-        sql = f"SELECT {_COLUMNS} FROM images"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+        where, params = _filters(query, preset)
+        sql = f"SELECT {_COLUMNS} FROM images WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?"
         with self._connect() as conn:
             rows = conn.execute(sql, [*params, limit, offset]).fetchall()
         return [self._entry(row) for row in rows]
 
     def count(self, query: str | None = None, preset: str | None = None) -> int:
         """How many entries match (all of them without filters)."""
-        where, params = ["1"], []
-        if query:
-            where.append("search LIKE ? ESCAPE '\\'")
-            params.append(f"%{_escape_like(query.casefold())}%")
-        if preset:
-            where.append("preset = ?")
-            params.append(preset)
+        where, params = _filters(query, preset)
         with self._connect() as conn:
-            sql = "SELECT COUNT(*) FROM images WHERE " + " AND ".join(where)
+            sql = f"SELECT COUNT(*) FROM images WHERE {where}"
             return int(conn.execute(sql, params).fetchone()[0])
 
     def presets(self) -> list[str]:
@@ -551,6 +536,18 @@ def _parse_id(entry_id: int | str) -> int:
 def _unknown_id_message(entry_id: object) -> str:
     shown = repr(entry_id) if not isinstance(entry_id, int) else str(entry_id)
     return f"no gallery image with id {shown}; ids are the numbers `nano-banana gallery list` shows"
+
+
+def _filters(query: str | None, preset: str | None) -> tuple[str, list[str]]:
+    """The WHERE clause (and its parameters) of a prompt search and a preset filter."""
+    where, params = ["1"], []
+    if query:
+        where.append("search LIKE ? ESCAPE '\\'")
+        params.append(f"%{_escape_like(query.casefold())}%")
+    if preset:
+        where.append("preset = ?")
+        params.append(preset)
+    return " AND ".join(where), params
 
 
 def _escape_like(text: str) -> str:

@@ -43,31 +43,14 @@ from .train_output import Adapters, export, lora_metadata, save_grid, save_lora,
 
 log = logging.getLogger(__name__)
 
+# Module names PEFT adapts for each --targets choice; each choice extends the one before.
+_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
+_FEED_FORWARD = ("ff.net.0.proj", "ff.net.2", "proj_in", "proj_out")
+_CONVOLUTIONS = ("conv1", "conv2", "conv_shortcut")
 UNET_TARGETS = {
-    Targets.ATTN: ("to_q", "to_k", "to_v", "to_out.0"),
-    Targets.ATTN_FF: (
-        "to_q",
-        "to_k",
-        "to_v",
-        "to_out.0",
-        "ff.net.0.proj",
-        "ff.net.2",
-        "proj_in",
-        "proj_out",
-    ),
-    Targets.ATTN_FF_CONV: (
-        "to_q",
-        "to_k",
-        "to_v",
-        "to_out.0",
-        "ff.net.0.proj",
-        "ff.net.2",
-        "proj_in",
-        "proj_out",
-        "conv1",
-        "conv2",
-        "conv_shortcut",
-    ),
+    Targets.ATTN: _ATTENTION,
+    Targets.ATTN_FF: _ATTENTION + _FEED_FORWARD,
+    Targets.ATTN_FF_CONV: _ATTENTION + _FEED_FORWARD + _CONVOLUTIONS,
 }
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 # Settings a checkpoint cannot be resumed under when changed (samples may change; max_steps may grow
