@@ -21,7 +21,9 @@ from .service import NO_LORA, Studio
 from .ui_common import set_form, show_flash, studio_or_stop
 from .ui_tools import render_tools
 
-POLL_S = 0.5  # how often a waiting page looks at its job
+POLL_S = 1.0  # how often a waiting page looks at its job. Not faster: at 0.5 s with two pages
+# polling, fragment reruns outran themselves (each one interrupted and restarted), keeping
+# the server busy enough that a 1 s job took over 90 s (measured with the two-users test).
 LORA_LOAD_TIMEOUT_S = 300  # a folder LoRA loads after the running job; give up after this
 
 
