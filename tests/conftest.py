@@ -22,6 +22,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``cli(*args, stdin="")`` runs ``nano-banana ARGS`` in-process; returns (code, out, err)."""
+    from cli_helpers import invoke
+
+    def run(*args, stdin: str = ""):
+        return invoke(monkeypatch, capsys, args, stdin=stdin)
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def tiny_sdxl_dir(tmp_path_factory) -> Path:
     """A tiny SDXL pipeline with random weights, saved as a diffusers folder (safetensors)."""

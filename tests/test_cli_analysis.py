@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from nano_banana.cli import app, main
+from cli_helpers import assert_user_error
+from nano_banana.cli import app
 from nano_banana.demo import render_object
 
-USER_ERROR = 2  # NanoBananaError.exit_code
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    """Run ``nano-banana ARGS`` through the console-script entry point; (code, out, err)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["nano-banana", *map(str, args)])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
-    code, _out, err = result
-    assert code == USER_ERROR, result
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.fixture

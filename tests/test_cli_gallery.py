@@ -6,7 +6,6 @@ so user errors arrive as one ``error: …`` line on stderr and a non-zero exit c
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sqlite3
@@ -18,17 +17,17 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from nano_banana.cli import main
+from cli_helpers import USER_ERROR, assert_user_error
 from nano_banana.gallery import ENV_VAR, Gallery
 from nano_banana.metadata import write_png
 from nano_banana.record import GenerationRecord, LoraUse
 from nano_banana.settings import GenerationRequest
 
-USER_ERROR = 2  # NanoBananaError.exit_code
-
 
 def make_record(prompt: str = "a mechanical watch", seed: int = 5, preset: str = "knolling"):
-    request = GenerationRequest(prompt=prompt, seed=seed, preset=preset).sized(1024, 1024).validated()
+    request = (
+        GenerationRequest(prompt=prompt, seed=seed, preset=preset).sized(1024, 1024).validated()
+    )
     return GenerationRecord(
         request=request,
         prompt_used=f"{preset}, {prompt}",
@@ -50,33 +49,6 @@ def gallery_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     root = tmp_path / "gallery"
     monkeypatch.setenv(ENV_VAR, str(root))
     return root
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    """Run ``nano-banana ARGS`` in-process; return (exit code, stdout, stderr)."""
-
-    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["nano-banana", *map(str, args)])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
-    code, _out, err = result
-    assert code == USER_ERROR, result
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err  # one line, no traceback
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 # --- show IMAGE.png ---------------------------------------------------------------

@@ -5,27 +5,19 @@ from __future__ import annotations
 import json
 import re
 import struct
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from nano_banana.cli import main
+from cli_helpers import invoke
 from nano_banana.metadata import parse_a1111, read_png_text, read_record
 
 
 def run_cli(args, capsys, monkeypatch):
     """Run ``nano-banana ARGS`` in-process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["nano-banana", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+    return invoke(monkeypatch, capsys, args)
 
 
 @pytest.fixture()
