@@ -30,7 +30,7 @@ import torch
 
 from . import lora_keys as keys
 from .errors import LoraError, UnsafeFileError
-from .safefile import check_safetensors, file_sha256
+from .safefile import check_safetensors, file_sha256, header_metadata
 
 TRIGGER_WORDS_KEY = "nano_banana.trigger_words"  # our metadata key: a JSON list of strings
 MAX_SUGGESTED_TAGS = 5  # from kohya's ss_tag_frequency: the tags found in the most captions
@@ -76,7 +76,7 @@ def read_lora(path: str | Path, name: str | None = None) -> LoraFile:
     path = Path(path)
     header = check_safetensors(path, what="LoRA")
     tensors = _load_tensors(path)
-    metadata = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
+    metadata = header_metadata(header)
     _check_finite(tensors, path)
     fmt = _detect_format(tensors, path)
     ranks = keys.module_ranks(tensors, fmt)

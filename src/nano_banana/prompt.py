@@ -91,7 +91,3 @@ def _cut_at(tokenizer, text: str, window: int) -> tuple[int, str]:
         return len(offsets), text
     end = offsets[window - 1][1]
     return len(offsets), text[:end].rstrip()
-
-
-def count_tokens(text: str, tokenizer) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])

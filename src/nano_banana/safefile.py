@@ -97,8 +97,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``__metadata__`` strings of a checked safetensors file."""
-    header = check_safetensors(path)
-    meta = header.get("__metadata__") or {}
-    return {str(k): str(v) for k, v in meta.items()}
+def header_metadata(header: dict) -> dict[str, str]:
+    """The ``__metadata__`` strings of a header that ``check_safetensors`` returned."""
+    return {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}

@@ -19,7 +19,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from ..errors import NanoBananaError
 from ..settings import DEFAULTS, Sampler, field_help
 
 err_console = Console(stderr=True)
@@ -380,7 +379,3 @@ def _result_json(result, path: Path) -> dict:
         "record": result.record.to_dict(),
         "prompt_warning": result.plan.warning(),
     }
-
-
-def fail(message: str) -> None:
-    raise NanoBananaError(message)
