@@ -7,6 +7,7 @@ options to a command's signature and hands them to it bundled as
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -198,7 +199,11 @@ def build_engine(model: ModelOptions, quiet: bool = False):
     base, loras = model.base, list(model.lora or [])
     if base is None:
         base, loras = default_base(loras, quiet)
-    with err_console.status(f"loading {base} ...", spinner="dots") if not quiet else _null():
+    with (
+        err_console.status(f"loading {base} ...", spinner="dots")
+        if not quiet
+        else contextlib.nullcontext()
+    ):
         return Engine.load(
             base,
             vae=model.vae,
@@ -236,14 +241,6 @@ def default_base(loras: list[str], quiet: bool) -> tuple[str, list[str]]:
     from ..model import SDXL_REPO
 
     return SDXL_REPO, loras
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def warn_if_model_differs(engine, record, quiet: bool) -> None:
