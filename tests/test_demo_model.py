@@ -118,3 +118,17 @@ def test_generate_without_base_starts_from_the_demos_own_settings(
     assert request["steps"] == settings.steps and request["lora_scale"] == settings.lora_scale
     assert (request["width"], request["height"]) == (settings.width, settings.height)
     assert request["cfg"] == 6.5
+
+
+def test_a_rebuilt_demo_elsewhere_uses_the_settings_beside_it(tmp_path):
+    """`demo build --out DIR` writes DIR/demo.toml beside DIR/<model>: --base DIR/<model> uses it."""
+    from nano_banana.demo.assets import recommended_request
+    from nano_banana.settings import GenerationRequest
+
+    model = tmp_path / BASE_DIR_NAME
+    model.mkdir()
+    (tmp_path / "demo.toml").write_text("[settings]\nsteps = 7\ncfg = 3.5\nwidth = 96\n")
+    request = recommended_request(model)
+    assert (request.steps, request.cfg, request.width) == (7, 3.5, 96)
+    (tmp_path / "demo.toml").unlink()
+    assert recommended_request(model) == GenerationRequest()  # any other model: SDXL's defaults

@@ -24,7 +24,9 @@ from nano_banana.settings import GenerationRequest
 
 
 def make_record(prompt: str = "a mechanical watch", seed: int = 7, preset: str = "knolling"):
-    request = GenerationRequest(prompt=prompt, seed=seed, preset=preset).sized(1024, 1024).validated()
+    request = (
+        GenerationRequest(prompt=prompt, seed=seed, preset=preset).sized(1024, 1024).validated()
+    )
     return GenerationRecord(
         request=request,
         prompt_used=f"{preset}, {prompt}",

@@ -160,6 +160,20 @@ def test_unknown_object_is_refused():
         render_object("toaster", "knolling")
 
 
+def test_an_object_whose_parts_cannot_fit_is_refused_not_looped_on():
+    """Long thin parts in both orientations: at their legible minimum no row or grid holds them."""
+    from nano_banana.demo.objects import ObjectSpec, PartSpec
+
+    parts = tuple(
+        PartSpec(f"rod {i}", "rect", (12.0, 1.0) if i % 2 else (1.0, 12.0), (90, 90, 90), (i, 0))
+        for i in range(10)
+    )
+    crowded = ObjectSpec("rods", "a bundle of rods", "rods", parts)
+    for view in ("knolling", "exploded"):
+        with pytest.raises(InvalidSettingError, match="do not fit"):
+            render_object(crowded, view, seed=0, size=64)
+
+
 def test_write_world_writes_dataset_pairs_and_ground_truth(tmp_path):
     out = tmp_path / "world"
     written = write_world(out, count=3, seed=1, views=["knolling", "assembled"])

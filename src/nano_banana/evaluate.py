@@ -144,6 +144,7 @@ class EvalRow:
     predicted: str | None
     recognised: bool | None  # None when the prompt is not a demo object
     seconds: float
+    reasons: tuple[str, ...] = ()  # the analyser's reasons for a "no" verdict
 
 
 @dataclass
@@ -227,7 +228,8 @@ def judge_image(image: Image.Image, prompt: str, key: str | None, seed: int, arm
     predicted = classifier.predict(image) if key is not None else None
     return EvalRow(prompt, key, seed, arm, layout.verdict, layout.score, layout.part_count,
                    layout.arrangement, layout.axis, predicted,
-                   None if key is None else predicted == key, round(seconds, 3))  # fmt: skip
+                   None if key is None else predicted == key, round(seconds, 3),
+                   layout.reasons)  # fmt: skip
 
 
 # --- output -----------------------------------------------------------------------------------------

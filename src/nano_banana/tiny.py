@@ -19,7 +19,41 @@ from pathlib import Path
 import torch
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
-DEFAULT_WORDS = ["a", "an", "the", "and", "with", "of", "on", "in", "white", "background", "knolling", "flat", "lay", "disassemble", "disassembled", "exploded", "view", "component", "breakdown", "parts", "laid", "out", "neatly", "top", "down", "product", "photo", "watch", "camera", "speaker", "controller", "jacket", "sneaker"]
+DEFAULT_WORDS = [
+    "a",
+    "an",
+    "the",
+    "and",
+    "with",
+    "of",
+    "on",
+    "in",
+    "white",
+    "background",
+    "knolling",
+    "flat",
+    "lay",
+    "disassemble",
+    "disassembled",
+    "exploded",
+    "view",
+    "component",
+    "breakdown",
+    "parts",
+    "laid",
+    "out",
+    "neatly",
+    "top",
+    "down",
+    "product",
+    "photo",
+    "watch",
+    "camera",
+    "speaker",
+    "controller",
+    "jacket",
+    "sneaker",
+]
 
 
 @dataclass(frozen=True)

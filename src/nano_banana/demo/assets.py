@@ -39,15 +39,21 @@ def demo_lora_path() -> Path:
 
 
 def recommended_request(base: str | Path | None):
-    """Request defaults for a base model: the demo's own settings for the demo, SDXL's otherwise.
+    """Request defaults for a base model: a demo build's own settings, SDXL's otherwise.
 
-    ``base`` None means "no --base given", which is the demo when it is installed.
+    ``base`` None means "no --base given", which is the shipped demo when it is installed.
+    A demo model rebuilt elsewhere (``nano-banana demo build --out DIR``) has its
+    ``demo.toml`` beside it, and that file's settings apply to it the same way.
     """
     from ..settings import GenerationRequest
 
     demo = demo_base_dir()
     if demo is not None and (base is None or Path(base).resolve() == demo.resolve()):
         return demo_settings().request()
+    if base is not None and Path(base).is_dir():
+        beside = Path(base).resolve().parent / "demo.toml"
+        if beside.is_file():
+            return demo_settings(beside).request()
     return GenerationRequest()
 
 

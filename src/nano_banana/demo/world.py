@@ -359,7 +359,7 @@ def knolling_boxes(parts: Sequence[PartSpec], size: int, rng: np.random.Generato
         col_w, row_h = _cell_sizes(sizes, order, rows, cols)
         if max(sum(col_w) + (cols - 1) * gap, sum(row_h) + (rows - 1) * gap) <= room:
             break
-        scale *= 0.96
+        scale = _shrunk(scale, len(parts), size)
     x_edges = _edges(col_w, gap, size)
     y_edges = _edges(row_h, gap, size)
     boxes: list[Box] = [(0, 0, 0, 0)] * n
@@ -377,6 +377,15 @@ def _pixel_size(part: PartSpec, scale: float, size: int) -> tuple[int, int]:
     w, h = part.size[0] * scale, part.size[1] * scale
     grow = max(1.0, MIN_SIDE * size / min(w, h))
     return max(1, round(w * grow)), max(1, round(h * grow))
+
+
+def _shrunk(scale: float, parts: int, size: int) -> float:
+    """One step of the fitting loops; parts that stay too big at their legible minimum never fit."""
+    if scale < 1e-3:
+        raise InvalidSettingError(
+            f"{parts} parts do not fit side by side on a {size} px canvas; use a larger size"
+        )
+    return scale * 0.96
 
 
 def _grid_scale(parts, order, rows: int, cols: int, size: int, gap: int, margin: int) -> float:
@@ -441,7 +450,7 @@ def exploded_boxes(
         lengths = [sizes[i][along] for i in order]
         if sum(lengths) + gap * (len(parts) - 1) <= room and max(s[cross] for s in sizes) <= room:
             break
-        scale *= 0.96
+        scale = _shrunk(scale, len(parts), size)
     boxes: list[Box] = [(0, 0, 0, 0)] * len(parts)
     for i, start, length in zip(order, _edges(lengths, gap, size), lengths, strict=True):
         thick = sizes[i][cross]
