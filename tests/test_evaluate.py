@@ -92,9 +92,9 @@ def test_eval_reports_both_arms_and_writes_json_and_grid(tmp_path, classifier):
     paths = write_report(report, tmp_path)
     data = json.loads(paths["json"].read_text())
     assert set(data["summary"]) == set(ARMS)
-    # each row says why a "no" verdict is no: an assembled object is one part
+    # each row says why a "no" verdict is no: an assembled object is too few parts
     off_rows = [r for r in data["rows"] if r["arm"] == "lora off"]
-    assert all(any("one part" in reason for reason in r["reasons"]) for r in off_rows)
+    assert all(any("at least 3" in reason for reason in r["reasons"]) for r in off_rows)
     assert all(not r["reasons"] for r in data["rows"] if r["arm"] == "lora on")
     grid = Image.open(paths["grid"])
     assert grid.width > 4 * 128 and grid.height > 2 * 128
