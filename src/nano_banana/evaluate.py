@@ -7,8 +7,9 @@ equal, and judges each image with
 * the layout analysis (``analysis.analyze_layout``): verdict, score, parts,
   grid or one-axis arrangement;
 * an object classifier that does not know which model made the image
-  (``ObjectClassifier``): colour histograms of the foreground, nearest centroid,
-  fitted on the demo world's own renders of all three views.
+  (``ObjectClassifier``): colour histograms of the foreground, k nearest
+  neighbours, fitted on the demo world's own renders of all three views and on
+  copies of them with a generator's usual flaws (blur, dark rims, colour casts).
 
 It works on any base + LoRA; the classifier only knows the demo world's six
 objects, so for other prompts "recognised" is reported as not applicable.
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from .analysis import analyze_layout
 from .errors import InvalidSettingError
@@ -72,58 +73,107 @@ class EvalConfig:
 
 BINS = 6  # per colour channel: 216 bins tell the six objects' palettes apart
 BACKGROUND_DISTANCE = 48.0  # RGB distance from the border colour below which a pixel is background
+NEIGHBOURS = 5  # votes per prediction: each object looks different in each view
+FLAWED_COPIES = 2  # generator-like copies of each world render in the fitting set
 
 
 def colour_features(image: Image.Image | np.ndarray) -> np.ndarray:
-    """Square-rooted colour histogram of the foreground (pixels unlike the border colour)."""
+    """Square-rooted, softly binned colour histogram of the foreground's inner pixels.
+
+    Soft (trilinear) binning keeps a slightly shifted colour near its old bins; the
+    foreground is eroded by a pixel so blurry edges, a mix of part and background,
+    do not count as colours of their own.
+    """
     rgb = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
     rgb = rgb.astype(np.float32)
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    background = np.median(border, axis=0)
-    pixels = rgb.reshape(-1, 3)
-    fg = pixels[np.linalg.norm(pixels - background, axis=1) > BACKGROUND_DISTANCE]
-    if len(fg) == 0:
+    mask = _inner(_foreground(rgb))
+    if not mask.any():
         return np.zeros(BINS**3, dtype=np.float32)
-    idx = np.clip((fg / 256 * BINS).astype(int), 0, BINS - 1)
-    flat = idx[:, 0] * BINS * BINS + idx[:, 1] * BINS + idx[:, 2]
-    hist = np.bincount(flat, minlength=BINS**3).astype(np.float32)
+    hist = _soft_histogram(rgb[mask])
     return np.sqrt(hist / hist.sum())
+
+
+def _foreground(rgb: np.ndarray) -> np.ndarray:
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    return np.linalg.norm(rgb - np.median(border, axis=0), axis=2) > BACKGROUND_DISTANCE
+
+
+def _inner(mask: np.ndarray) -> np.ndarray:
+    """The mask eroded by one pixel, unless that leaves too little to go on."""
+    eroded = np.asarray(Image.fromarray(mask).filter(ImageFilter.MinFilter(3)))
+    return eroded if eroded.sum() >= 20 else mask
+
+
+def _soft_histogram(pixels: np.ndarray) -> np.ndarray:
+    """Each pixel spread over the 8 bins around it, weighted by closeness."""
+    position = pixels / 255 * (BINS - 1)
+    low = np.floor(position).astype(int)
+    frac = position - low
+    hist = np.zeros(BINS**3, dtype=np.float64)
+    for corner in np.ndindex(2, 2, 2):
+        step = np.array(corner)
+        idx = np.minimum(low + step, BINS - 1)
+        weight = np.prod(np.where(step == 1, frac, 1 - frac), axis=1)
+        np.add.at(hist, idx[:, 0] * BINS * BINS + idx[:, 1] * BINS + idx[:, 2], weight)
+    return hist.astype(np.float32)
+
+
+def with_generator_flaws(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A world render as a small diffusion model tends to draw it: dark rims around the
+    parts (often), soft edges and a colour cast. Fitting on such copies keeps the
+    classifier from calling every blurry image the darkest object."""
+    rgb = np.asarray(image.convert("RGB")).astype(np.float32)
+    mask = _foreground(rgb)
+    if rng.random() < 0.7:
+        rim = np.asarray(Image.fromarray(mask).filter(ImageFilter.MaxFilter(3))) & ~mask
+        rgb[rim] *= rng.uniform(0.2, 0.6)
+    soft = Image.fromarray(rgb.astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(rng.uniform(0.6, 1.6))
+    )
+    cast = np.asarray(soft).astype(np.float32) * rng.uniform(0.8, 1.1, 3) + rng.uniform(-15, 15, 3)
+    return Image.fromarray(np.clip(cast, 0, 255).astype(np.uint8))
 
 
 @dataclass
 class ObjectClassifier:
-    """Nearest centroid on colour features; knows nothing about which model drew an image."""
+    """k nearest neighbours on colour features; knows nothing about which model drew an image."""
 
-    labels: list[str]
-    centroids: np.ndarray  # labels x features
-    holdout_accuracy: float = float("nan")
+    keys: list[str]  # the object of each fitted example
+    features: np.ndarray  # examples x features
+    holdout_accuracy: float = float("nan")  # on other renders with generator flaws
 
     @classmethod
     def fit_on_world(cls, instances: int = 30, seed: int = 7, size: int = 128) -> ObjectClassifier:
-        """Fit on ``instances`` renders of every object in every view; check on as many others."""
-        from .demo import generate_world
-
-        feats, keys = _world_features(instances * 6, seed, size, generate_world)
-        labels = sorted(set(keys))
-        centroids = np.stack([feats[np.array(keys) == k].mean(0) for k in labels])
-        model = cls(labels, centroids)
-        test_feats, test_keys = _world_features(instances * 6, seed + 1, size, generate_world)
+        """Fit on ``instances`` renders of every object in every view plus flawed copies;
+        check on as many other renders, flawed the same way."""
+        feats, keys = _world_features(instances * 6, seed, size, FLAWED_COPIES)
+        model = cls(keys, feats)
+        test_feats, test_keys = _world_features(instances * 6, seed + 1, size, 1, originals=False)
         hits = [model.predict_features(f) == k for f, k in zip(test_feats, test_keys, strict=True)]
         model.holdout_accuracy = float(np.mean(hits))
         return model
 
     def predict_features(self, features: np.ndarray) -> str:
-        return self.labels[int(np.argmin(((self.centroids - features) ** 2).sum(1)))]
+        nearest = np.argsort(((self.features - features) ** 2).sum(1))[:NEIGHBOURS]
+        votes: dict[str, int] = {}
+        for i in nearest:  # ties go to the nearer neighbour: dicts keep insertion order
+            votes[self.keys[i]] = votes.get(self.keys[i], 0) + 1
+        return max(votes, key=votes.__getitem__)
 
     def predict(self, image: Image.Image) -> str:
         return self.predict_features(colour_features(image))
 
 
-def _world_features(count: int, seed: int, size: int, generate_world):
+def _world_features(count: int, seed: int, size: int, copies: int, originals: bool = True):
+    from .demo import generate_world
+
+    rng = np.random.default_rng(seed)
     feats, keys = [], []
     for _, render in generate_world(count, seed=seed, size=size):
-        feats.append(colour_features(render.image))
-        keys.append(render.object)
+        images = [render.image] if originals else []
+        images += [with_generator_flaws(render.image, rng) for _ in range(copies)]
+        feats += [colour_features(image) for image in images]
+        keys += [render.object] * len(images)
     return np.stack(feats), keys
 
 
