@@ -334,13 +334,16 @@ CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "{object}, product photo, {background} background",
         "{object}, studio product shot, {background} background",
     ),
+    # The first of each is the scenario preset's own wording (presets/*.toml), so the
+    # LoRA learns on the prompts the presets will send it.
     "knolling": (
-        KNOLLING_TRIGGER + ", {object}, {pieces} laid out in a grid",
+        KNOLLING_TRIGGER + ", {object}, all {pieces} separated and arranged in a neat grid, "
+        "top-down view",
         KNOLLING_TRIGGER + ", {object}, {pieces} arranged neatly in rows and columns",
     ),
     "exploded": (
-        EXPLODED_TRIGGER + ", {object}, {pieces} separated along one axis, {axis} layout, "
-        "white background",
+        EXPLODED_TRIGGER + ", {object}, {pieces} separated along one axis, white background, "
+        "industrial design diagram",
         EXPLODED_TRIGGER + ", {object}, {pieces} spread along one {axis} axis, white background",
     ),
 }

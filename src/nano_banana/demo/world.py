@@ -39,7 +39,7 @@ SIZE_MULTIPLE = 8  # the VAE downsamples by 8
 COLOR_JITTER = (10, 6)  # max shift per channel: whole object, then each part
 SIZE_JITTER = 0.08  # max relative change of each side of a part
 ASSEMBLED_FILL = (0.62, 0.82)  # fraction of the canvas the assembled object spans
-KNOLLING_GAP = (0.06, 0.09)  # gap between grid cells, fraction of the canvas side
+KNOLLING_GAP = (0.08, 0.10)  # between grid cells, fraction of the canvas side (>= 10 px at 128)
 EXPLODED_GAP = (0.035, 0.05)  # smaller: exploded views hold every part on one line
 MARGIN = (0.06, 0.09)  # empty border around flat lays, fraction of the canvas side
 EXPLODED_MARGIN = (0.04, 0.06)
@@ -339,27 +339,32 @@ def assembled_boxes(parts: Sequence[PartSpec], size: int, rng: np.random.Generat
 
 
 def knolling_boxes(parts: Sequence[PartSpec], size: int, rng: np.random.Generator) -> list[Box]:
-    """Parts in a shuffled grid of at least 2 x 2 cells, centred in their cells, even gaps.
+    """Parts largest first, row by row, in the grid of at least 2 x 2 cells that shows them
+    largest; centred in their cells, even gaps.
 
-    Column widths and row heights are those of their largest part, so the gaps
-    between columns and between rows are all exactly ``gap`` pixels.
+    Sorting by size is how knolling is done by hand, and it gives each object one
+    recognisable layout (a tiny model learns one layout per object far sooner than
+    every shuffle of it). Column widths and row heights are those of their largest
+    part, so the gaps between columns and between rows are all exactly ``gap`` pixels.
     """
     n = len(parts)
-    order = [int(i) for i in rng.permutation(n)]
+    order = sorted(range(n), key=lambda i: -parts[i].size[0] * parts[i].size[1])
     gap = round(size * rng.uniform(*KNOLLING_GAP))
     margin = round(size * rng.uniform(*MARGIN))
     grids = [(r, c) for r in range(2, n + 1) if (c := -(-n // r)) >= 2 and r * c - n < c]
     fits = [_grid_scale(parts, order, r, c, size, gap, margin) for r, c in grids]
-    good = [i for i, s in enumerate(fits) if s >= AXIS_TIE * max(fits)]
-    rows, cols = grids[good[int(rng.integers(len(good)))]]
-    scale = _grid_scale(parts, order, rows, cols, size, gap, margin)
+    rows, cols = grids[int(np.argmax(fits))]
+    scale = first_scale = _grid_scale(parts, order, rows, cols, size, gap, margin)
     room = size - 2 * margin
     while True:  # small parts are enlarged to a legible size; shrink the rest until all fit
         sizes = [_pixel_size(p, scale, size) for p in parts]
         col_w, row_h = _cell_sizes(sizes, order, rows, cols)
         if max(sum(col_w) + (cols - 1) * gap, sum(row_h) + (rows - 1) * gap) <= room:
             break
-        scale = _shrunk(scale, len(parts), size)
+        if scale < 0.5 * first_scale and gap > 2:
+            gap -= 1  # a crowded object gives up gap width before its parts shrink further
+        else:
+            scale = _shrunk(scale, len(parts), size)
     x_edges = _edges(col_w, gap, size)
     y_edges = _edges(row_h, gap, size)
     boxes: list[Box] = [(0, 0, 0, 0)] * n
