@@ -19,6 +19,7 @@ from nano_banana.evaluate import (
     colour_features,
     evaluate,
     make_request,
+    shape_features,
     summary_rows,
     with_generator_flaws,
     write_report,
@@ -51,6 +52,15 @@ def test_classifier_recognises_renders_drawn_with_generator_flaws(classifier):
             )  # the copy really differs
             hits.append(classifier.predict(flawed) == spec.key)
     assert np.mean(hits) >= 0.9, hits
+
+
+def test_shape_features_say_where_the_foreground_is():
+    canvas = np.full((64, 64, 3), 255, np.uint8)
+    assert not shape_features(canvas).any()  # nothing on white
+    canvas[:8, :8] = 0  # one part filling the top-left cell of the 8 x 8 grid
+    shape = shape_features(canvas)
+    assert shape.shape == (64,) and np.isclose(np.linalg.norm(shape), 1.0)
+    assert shape[0] == shape.max() and np.isclose(shape[1:].sum(), 0)
 
 
 def test_colour_features_ignore_the_background():
