@@ -34,6 +34,23 @@ def test_assets_fit_the_size_budget():
     assert demo_lora_path().is_file()
 
 
+def test_shipped_assets_were_built_with_the_build_defaults():
+    """`nano-banana demo build` with no options reproduces what ships: demo.toml records the
+    build settings the assets came from, and they must be today's defaults."""
+    from dataclasses import asdict
+
+    from nano_banana.demo.assets import demo_dir
+    from nano_banana.demo.build import BuildConfig
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    recorded = tomllib.loads((demo_dir() / "demo.toml").read_text(encoding="utf-8"))["build"]
+    assert recorded == asdict(BuildConfig())
+
+
 def test_demo_settings_are_the_native_size():
     settings = demo_settings()
     assert isinstance(settings, DemoSettings)
