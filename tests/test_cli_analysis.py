@@ -92,3 +92,27 @@ def test_demo_world_user_errors(cli, tmp_path):
     assert_user_error(cli("demo", "world", "--views", "side", tmp_path / "a"), "unknown view")
     assert_user_error(cli("demo", "world", "--size", "100", tmp_path / "b"), "multiple of 8")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_eval_runs_any_base_and_lora_and_takes_a_demo_builds_own_settings(
+    cli, tiny_sdxl_dir, tiny_lora, tmp_path
+):
+    """`eval --base B --lora L`: both arms per seed, a report; with demo.toml beside B (a demo
+    rebuilt elsewhere), its steps and CFG are the defaults, and given options still win."""
+    import shutil
+
+    base = tmp_path / "rebuilt" / "model"
+    shutil.copytree(tiny_sdxl_dir, base)
+    (base.parent / "demo.toml").write_text("[settings]\nsteps = 2\ncfg = 3.5\nwidth = 64\n")
+    out = tmp_path / "report"
+    args = ["eval", "a toaster", "--seeds", "2", "--base", str(base), "--lora", str(tiny_lora)]
+    code, stdout, _ = cli(*args, "--out", str(out), "--json")
+    assert code == 0
+    data = json.loads((out / "eval.json").read_text())
+    assert data["config"]["steps"] == 2 and data["config"]["cfg"] == 3.5
+    assert [(r["seed"], r["arm"]) for r in data["rows"]] == [
+        (0, "lora off"), (0, "lora on"), (1, "lora off"), (1, "lora on")
+    ]  # fmt: skip
+    assert all(r["recognised"] is None for r in data["rows"])  # not a demo object: no verdict
+    code, _, _ = cli(*args, "--cfg", "6", "--out", str(out), "--json")
+    assert code == 0 and json.loads((out / "eval.json").read_text())["config"]["cfg"] == 6

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from .analysis import analyze_layout
 from .errors import InvalidSettingError
-from .settings import GenerationRequest
+from .settings import GenerationRequest, Sampler
 
 ARMS = ("lora off", "lora on")
 
@@ -47,6 +47,7 @@ class EvalConfig:
     lora_scale: float = 1.0  # strength of the "on" arm
     steps: int | None = None  # None: the request default (the demo's, for the demo model)
     cfg: float | None = None
+    sampler: Sampler | None = None  # None: the request default
     width: int | None = None  # None: the model's native size
     height: int | None = None
     grid_seeds: int = 4  # seeds per prompt shown in the picture grid
@@ -291,7 +292,7 @@ def make_request(config: EvalConfig, prompt: str, seed: int, arm: str) -> Genera
     """Both arms share every setting but the LoRA scale."""
     settings: dict[str, Any] = {"prompt": prompt, "preset": config.preset, "seed": seed,
                                 "lora_scale": 0.0 if arm == ARMS[0] else config.lora_scale}  # fmt: skip
-    for name in ("steps", "cfg", "width", "height"):
+    for name in ("steps", "cfg", "sampler", "width", "height"):
         if getattr(config, name) is not None:
             settings[name] = getattr(config, name)
     return GenerationRequest(**settings)

@@ -111,21 +111,20 @@ def eval_command(
 
     from rich.console import Console
 
+    from ..demo.assets import recommended_request
     from ..evaluate import EvalConfig, evaluate, summary_table, write_report
 
-    settings = None
-    if model.base is None:
-        from ..demo.assets import demo_settings
-
-        settings = demo_settings()
+    # The model's own defaults (a demo build's demo.toml, else SDXL's); given options win.
+    defaults = recommended_request(model.base)
     config = EvalConfig(
         prompts=tuple(prompts or ()),
         seeds=seeds,
         first_seed=first_seed,
         preset=preset,
         lora_scale=lora_scale,
-        steps=steps if steps is not None or settings is None else settings.steps,
-        cfg=cfg if cfg is not None or settings is None else settings.cfg,
+        steps=defaults.steps if steps is None else steps,
+        cfg=defaults.cfg if cfg is None else cfg,
+        sampler=defaults.sampler,
     )
     engine = common.build_engine(model, quiet=output.json)
     with common._progress_bar() as bar:
