@@ -88,8 +88,12 @@ class BuildConfig:
     lora_steps: int = 3000
     lora_batch: int = 8
     lora_rank: int = 16
-    lora_lr: float = 2e-3  # 1e-3 left layouts half learnt after 3000 steps
+    # 2e-3 on 400 instances beat 1e-3 on 240 in a trial: 29% vs 17% knolling layouts
+    lora_lr: float = 2e-3
     lora_targets: str = "attn-ff-conv"  # layout is spatial: the convolutions must change too
+    # Offset noise lets the LoRA set an image's overall tone (a white background) instead
+    # of inheriting it from the seed's low frequencies, as the base's tinted backdrops do.
+    lora_noise_offset: float = 0.1
     threads: int = 1  # on a shared 2-core CPU, 2 threads stall on each other (OpenMP spin waits)
 
     def quick(self) -> BuildConfig:
@@ -371,6 +375,7 @@ def train_demo_lora(base_dir: Path, data_dir: Path, work_dir: Path, config: Buil
         lr=config.lora_lr, warmup_steps=min(50, config.lora_steps // 4), schedule="cosine",
         max_steps=config.lora_steps, batch_size=config.lora_batch, precision="no",
         optimizer="adamw", min_snr_gamma=config.min_snr_gamma, seed=config.seed + 5,
+        noise_offset=config.lora_noise_offset,
         resolution=config.image_size, checkpoint_every=0, sample_every=0,
         recommended_scale=DemoSettings().lora_scale, log_every=10,
     )  # fmt: skip
