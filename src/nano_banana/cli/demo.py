@@ -143,5 +143,8 @@ def eval_command(
         )
         return
     Console().print(summary_table(report))
-    typer.echo(f"classifier hold-out accuracy on world renders: {report.classifier_accuracy:.0%}")
+    typer.echo(
+        f"classifier accuracy on held-out world renders with generator flaws: "
+        f"{report.classifier_accuracy:.0%}"
+    )
     typer.echo(f"{paths['json']}\n{paths['grid']}")
