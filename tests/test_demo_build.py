@@ -6,13 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from nano_banana.demo.build import (
-    BASE_DIR_NAME,
-    BuildConfig,
-    DemoSettings,
-    build_demo,
-    recorded_timings,
-)
+from nano_banana.demo.assets import recorded_timings
+from nano_banana.demo.build import BASE_DIR_NAME, BuildConfig, DemoSettings, build_demo
 
 
 @pytest.fixture(scope="module")

@@ -86,17 +86,14 @@ SHAPE_WEIGHT = 1.5
 
 def image_features(image: Image.Image | np.ndarray) -> np.ndarray:
     """What the classifier compares: the colour histogram, then the weighted shape."""
-    return np.concatenate([colour_features(image), SHAPE_WEIGHT * shape_features(image)])
+    rgb = _as_float_rgb(image)
+    mask = _foreground(rgb)  # found once, used by both features
+    return np.concatenate([_colour_histogram(rgb, mask), SHAPE_WEIGHT * _occupancy(mask)])
 
 
 def shape_features(image: Image.Image | np.ndarray) -> np.ndarray:
     """Foreground share of each cell of a SHAPE_CELLS grid, scaled to unit length."""
-    mask = _foreground(_as_float_rgb(image)).astype(np.float32)
-    cells = SHAPE_CELLS
-    h, w = (side // cells * cells for side in mask.shape)
-    occupancy = mask[:h, :w].reshape(cells, h // cells, cells, w // cells).mean(axis=(1, 3))
-    norm = np.linalg.norm(occupancy)
-    return (occupancy / norm if norm > 0 else occupancy).ravel()
+    return _occupancy(_foreground(_as_float_rgb(image)))
 
 
 def colour_features(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -107,7 +104,20 @@ def colour_features(image: Image.Image | np.ndarray) -> np.ndarray:
     do not count as colours of their own.
     """
     rgb = _as_float_rgb(image)
-    mask = _inner(_foreground(rgb))
+    return _colour_histogram(rgb, _foreground(rgb))
+
+
+def _occupancy(mask: np.ndarray) -> np.ndarray:
+    cells = SHAPE_CELLS
+    h, w = (side // cells * cells for side in mask.shape)
+    grid = mask[:h, :w].astype(np.float32).reshape(cells, h // cells, cells, w // cells)
+    occupancy = grid.mean(axis=(1, 3))
+    norm = np.linalg.norm(occupancy)
+    return (occupancy / norm if norm > 0 else occupancy).ravel()
+
+
+def _colour_histogram(rgb: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    mask = _inner(foreground)
     if not mask.any():
         return np.zeros(BINS**3, dtype=np.float32)
     hist = _soft_histogram(rgb[mask])

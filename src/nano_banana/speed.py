@@ -142,9 +142,7 @@ def cpu_has_native_bf16() -> bool:
 def resolve_half(config: SpeedConfig, device: torch.device, loaded: torch.dtype) -> torch.dtype:
     """The UNet's dtype under ``config`` on ``device`` (``loaded``: the pipeline's dtype)."""
     choice = config.half_precision
-    if choice == "off":
-        return loaded
-    if choice == "auto":
+    if choice in ("off", "auto"):  # "auto" keeps the loaded dtype too (see SpeedConfig)
         return loaded
     return {"bfloat16": torch.bfloat16, "float16": torch.float16}[choice]
 

@@ -215,7 +215,7 @@ def build_engine(model: ModelOptions, quiet: bool = False):
 
 
 def request_defaults(model: ModelOptions):
-    """The request the options start from: SDXL's defaults, or the demo's own without --base."""
+    """The request the options start from: a demo model's own settings, else SDXL's defaults."""
     from ..settings import GenerationRequest
 
     try:

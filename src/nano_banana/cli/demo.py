@@ -111,11 +111,10 @@ def eval_command(
 
     from rich.console import Console
 
-    from ..demo.assets import recommended_request
     from ..evaluate import EvalConfig, evaluate, summary_table, write_report
 
     # The model's own defaults (a demo build's demo.toml, else SDXL's); given options win.
-    defaults = recommended_request(model.base)
+    defaults = common.request_defaults(model)
     config = EvalConfig(
         prompts=tuple(prompts or ()),
         seeds=seeds,

@@ -60,10 +60,21 @@ def recommended_request(base: str | Path | None):
 def demo_settings(path: Path | None = None) -> DemoSettings:
     """The demo's recommended generation settings from ``demo.toml`` (defaults if it is missing)."""
     path = path or DEMO_DIR / "demo.toml"
-    if not path.is_file():
-        return DemoSettings()
-    data = tomllib.loads(path.read_text(encoding="utf-8")).get("settings", {})
+    data = demo_toml_table(path, "settings")
     unknown = sorted(set(data) - {f.name for f in fields(DemoSettings)})
     if unknown:
         raise InvalidSettingError(f"'{path}': unknown demo setting(s) {', '.join(unknown)}")
     return DemoSettings(**data)
+
+
+def recorded_timings(path: Path) -> dict[str, float]:
+    """The ``[build_seconds]`` of a ``demo.toml``, named as ``build_demo`` names its steps."""
+    seconds = demo_toml_table(path, "build_seconds")
+    return {k.replace("_", " "): float(v) for k, v in seconds.items()}
+
+
+def demo_toml_table(path: Path, table: str) -> dict:
+    """One table of a ``demo.toml`` (empty when the file or the table is missing)."""
+    if not path.is_file():
+        return {}
+    return tomllib.loads(path.read_text(encoding="utf-8")).get(table, {})

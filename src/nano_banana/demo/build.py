@@ -32,11 +32,6 @@ import numpy as np
 import torch
 from platformdirs import user_cache_dir
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
 from ..errors import InvalidSettingError
 from ..tiny import DEFAULT_WORDS, TinySDXLConfig, build_scheduler, build_text_encoders, build_unet
 from ..tiny import build_tokenizer as tiny_tokenizer
@@ -398,14 +393,6 @@ def write_demo_settings(path: Path, settings: DemoSettings, build: BuildConfig,
     return path
 
 
-def recorded_timings(path: Path) -> dict[str, float]:
-    """The ``[build_seconds]`` of an earlier ``demo.toml`` (none if it is missing)."""
-    if not path.is_file():
-        return {}
-    seconds = tomllib.loads(path.read_text(encoding="utf-8")).get("build_seconds", {})
-    return {k.replace("_", " "): float(v) for k, v in seconds.items()}
-
-
 def _toml(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -455,6 +442,8 @@ def build_demo(out_dir: Path, config: BuildConfig = BuildConfig(), work_dir: Pat
     elif not (base_dir / "model_index.json").is_file():
         raise InvalidSettingError(f"no base model in '{base_dir}' to train a LoRA on")
     else:  # the kept base's build times stay on record beside the new LoRA's
+        from .assets import recorded_timings  # assets imports this module
+
         timings.update(recorded_timings(out_dir / "demo.toml"))
     data_dir = timed("render lora data", write_lora_dataset, work / "lora_data", config)
     result = timed("train lora", train_demo_lora, base_dir, data_dir, work / "lora", config)
