@@ -48,3 +48,19 @@ def test_lora_only_needs_a_base(tmp_path):
 
     with pytest.raises(InvalidSettingError, match="no base model"):
         build_demo(tmp_path, BuildConfig().quick(), log=lambda _: None, lora_only=True)
+
+
+def test_decoder_tuning_changes_the_decoder_and_leaves_the_encoder_alone():
+    import torch
+
+    from nano_banana.demo.build import render_images, train_vae, tune_vae_decoder
+
+    config = replace(BuildConfig().quick(), vae_steps=2, vae_decoder_steps=2, vae_batch=2)
+    images, _ = render_images(2, 3, ("exploded",), 64)
+    vae = train_vae(images, config, log=lambda _: None)
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    tune_vae_decoder(vae, images, config, log=lambda _: None)
+    after = vae.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"decoder"} or changed == {"decoder", "post_quant_conv"}
+    assert not any(p.requires_grad for p in vae.parameters())  # frozen again for the UNet's turn

@@ -4,7 +4,8 @@ The recipe in miniature, each step a named function with fixed seeds:
 
 1. ``render_images``: draw the procedural world (assembled views for the base,
    every view for the VAE, knolling + exploded as a dataset folder for the LoRA);
-2. ``train_vae``: a small KL autoencoder (4x downsampling) on crops of all views;
+2. ``train_vae``: a small KL autoencoder (4x downsampling) on crops of all views,
+   then ``tune_vae_decoder``: its decoder alone on whole images;
 3. ``build_text_stack``: a CLIP BPE tokenizer covering the world's and the
    presets' words, and two small CLIP text encoders (random, frozen);
 4. ``train_base_unet``: an SDXL-style UNet (text-time conditioning) trained from
@@ -73,6 +74,9 @@ class BuildConfig:
     vae_crop: int = 48  # the autoencoder is convolutional; crops train it 7x faster
     vae_lr: float = 2e-3
     vae_kl_weight: float = 1e-6  # just enough to keep latents bounded
+    # Whole-image pass of the decoder after the crop training (see tune_vae_decoder)
+    vae_decoder_steps: int = 600
+    vae_decoder_lr: float = 5e-4
     unet_steps: int = 4000
     unet_batch: int = 8
     unet_lr: float = 8e-4
@@ -94,7 +98,7 @@ class BuildConfig:
     def quick(self) -> BuildConfig:
         """A few steps of everything: checks the pipeline end to end in about a minute."""
         return replace(self, base_instances=48, vae_instances=24, lora_instances=12,
-                       vae_steps=10, unet_steps=10, lora_steps=5)  # fmt: skip
+                       vae_steps=10, vae_decoder_steps=3, unet_steps=10, lora_steps=5)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -169,16 +173,44 @@ def train_vae(images: np.ndarray, config: BuildConfig, log: Log):
         recon = vae.decode(posterior.mean).sample
         loss = torch.nn.functional.mse_loss(recon, batch)
         loss = loss + config.vae_kl_weight * posterior.kl().mean()
-        for group in opt.param_groups:
-            group["lr"] = config.vae_lr * cosine_factor(step, config.vae_steps, 50)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step_at(opt, loss, config.vae_lr * cosine_factor(step, config.vae_steps, 50))
         if step % 100 == 0 or step == config.vae_steps:
             log(f"  vae step {step}/{config.vae_steps}  loss {loss.item():.5f}  "
                 f"{time.monotonic() - started:.0f} s")  # fmt: skip
     vae.eval().requires_grad_(False)
     set_latent_scale(vae, data[: min(len(data), 256)])
+    return vae
+
+
+def tune_vae_decoder(vae, images: np.ndarray, config: BuildConfig, log: Log):
+    """Fine-tune the decoder on whole images with the encoder frozen.
+
+    The decoder's GroupNorms and mid-block attention see the whole image at generation
+    time but only a crop in training, and the two disagree: a crop-trained decoder turns a
+    white backdrop grey away from the parts, leaving a white halo round them (on a thin
+    exploded view that halo reads as one big part). The encoder, and so every latent the
+    base and the LoRA train on, stays exactly as it was.
+    """
+    data = to_tensor(images)
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(b).latent_dist.mean for b in data.split(32)])
+    decoder = [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
+    for p in decoder:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(decoder, lr=config.vae_decoder_lr, weight_decay=0.0)
+    # its own generator: the steps after this one draw exactly what they drew without it
+    rng = torch.Generator().manual_seed(config.seed + 7)
+    started = time.monotonic()
+    for step in range(1, config.vae_decoder_steps + 1):
+        idx = torch.randint(len(data), (config.vae_batch,), generator=rng)
+        loss = torch.nn.functional.mse_loss(vae.decode(latents[idx]).sample, data[idx])
+        step_at(
+            opt, loss, config.vae_decoder_lr * cosine_factor(step, config.vae_decoder_steps, 20)
+        )
+        if step % 100 == 0 or step == config.vae_decoder_steps:
+            log(f"  vae decoder step {step}/{config.vae_decoder_steps}  loss {loss.item():.5f}  "
+                f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    vae.eval().requires_grad_(False)
     return vae
 
 
@@ -210,6 +242,15 @@ def set_latent_scale(vae, sample: torch.Tensor) -> None:
     """Store 1/std of the latents as the VAE's scaling factor (SD's convention: unit variance)."""
     latents = torch.cat([vae.encode(b).latent_dist.mean for b in sample.split(32)])
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
+
+
+def step_at(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> None:
+    """One optimiser step at learning rate ``lr`` (the schedules here set it every step)."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 def cosine_factor(step: int, total: int, warmup: int) -> float:
@@ -461,6 +502,7 @@ def build_base(base_dir: Path, work: Path, config: BuildConfig, timed, log: Log)
     vae_images, _ = timed("render vae data", render_images, config.vae_instances,
                           config.seed + 10, ("assembled", "knolling", "exploded"), size)  # fmt: skip
     vae = timed("train vae", train_vae, vae_images, config, log)
+    vae = timed("tune vae decoder", tune_vae_decoder, vae, vae_images, config, log)
     save_reconstructions(vae, vae_images[::97][:8], work / "vae_check.png")
     tokenizer, te1, te2 = timed("text encoders", build_text_stack, work, config.seed + 6)
     pipe = make_pipeline(vae, tokenizer, te1, te2, build_unet(DEMO_MODEL))
