@@ -62,5 +62,5 @@ def test_decoder_tuning_changes_the_decoder_and_leaves_the_encoder_alone():
     tune_vae_decoder(vae, images, config, log=lambda _: None)
     after = vae.state_dict()
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
-    assert changed == {"decoder"} or changed == {"decoder", "post_quant_conv"}
+    assert changed == {"decoder", "post_quant_conv"}  # the encoder and quant_conv kept
     assert not any(p.requires_grad for p in vae.parameters())  # frozen again for the UNet's turn
