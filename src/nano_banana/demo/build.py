@@ -192,8 +192,7 @@ def tune_vae_decoder(vae, images: np.ndarray, config: BuildConfig, log: Log):
     base and the LoRA train on, stays exactly as it was.
     """
     data = to_tensor(images)
-    with torch.no_grad():
-        latents = torch.cat([vae.encode(b).latent_dist.mean for b in data.split(32)])
+    latents = encode_means(vae, data)
     decoder = [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
     for p in decoder:
         p.requires_grad_(True)
@@ -215,13 +214,23 @@ def tune_vae_decoder(vae, images: np.ndarray, config: BuildConfig, log: Log):
 
 
 @torch.no_grad()
+def encode_means(vae, data: torch.Tensor) -> torch.Tensor:
+    """The posterior means of ``data`` (NCHW in [-1, 1]), unscaled, 32 images at a time."""
+    return torch.cat([vae.encode(b).latent_dist.mean for b in data.split(32)])
+
+
+@torch.no_grad()
+def reconstruct(vae, images: np.ndarray) -> np.ndarray:
+    """uint8 NHWC images through the autoencoder and back (posterior means, no sampling)."""
+    recon = vae.decode(encode_means(vae, to_tensor(images))).sample
+    return ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
 def save_reconstructions(vae, images: np.ndarray, path: Path) -> Path:
     """Originals above their reconstructions: a quick look at what the latents keep."""
     from PIL import Image
 
-    data = to_tensor(images)
-    recon = vae.decode(vae.encode(data).latent_dist.mean).sample
-    pixels = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    pixels = reconstruct(vae, images)
     sheet = np.concatenate([np.concatenate(list(images), 1), np.concatenate(list(pixels), 1)], 0)
     Image.fromarray(sheet).save(path)
     return path
@@ -237,10 +246,9 @@ def random_crops(data: torch.Tensor, batch: int, crop: int, rng: torch.Generator
     )
 
 
-@torch.no_grad()
 def set_latent_scale(vae, sample: torch.Tensor) -> None:
     """Store 1/std of the latents as the VAE's scaling factor (SD's convention: unit variance)."""
-    latents = torch.cat([vae.encode(b).latent_dist.mean for b in sample.split(32)])
+    latents = encode_means(vae, sample)
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
 
 
@@ -314,11 +322,9 @@ def encode_captions(pipe, captions: list[str]) -> dict[str, tuple[torch.Tensor, 
 # --- 4. base UNet ---------------------------------------------------------------------
 
 
-@torch.no_grad()
 def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
-    data = to_tensor(images)
-    means = [vae.encode(b).latent_dist.mean for b in data.split(32)]
-    return torch.cat(means) * vae.config.scaling_factor
+    """uint8 NHWC images -> the scaled latents the UNet trains on."""
+    return encode_means(vae, to_tensor(images)) * vae.config.scaling_factor
 
 
 def train_base_unet(latents: torch.Tensor, captions: list[str], text: dict, config: BuildConfig,
