@@ -157,7 +157,7 @@ def run_plain(args, models: dict) -> dict:
 
 
 def speed_config_for(arm: str):
-    from nano_banana.speed import SpeedConfig
+    from nano_banana.generate.speed import SpeedConfig
 
     change = ABLATIONS.get(arm)
     if change == "reference":
@@ -166,7 +166,7 @@ def speed_config_for(arm: str):
 
 
 def load_engine(args, models: dict, arm: str):
-    from nano_banana.generate import Engine
+    from nano_banana.generate.engine import Engine
     from nano_banana.settings import GenerationRequest, LoraWeight
 
     engine = Engine.load(models["base"], device=args.device, speed=speed_config_for(arm))

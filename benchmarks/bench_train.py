@@ -11,7 +11,7 @@ Arms (each trial a fresh process; trials alternate):
   loop+cache+foreach / +fused   AdamW foreach=True / fused=True;
   loop+cache+ckpt   with gradient checkpointing;
   loop+cache+compile   with torch.compile of the UNet;
-  trainer      our trainer, ``nano_banana.train.train`` (caches, min-SNR, clipping, ...);
+  trainer      our trainer, ``nano_banana.training.train`` (caches, min-SNR, clipping, ...);
   trainer+ckpt our trainer with gradient checkpointing.
 Weights in bf16 on CUDA (LoRA params fp32, autocast), fp32 on the CPU. samples/s is the
 batch over the median step time after ``--warmup`` steps; peak memory is
@@ -137,7 +137,7 @@ def make_optimizer(params, kind: str):
 
 
 def encode_text(pipe, captions: list[str]):
-    from nano_banana.train_cache import encode_captions
+    from nano_banana.training.cache import encode_captions
 
     return encode_captions(
         captions, (pipe.tokenizer, pipe.tokenizer_2), (pipe.text_encoder, pipe.text_encoder_2)
@@ -216,8 +216,8 @@ def loop_trial(args, cfg: LoopConfig) -> dict:
 
 
 def trainer_trial(args, checkpointing: bool) -> dict:
-    from nano_banana.train import train
-    from nano_banana.train_config import TrainConfig
+    from nano_banana.training.config import TrainConfig
+    from nano_banana.training.loop import train
 
     out = Path(args.work) / f"train-out-{os.getpid()}"
     stamps: list[float] = []
@@ -257,7 +257,7 @@ def worker(args) -> None:
     import diffusers  # noqa: F401
     import torch
 
-    import nano_banana.train  # noqa: F401
+    import nano_banana.training.loop  # noqa: F401
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -58,7 +58,7 @@ def demo_paths() -> tuple[Path, Path] | None:
 
 def demo_sized_config():
     """The demo model's architecture (its sizes, random weights) when the demo is not built."""
-    from nano_banana.tiny import TinySDXLConfig
+    from nano_banana.model.tiny import TinySDXLConfig
 
     return TinySDXLConfig(
         text_width_1=64,
@@ -89,7 +89,7 @@ def resolve_models(args) -> Models:
         base, lora = demo
         lora2 = make_lora(base, work / "demo_lora_b.safetensors", seed=2, like=lora)
         return Models(str(base), str(lora), str(lora2), "demo model (shipped, trained)")
-    from nano_banana.tiny import save_tiny_pipeline
+    from nano_banana.model.tiny import save_tiny_pipeline
 
     base = work / "tiny-demo-sized"
     if not (base / "model_index.json").is_file():

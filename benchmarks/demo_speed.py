@@ -28,8 +28,8 @@ def main() -> None:
     from rich.table import Table
 
     from nano_banana.demo.assets import demo_base_dir, demo_lora_path, demo_settings
-    from nano_banana.generate import Engine
-    from nano_banana.model import quiet_libraries
+    from nano_banana.generate.engine import Engine
+    from nano_banana.model.load import quiet_libraries
     from nano_banana.settings import GenerationRequest
 
     if args.threads:

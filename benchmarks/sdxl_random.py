@@ -37,7 +37,7 @@ def write_padded_tokenizer(out_dir: Path):
     """Our byte-level CLIP BPE tokenizer, padded to CLIP's vocabulary size and special ids."""
     from transformers import CLIPTokenizer
 
-    from nano_banana.tiny import BOS, DEFAULT_WORDS, EOS, write_tokenizer_files
+    from nano_banana.model.tiny import BOS, DEFAULT_WORDS, EOS, write_tokenizer_files
 
     vocab_path, merges_path = write_tokenizer_files(DEFAULT_WORDS, out_dir)
     vocab = json.loads(vocab_path.read_text(encoding="utf-8"))

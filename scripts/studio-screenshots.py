@@ -24,8 +24,16 @@ from playwright.sync_api import expect, sync_playwright
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1400, "height": 1250}
 
 
@@ -40,7 +48,8 @@ def start_studio(gallery: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "NANO_BANANA_GALLERY": str(gallery), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "nano_banana.cli", "studio", "--port", str(port)],
-        env=env, start_new_session=True,
+        env=env,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):

@@ -36,7 +36,7 @@ def cli(monkeypatch, capsys):
 @pytest.fixture(scope="session")
 def tiny_sdxl_dir(tmp_path_factory) -> Path:
     """A tiny SDXL pipeline with random weights, saved as a diffusers folder (safetensors)."""
-    from nano_banana.tiny import TinySDXLConfig, save_tiny_pipeline
+    from nano_banana.model.tiny import TinySDXLConfig, save_tiny_pipeline
 
     return save_tiny_pipeline(
         TinySDXLConfig(), tmp_path_factory.mktemp("models") / "tiny-sdxl", seed=0

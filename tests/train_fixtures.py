@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from nano_banana.train_config import TrainConfig
+from nano_banana.training.config import TrainConfig
 
 # The test machine is small and shared: one thread per process is ~100x faster per tiny op than
 # two threads fighting over busy cores (measured: 17 us vs 7.7 ms for a 64x64 linear).

@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..analysis import LayoutReport, analyze_layout, load_image
-from ..annotate import annotate_file, parse_part_names
+from ..analysis.callouts import annotate_file, parse_part_names
+from ..analysis.layout import LayoutReport, analyze_layout, load_image
 
 
 def register(app: typer.Typer) -> None:

@@ -33,7 +33,7 @@ def batch(
     import torch
     from accelerate import PartialState
 
-    from ..batch import read_jobs, run_batch
+    from ..generate.batch import read_jobs, run_batch
     from .generate import _apply_overrides
 
     defaults = _apply_overrides(common.request_defaults(model), settings)
@@ -64,7 +64,7 @@ def batch(
 
 
 def _gallery_root(output: common.OutputOptions) -> Path:
-    from ..gallery import Gallery
+    from ..gallery.store import Gallery
 
     return Gallery.open(output.gallery).root
 

@@ -192,8 +192,8 @@ def image_command(func: Callable, *, request: bool = True, seed: bool = True) ->
 
 def build_engine(model: ModelOptions, quiet: bool = False):
     """Load the engine the options describe; without --base, the built-in demo model."""
-    from ..generate import Engine
-    from ..model import quiet_libraries
+    from ..generate.engine import Engine
+    from ..model.load import quiet_libraries
 
     quiet_libraries()
     base, loras = model.base, list(model.lora or [])
@@ -238,7 +238,7 @@ def default_base(loras: list[str], quiet: bool) -> tuple[str, list[str]]:
                 "--base stabilityai/stable-diffusion-xl-base-1.0 and --lora YOUR_LORA.safetensors[/dim]"
             )
         return str(demo_base_dir()), loras or [str(demo_lora_path())]
-    from ..model import SDXL_REPO
+    from ..model.load import SDXL_REPO
 
     return SDXL_REPO, loras
 
@@ -308,11 +308,11 @@ def run_job(engine, request, output: OutputOptions, label: str = "generating"):
 
 def save_result(result, output: OutputOptions) -> Path:
     """Into --out when given, else into the gallery."""
-    from ..save import save_image
+    from ..gallery.save import save_image
 
     if output.out is not None:
         return save_image(result.image, result.record, output.out)
-    from ..gallery import Gallery
+    from ..gallery.store import Gallery
 
     return Gallery.open(output.gallery).save(result.image, result.record).path
 
@@ -339,7 +339,7 @@ def report(results: list, output: OutputOptions) -> None:
 
 def report_sheet(sheet_result, output: OutputOptions, kind: str) -> None:
     """Save each panel and the combined sheet; print their paths."""
-    from ..save import save_sheet
+    from ..gallery.save import save_sheet
 
     paths = [save_result(panel.result, output) for panel in sheet_result.panels]
     sheet_path = save_sheet(

@@ -6,8 +6,8 @@ import json
 
 import typer
 
-from ..dataset_check import check_dataset
-from ..train_config import TrainConfig, field_help
+from ..training.check import check_dataset
+from ..training.config import TrainConfig, field_help
 
 dataset_app = typer.Typer(help="Inspect a LoRA training dataset.", no_args_is_help=True)
 DEFAULTS = TrainConfig()

@@ -111,7 +111,7 @@ def eval_command(
 
     from rich.console import Console
 
-    from ..evaluate import EvalConfig, evaluate, summary_table, write_report
+    from ..analysis.evaluation import EvalConfig, evaluate, summary_table, write_report
 
     # The model's own defaults (a demo build's demo.toml, else SDXL's); given options win.
     defaults = common.request_defaults(model)

@@ -17,8 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import GalleryError, MetadataError
-from ..gallery import ENV_VAR, Gallery, GalleryEntry
-from ..metadata import (
+from ..gallery.png import (
     A1111_KEY,
     RECORD_KEY,
     missing_record_message,
@@ -26,6 +25,7 @@ from ..metadata import (
     parse_record_json,
     read_png_text,
 )
+from ..gallery.store import ENV_VAR, Gallery, GalleryEntry
 
 _META_KEY = "nano_banana.gallery_root"  # where the sub-app's --gallery reaches its commands
 

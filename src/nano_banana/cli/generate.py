@@ -67,7 +67,7 @@ def compare(
     output: common.OutputOptions,
 ) -> None:
     """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
-    from ..compare import compare as run_compare
+    from ..generate.sheets import compare as run_compare
 
     request = _validated(_apply_overrides(_fresh_request(prompt, model), settings), model)
     engine = common.build_engine(model, quiet=output.json)
@@ -91,8 +91,8 @@ def sweep(
     output: common.OutputOptions,
 ) -> None:
     """A row of images over one setting (default: LoRA scale 0, 0.6, 0.8, 1.0), same seed."""
-    from ..compare import parse_sweep_values
-    from ..compare import sweep as run_sweep
+    from ..generate.sheets import parse_sweep_values
+    from ..generate.sheets import sweep as run_sweep
 
     request = _validated(_apply_overrides(_fresh_request(prompt, model), settings), model)
     parsed = parse_sweep_values(setting, values)
@@ -116,7 +116,7 @@ def presets(
     ),
 ) -> None:
     """List the scenario presets, their trigger words and example prompts."""
-    from ..presets import load_presets
+    from ..prompt.presets import load_presets
 
     found = load_presets(preset_dir)
     if json_out:
@@ -151,7 +151,7 @@ def _start_request(from_image: Path | None, prompt: str | None, model: common.Mo
     """The request to start from: the model's defaults, or the one stored in ``--from``'s PNG."""
     if from_image is None:
         return _fresh_request(prompt, model), None
-    from ..metadata import read_record
+    from ..gallery.png import read_record
 
     record = read_record(from_image)
     request = record.request
@@ -177,7 +177,7 @@ def _fresh_request(prompt: str | None, model: common.ModelOptions) -> Generation
 
 def _validated(request: GenerationRequest, model: common.ModelOptions) -> GenerationRequest:
     """Check settings and preset before any model work (loading SDXL takes a while)."""
-    from ..presets import get_preset, load_presets
+    from ..prompt.presets import get_preset, load_presets
 
     get_preset(load_presets(model.preset_dir), request.preset)
     return request.validated()

@@ -116,13 +116,13 @@ def streamlit_command(app_path: Path, host: str, port: int, max_upload_mb: int) 
 def _check_before_start(config) -> None:
     """Fail on the command line, not in the browser, for what can be checked without loading."""
     for spec in config.loras:
-        from ..generate import parse_lora_arg
+        from ..generate.engine import parse_lora_arg
 
         path, _ = parse_lora_arg(spec)
         if not path.is_file():
             raise NanoBananaError(f"--lora {spec}: no such file")
     if config.gallery is not None:
-        from ..gallery import Gallery
+        from ..gallery.store import Gallery
 
         Gallery.open(config.gallery)
 

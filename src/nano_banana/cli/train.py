@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..train_config import TrainConfig, load_config
+from ..training.config import TrainConfig, load_config
 
 DEFAULTS = TrainConfig()
 SHORT_HELP = "Train a structure LoRA on a folder of exploded-view / knolling images."
@@ -41,7 +41,7 @@ def train_help() -> str:
 
 def run(config_file: Optional[Path], quiet: bool, overrides: dict[str, Any]) -> None:
     """File, then flags, then validation, then training; prints the summary."""
-    from ..train import format_summary, train
+    from ..training.loop import format_summary, train
 
     config = load_config(config_file) if config_file else TrainConfig()
     given = {

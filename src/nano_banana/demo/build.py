@@ -12,7 +12,7 @@ The recipe in miniature, each step a named function with fixed seeds:
    scratch on *assembled* views only, epsilon prediction on SDXL's noise schedule;
 5. ``save_base``: a diffusers SDXL folder, fp16 weights (loads as fp32 on CPU);
 6. ``train_demo_lora``: the structure LoRA, trained by our own trainer
-   (``nano_banana.train.train``) on the knolling and exploded views;
+   (``nano_banana.training.train``) on the knolling and exploded views;
 7. ``write_demo_settings``: the demo's recommended generation settings.
 
 ``build_demo`` runs them all and reports the time each took.
@@ -34,8 +34,14 @@ import torch
 from platformdirs import user_cache_dir
 
 from ..errors import InvalidSettingError
-from ..tiny import DEFAULT_WORDS, TinySDXLConfig, build_scheduler, build_text_encoders, build_unet
-from ..tiny import build_tokenizer as tiny_tokenizer
+from ..model.tiny import (
+    DEFAULT_WORDS,
+    TinySDXLConfig,
+    build_scheduler,
+    build_text_encoders,
+    build_unet,
+)
+from ..model.tiny import build_tokenizer as tiny_tokenizer
 from .world import generate_world, world_vocabulary, write_world
 
 Log = Callable[[str], None]
@@ -274,7 +280,7 @@ def cosine_factor(step: int, total: int, warmup: int) -> float:
 
 def demo_words() -> list[str]:
     """The world's words plus every word of the shipped presets, so preset prompts stay whole."""
-    from ..presets import load_presets
+    from ..prompt.presets import load_presets
 
     words = set(world_vocabulary()) | set(DEFAULT_WORDS)
     for preset in load_presets().values():
@@ -406,9 +412,9 @@ def write_lora_dataset(out_dir: Path, config: BuildConfig) -> Path:
 
 
 def train_demo_lora(base_dir: Path, data_dir: Path, work_dir: Path, config: BuildConfig):
-    """Train the structure LoRA with ``nano_banana.train.train`` and return its result."""
-    from ..train import train
-    from ..train_config import TrainConfig
+    """Train the structure LoRA with ``nano_banana.training.train`` and return its result."""
+    from ..training.config import TrainConfig
+    from ..training.loop import train
 
     train_config = TrainConfig(
         data=str(data_dir), out=str(work_dir), name="structure_lora", base=str(base_dir),

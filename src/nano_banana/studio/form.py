@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from ..jobs import JobKind
-from ..record import GenerationRecord
+from ..gallery.record import GenerationRecord
+from ..generate.jobs import JobKind
 from ..settings import DEFAULTS, GenerationRequest, LoraWeight, Sampler
 from .service import NO_LORA
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LoraError, NanoBananaError
-from ..gallery import Gallery
-from ..generate import Engine
-from ..jobs import JobQueue
-from ..lora import LoraFile, adapter_name_for
-from ..presets import Preset
+from ..gallery.store import Gallery
+from ..generate.engine import Engine
+from ..generate.jobs import JobQueue
+from ..lora.load import LoraFile, adapter_name_for
+from ..prompt.presets import Preset
 from .config import StudioConfig
 
 NO_LORA = "none"  # the LoRA choice "base model only"
@@ -51,7 +51,7 @@ class Studio:
     @classmethod
     def start(cls, config: StudioConfig) -> Studio:
         """Load the model and its LoRAs, open the gallery, start the worker."""
-        from ..model import quiet_libraries
+        from ..model.load import quiet_libraries
 
         quiet_libraries()  # the page shows progress; the server log need not carry library noise
         gallery = Gallery.open(config.gallery)

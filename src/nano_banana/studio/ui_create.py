@@ -13,8 +13,8 @@ import io
 import streamlit as st
 
 from ..errors import NanoBananaError
-from ..jobs import STUDIO_SWEEP_SCALES, Job, JobImage, JobKind, JobStatus
-from ..record import GenerationRecord
+from ..gallery.record import GenerationRecord
+from ..generate.jobs import STUDIO_SWEEP_SCALES, Job, JobImage, JobKind, JobStatus
 from ..settings import MAX_CFG, GenerationRequest, Sampler, field_help
 from .form import CUSTOM_SIZE, MODES, SCALE_HINT, SEED_FIXED, SEED_RANDOM, FormValues, size_presets
 from .service import NO_LORA, Studio

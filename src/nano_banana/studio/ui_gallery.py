@@ -13,9 +13,9 @@ import streamlit as st
 from PIL import Image
 
 from ..errors import NanoBananaError
-from ..gallery import Gallery, GalleryEntry
-from ..metadata import read_png_text
-from ..record import GenerationRecord
+from ..gallery.png import read_png_text
+from ..gallery.record import GenerationRecord
+from ..gallery.store import Gallery, GalleryEntry
 from .form import FormValues, size_presets
 from .service import Studio
 from .ui_common import flash, set_form, show_flash, studio_or_stop

@@ -7,11 +7,11 @@ import io
 import streamlit as st
 
 from ..errors import NanoBananaError
-from ..jobs import Job, JobImage
+from ..generate.jobs import Job, JobImage
 
 try:  # the demo world's analysis; the studio works without it
-    from ..analysis import analyze_layout
-    from ..annotate import annotate, parse_part_names
+    from ..analysis.callouts import annotate, parse_part_names
+    from ..analysis.layout import analyze_layout
 except ImportError:  # pragma: no cover - only in trimmed installs
     analyze_layout = None
 

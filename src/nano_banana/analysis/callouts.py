@@ -1,0 +1,262 @@
+"""Callouts: numbered leader lines to each part, and a parts list beside the picture.
+
+The parts come from the layout analysis (``analysis.analyze_layout``), numbered
+in reading order; names given by the user are assigned in that order. The
+result is always a new image; ``annotate_file`` refuses to write over its input
+and writes atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import ImageAnalysisError
+from .layout import AnalysisConfig, LayoutReport, Part, analyze_layout, to_rgb_array
+
+MIN_PICTURE_SIDE = 512  # small pictures are enlarged so that labels stay legible
+INK = (24, 24, 28)
+HALO = (255, 255, 255)
+PANEL = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class Callout:
+    """One numbered label: where its circle sits and where its leader line ends (output pixels)."""
+
+    number: int
+    name: str
+    part: Part  # in the pixels of the input image
+    label: tuple[float, float]  # centre of the numbered circle
+    anchor: tuple[float, float]  # end of the leader line, on the part
+
+
+@dataclass(frozen=True)
+class Annotation:
+    image: Image.Image
+    callouts: tuple[Callout, ...]
+    report: LayoutReport
+    unused_names: tuple[str, ...]  # names beyond the number of parts found
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        if not self.unused_names:
+            return ()
+        n = len(self.callouts)
+        return (
+            f"{n + len(self.unused_names)} names given but {n} part(s) found; "
+            f"unused: {', '.join(self.unused_names)}",
+        )
+
+
+def parse_part_names(text: str | None) -> list[str]:
+    """Names from a comma-separated list ("strap, case, crown"); empty entries are skipped."""
+    if not text:
+        return []
+    return [name.strip() for name in text.replace("\n", ",").split(",") if name.strip()]
+
+
+def assign_names(
+    count: int, names: list[str] | tuple[str, ...] = ()
+) -> tuple[list[str], list[str]]:
+    """Names for ``count`` parts in order, "part N" where names run out; and the unused names."""
+    names = list(names)
+    given = names[:count] + [f"part {i + 1}" for i in range(len(names), count)]
+    return given, names[count:]
+
+
+def annotate(
+    image: str | Path | Image.Image,
+    names: list[str] | tuple[str, ...] = (),
+    config: AnalysisConfig | None = None,
+) -> Annotation:
+    """Analyse ``image`` and draw one numbered callout per part found, plus the parts list."""
+    rgb = Image.fromarray(to_rgb_array(image))
+    report = analyze_layout(rgb, config)
+    labels, unused = assign_names(report.part_count, names)
+    scale = max(1.0, MIN_PICTURE_SIDE / max(rgb.size))
+    picture = rgb.resize(
+        (round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS
+    )
+    font_px = max(12, round(picture.height / 30))
+    font = _font(font_px)
+    callouts = place_callouts(report.parts, labels, scale, picture.size, radius=font_px * 0.85)
+    canvas = _canvas_with_panel(picture, labels, report.parts, font, font_px)
+    draw = ImageDraw.Draw(canvas)
+    for callout in callouts:
+        _draw_callout(draw, callout, font, font_px * 0.85)
+    _draw_parts_list(draw, picture.width, labels, report.parts, font, font_px)
+    return Annotation(canvas, tuple(callouts), report, tuple(unused))
+
+
+def default_output_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(f"{path.stem}_annotated.png")
+
+
+def annotate_file(
+    path: str | Path,
+    out: str | Path | None = None,
+    names: list[str] | tuple[str, ...] = (),
+    config: AnalysisConfig | None = None,
+) -> tuple[Path, Annotation]:
+    """Annotate the image at ``path`` into ``out`` (default ``<name>_annotated.png``).
+
+    Never writes over ``path``; the output appears whole or not at all.
+    """
+    path = Path(path)
+    out = default_output_path(path) if out is None else Path(out)
+    if _same_file(path, out):
+        raise ImageAnalysisError(
+            f"output '{out}' is the input image; annotations go to a new file, "
+            "so choose another --out"
+        )
+    image_format = _format_for(out)
+    annotation = annotate(path, names, config)
+    write_atomically(annotation.image, out, image_format)
+    return out, annotation
+
+
+def write_atomically(image: Image.Image, out: Path, image_format: str) -> None:
+    """Save to a temporary file beside ``out``, then rename it over ``out``."""
+    if not out.parent.is_dir():
+        raise ImageAnalysisError(f"folder '{out.parent}' does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format=image_format)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- placement ------------------------------------------------------------------------------
+
+
+def place_callouts(
+    parts: tuple[Part, ...],
+    names: list[str],
+    scale: float,
+    size: tuple[int, int],
+    radius: float,
+) -> list[Callout]:
+    """Put each numbered circle just outside its part, away from other parts and labels.
+
+    Candidate spots go round the part's box, the direction pointing away from the
+    picture's centre first; the first spot inside the picture that covers no part
+    and no earlier label wins, else the one covering least.
+    """
+    boxes = [tuple(v * scale for v in p.bbox) for p in parts]
+    taken: list[tuple[float, float, float, float]] = []
+    callouts = []
+    for number, (part, name, box) in enumerate(zip(parts, names, boxes, strict=True), start=1):
+        spot = _best_spot(box, boxes + taken, size, radius)
+        taken.append((spot[0] - radius, spot[1] - radius, spot[0] + radius, spot[1] + radius))
+        anchor = (part.anchor[0] * scale + scale / 2, part.anchor[1] * scale + scale / 2)
+        callouts.append(Callout(number, name, part, spot, anchor))
+    return callouts
+
+
+def _best_spot(box, obstacles, size: tuple[int, int], radius: float) -> tuple[float, float]:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    away = math.atan2(cy - size[1] / 2, cx - size[0] / 2)
+    reach = radius + 4
+    best, best_cost = None, math.inf
+    for k in range(16):
+        angle = away + (k + 1) // 2 * (math.pi / 8) * (1 if k % 2 else -1)
+        dx, dy = math.cos(angle), math.sin(angle)
+        # Step out from the box edge along the direction until clear of the box.
+        half_w, half_h = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+        t = min(half_w / abs(dx) if dx else math.inf, half_h / abs(dy) if dy else math.inf)
+        x, y = cx + dx * (t + reach), cy + dy * (t + reach)
+        x = min(max(x, radius + 1), size[0] - radius - 1)
+        y = min(max(y, radius + 1), size[1] - radius - 1)
+        cost = sum(_overlaps((x, y), radius, o) for o in obstacles)
+        if cost == 0:
+            return (x, y)
+        if cost < best_cost:
+            best, best_cost = (x, y), cost
+    return best
+
+
+def _overlaps(centre: tuple[float, float], radius: float, box) -> bool:
+    x, y = centre
+    nearest_x = min(max(x, box[0]), box[2])
+    nearest_y = min(max(y, box[1]), box[3])
+    return (x - nearest_x) ** 2 + (y - nearest_y) ** 2 < (radius + 2) ** 2
+
+
+# --- drawing --------------------------------------------------------------------------------
+
+
+def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=px)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _canvas_with_panel(picture: Image.Image, names, parts, font, font_px: int) -> Image.Image:
+    probe = ImageDraw.Draw(picture)
+    widest = max([probe.textlength(_entry(i, n), font=font) for i, n in enumerate(names)] + [80])
+    panel_w = int(widest + 3 * font_px + 2 * font_px)
+    lines_h = int((len(names) + 2) * font_px * 1.6)
+    canvas = Image.new("RGB", (picture.width + panel_w, max(picture.height, lines_h)), PANEL)
+    canvas.paste(picture, (0, 0))
+    return canvas
+
+
+def _entry(index: int, name: str) -> str:
+    return f"{index + 1}. {name}"
+
+
+def _draw_callout(draw: ImageDraw.ImageDraw, callout: Callout, font, radius: float) -> None:
+    (lx, ly), (ax, ay) = callout.label, callout.anchor
+    length = math.hypot(ax - lx, ay - ly)
+    if length > radius:  # the leader starts at the circle's rim
+        sx, sy = lx + (ax - lx) * radius / length, ly + (ay - ly) * radius / length
+        draw.line((sx, sy, ax, ay), fill=HALO, width=5)
+        draw.line((sx, sy, ax, ay), fill=INK, width=2)
+        draw.ellipse((ax - 4, ay - 4, ax + 4, ay + 4), fill=INK, outline=HALO, width=1)
+    draw.ellipse((lx - radius, ly - radius, lx + radius, ly + radius), fill=HALO, outline=INK,
+                 width=2)  # fmt: skip
+    draw.text((lx, ly), str(callout.number), fill=INK, font=font, anchor="mm")
+
+
+def _draw_parts_list(
+    draw: ImageDraw.ImageDraw, left: int, names, parts, font, font_px: int
+) -> None:
+    x = left + font_px
+    y = font_px
+    draw.text((x, y), "Parts", fill=INK, font=font)
+    step = font_px * 1.6
+    for i, (name, part) in enumerate(zip(names, parts, strict=True)):
+        y += step
+        draw.rectangle((x, y + 2, x + font_px - 2, y + font_px), fill=part.color, outline=INK)
+        draw.text((x + 1.6 * font_px, y), _entry(i, name), fill=INK, font=font)
+    if not names:
+        draw.text((x, y + step), "no parts found", fill=INK, font=font)
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if b.exists() and a.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _format_for(out: Path) -> str:
+    image_format = Image.registered_extensions().get(out.suffix.lower())
+    if image_format is None or image_format not in Image.SAVE:
+        raise ImageAnalysisError(
+            f"cannot tell an image format from '{out.name}'; use a .png, .jpg or .webp name"
+        )
+    return image_format

@@ -1,0 +1,304 @@
+"""Generation settings inside PNG files: written with every image, read by ``show`` and ``--from``.
+
+Each saved PNG carries two text chunks:
+
+* ``parameters`` — AUTOMATIC1111's de-facto format, so the A1111 "PNG Info" tab,
+  Civitai and the common PyPI readers show our settings (see
+  ``shared/reference/png-metadata.md``);
+* ``nano_banana`` — our whole ``GenerationRecord`` as sorted JSON, which
+  round-trips every setting exactly (the A1111 text cannot: it strips lines and
+  has no room for presets or LoRA files).
+
+Files are written atomically: a temp file in the same folder, fsync, then a
+rename or hard link, so a crash never leaves a half-written image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+from ..errors import InvalidSettingError, MetadataError
+from ..settings import Sampler
+from .record import RECORD_FORMAT, GenerationRecord
+
+A1111_KEY = "parameters"
+RECORD_KEY = "nano_banana"
+TEMP_PREFIX = (
+    ".nb-"  # temp files start with this and end with TEMP_SUFFIX; repair removes leftovers
+)
+TEMP_SUFFIX = ".tmp"
+NEGATIVE_PREFIX = "Negative prompt:"
+
+# The reader rule from png-metadata.md: a `key: value` pair of the last line.
+A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+MIN_A1111_PAIRS = 3  # fewer matches and the last line is still prompt text
+_MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+_LORA_NAME_BREAKS = re.compile(r"[,:\n\r\"]")
+
+
+# --- the A1111 `parameters` text ------------------------------------------
+
+
+def a1111_parameters(record: GenerationRecord) -> str:
+    """The AUTOMATIC1111 ``parameters`` text of a record: prompt, negative prompt, settings line."""
+    lines = [record.prompt_used]
+    if record.negative_used:
+        lines.append(f"{NEGATIVE_PREFIX} {record.negative_used}")
+    lines.append(_a1111_settings_line(record))
+    return "\n".join(lines)
+
+
+def _a1111_settings_line(record: GenerationRecord) -> str:
+    request = record.request
+    version = record.versions.get("nano-banana-studio", "")
+    pairs: list[tuple[str, Any]] = [
+        ("Steps", request.steps),
+        ("Sampler", Sampler(request.sampler).a1111_name),
+        ("CFG scale", f"{request.cfg:g}"),
+        ("Seed", request.seed),
+        ("Size", f"{request.width}x{request.height}"),
+        ("Model hash", (record.base_model_hash or "")[:10]),
+        ("Model", model_display_name(record.base_model)),
+        ("VAE", model_display_name(record.vae) if record.vae else ""),
+        ("Lora hashes", _lora_list(record, lambda lu: lu.sha256[:12])),
+        ("Lora weights", _lora_list(record, lambda lu: f"{lu.scale:g}")),
+        ("Preset", request.preset),
+        ("Version", f"nano-banana {version}".strip()),
+    ]
+    return ", ".join(f"{key}: {_quote(value)}" for key, value in pairs if str(value) != "")
+
+
+def model_display_name(base_model: str) -> str:
+    """What A1111 shows as ``Model``: the last path component without a weights suffix.
+
+    A repo id keeps only its name, a local path loses its folders (images travel
+    to other machines and should not reveal them).
+    """
+    name = PureWindowsPath(PurePosixPath(base_model).name).name or base_model
+    for suffix in _MODEL_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _lora_list(record: GenerationRecord, value_of: Any) -> str:
+    # Inside the quoted list, ", " and ": " separate items; keep names from breaking it.
+    return ", ".join(
+        f"{_LORA_NAME_BREAKS.sub('_', lu.name)}: {value_of(lu)}" for lu in record.loras
+    )
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    if any(ch in text for ch in ',:\n\r"'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def parse_a1111(text: str) -> dict[str, Any]:
+    """Read an A1111 ``parameters`` text: ``{"prompt", "negative", "params"}``.
+
+    The last line counts as settings only if at least three ``key: value`` pairs
+    match the reader rule; quoted values are unquoted. Unlike A1111 we do not strip
+    prompt lines, so whitespace inside prompts survives.
+    """
+    lines = text.split("\n")
+    params: dict[str, str] = {}
+    if len(A1111_PAIR.findall(lines[-1])) >= MIN_A1111_PAIRS:
+        params = {key: _unquote(value) for key, value in A1111_PAIR.findall(lines.pop())}
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
+    for line in lines:
+        if not negative_lines and line.startswith(NEGATIVE_PREFIX):
+            negative_lines.append(line[len(NEGATIVE_PREFIX) :].removeprefix(" "))
+        elif negative_lines:
+            negative_lines.append(line)
+        else:
+            prompt_lines.append(line)
+    return {
+        "prompt": "\n".join(prompt_lines),
+        "negative": "\n".join(negative_lines),
+        "params": params,
+    }
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(value)
+    return value
+
+
+# --- writing ---------------------------------------------------------------
+
+
+def record_json(record: GenerationRecord) -> str:
+    """Our own chunk: the whole record as sorted JSON."""
+    return json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False)
+
+
+def png_bytes(image: Image.Image, record: GenerationRecord) -> bytes:
+    """Encode ``image`` as PNG with both metadata chunks."""
+    info = PngImagePlugin.PngInfo()
+    # Pillow writes latin-1 text as tEXt and anything else (emoji, RTL) as UTF-8 iTXt.
+    info.add_text(A1111_KEY, a1111_parameters(record))
+    info.add_text(RECORD_KEY, record_json(record))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_png(
+    image: Image.Image, record: GenerationRecord, path: Path, *, overwrite: bool = False
+) -> Path:
+    """Save ``image`` with its metadata at ``path`` atomically; never overwrites unless asked.
+
+    Raises ``FileExistsError`` if ``path`` exists and ``overwrite`` is false.
+    """
+    return atomic_write_bytes(png_bytes(image, record), Path(path), overwrite=overwrite)
+
+
+def atomic_write_bytes(data: bytes, path: Path, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` so that ``path`` is either absent or complete, never partial.
+
+    The bytes go to a temp file in the same folder and are fsynced; the temp file
+    is then renamed over ``path`` (``overwrite``) or hard-linked to it, which fails
+    with ``FileExistsError`` when ``path`` exists: an exclusive create, like O_EXCL,
+    that cannot expose a partly written file.
+    """
+    path = Path(path)
+    with _temp_file(path.parent) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_exclusive(tmp, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+@contextlib.contextmanager
+def _temp_file(folder: Path) -> Iterator[Path]:
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _link_exclusive(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        # Filesystems without hard links (FAT, some network shares): check, then
+        # rename. Racy between the check and the rename, so only a fallback.
+        if path.exists():
+            raise FileExistsError(f"{path} already exists") from None
+        os.replace(tmp, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Make the new directory entry durable; not possible on every platform.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --- reading ---------------------------------------------------------------
+
+
+def read_png_text(path: str | Path) -> dict[str, str]:
+    """All text chunks of a PNG (tEXt, zTXt and iTXt), for showing any tool's settings."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise MetadataError(
+                    f"{path} is a {image.format or 'non-PNG'} image, not a PNG; "
+                    "generation settings are read from PNG files only"
+                )
+            return {
+                str(k): str(v) for k, v in image.text.items()
+            }  # .text also reads chunks after IDAT
+    except FileNotFoundError:
+        raise MetadataError(f"{path} does not exist; give the path of a saved PNG") from None
+    except IsADirectoryError:
+        raise MetadataError(f"{path} is a folder; give the path of a saved PNG") from None
+    except PermissionError:
+        raise MetadataError(f"{path} cannot be read (permission denied)") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, OSError) as exc:
+        raise MetadataError(f"{path} is not a readable PNG image ({_one_line(exc)})") from None
+
+
+def read_record(path: str | Path) -> GenerationRecord:
+    """The ``GenerationRecord`` stored in a PNG we saved.
+
+    Raises ``MetadataError`` (one line) when the file is missing, not a PNG, has
+    no ``nano_banana`` chunk (saying whether it has A1111 ``parameters``), or the
+    chunk is unreadable.
+    """
+    path = Path(path)
+    chunks = read_png_text(path)
+    if RECORD_KEY not in chunks:
+        raise MetadataError(missing_record_message(path, chunks))
+    return parse_record_json(chunks[RECORD_KEY], source=str(path))
+
+
+def parse_record_json(text: str, source: str = "record") -> GenerationRecord:
+    """Rebuild a record from our JSON chunk, with a one-line error if it is damaged."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if int(data.get("format", 0)) > RECORD_FORMAT:
+            raise MetadataError(
+                f"{source} was saved by a newer nano-banana (record format {data['format']}); "
+                "update nano-banana to read it"
+            )
+        return GenerationRecord.from_dict(data)
+    except MetadataError:
+        raise
+    except (ValueError, KeyError, TypeError, InvalidSettingError) as exc:
+        raise MetadataError(
+            f"{source} has a damaged nano_banana record ({_one_line(exc)})"
+        ) from None
+
+
+def missing_record_message(path: Path, chunks: dict[str, str]) -> str:
+    """Why ``path`` has no record of ours, saying whether another tool's settings are there."""
+    if A1111_KEY in chunks:
+        return (
+            f"{path} has no nano-banana settings (no '{RECORD_KEY}' PNG chunk), only "
+            f"AUTOMATIC1111 'parameters' from another tool; `nano-banana show {path}` prints them"
+        )
+    return (
+        f"{path} carries no generation settings (neither a '{RECORD_KEY}' nor a "
+        f"'{A1111_KEY}' PNG chunk); was it re-encoded or saved without metadata?"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]

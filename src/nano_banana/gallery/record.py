@@ -1,0 +1,75 @@
+"""What we know about a finished image: the request plus everything resolved while making it.
+
+A ``GenerationRecord`` is what the PNG metadata, the gallery and ``--from``
+share. It is plain data (JSON round-trip via ``to_dict``/``from_dict``).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+from ..settings import GenerationRequest
+
+RECORD_FORMAT = 1  # bump when a field changes meaning
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    """One LoRA as it was applied to an image."""
+
+    name: str  # adapter name inside the engine
+    file: str  # file name (not a full path: images travel to other machines)
+    sha256: str  # whole-file hash; A1111 shows its first 12 hex digits
+    weight: float  # the LoRA's own weight in the request
+    scale: float  # effective strength applied = weight * request.lora_scale
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    request: GenerationRequest  # validated: the seed is the one actually used
+    prompt_used: (
+        str  # final positive prompt given to the text encoders (preset + truncation applied)
+    )
+    negative_used: str  # final negative prompt
+    prompt_tokens: int  # CLIP tokens of the untruncated final prompt (without BOS/EOS)
+    prompt_truncated: bool  # True when the final prompt was cut at CLIP's 77-token window
+    base_model: str  # what the user passed as --base (repo id, folder or file), or the demo's name
+    base_model_hash: str | None = None  # short sha256 when the base is a single file
+    vae: str | None = None  # VAE override, if any
+    loras: tuple[LoraUse, ...] = ()
+    device: str = "cpu"
+    dtype: str = "float32"
+    duration_s: float = 0.0
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+    versions: dict[str, str] = field(default_factory=lambda: software_versions())
+    format: int = RECORD_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["request"] = self.request.to_dict()
+        data["loras"] = [asdict(lu) for lu in self.loras]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRecord:
+        data = dict(data)
+        data["request"] = GenerationRequest.from_dict(data["request"])
+        data["loras"] = tuple(LoraUse(**lu) for lu in data.get("loras", ()))
+        return cls(**data)
+
+
+def software_versions() -> dict[str, str]:
+    """Versions that can change an image, recorded with it."""
+    out = {"python": platform.python_version()}
+    for dist in ("nano-banana-studio", "torch", "diffusers", "transformers", "peft"):
+        try:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out

@@ -1,0 +1,59 @@
+"""Saving images under fresh names, atomically: for ``--out FOLDER`` and for the gallery.
+
+Names are ``<local time>-<tag>-<random>.png``. Each is claimed by an exclusive
+link of a complete temp file (``metadata.atomic_write_bytes``), so two images
+of the same second and seed never overwrite each other, and a crash leaves
+either the whole file or nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from ..errors import GalleryError
+from .png import atomic_write_bytes, png_bytes
+from .record import GenerationRecord
+
+NAME_ATTEMPTS = 100
+
+
+def write_unique(data: bytes, folder: Path, tag: str, suffix: str = ".png") -> Path:
+    """Write ``data`` into ``folder`` under a new name no other writer can take."""
+    for _ in range(NAME_ATTEMPTS):
+        path = folder / f"{datetime.now():%Y%m%d-%H%M%S}-{tag}-{secrets.token_hex(4)}{suffix}"
+        try:
+            return atomic_write_bytes(data, path, overwrite=False)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise GalleryError(f"cannot write {path}: {exc.strerror or exc}") from None
+    raise GalleryError(f"could not find a free file name in '{folder}'")
+
+
+def save_image(image: Image.Image, record: GenerationRecord, folder: Path) -> Path:
+    """Save ``image`` with its settings into ``folder`` (created if needed) under a new name."""
+    folder = _output_folder(folder)
+    return write_unique(png_bytes(image, record), folder, str(record.request.seed))
+
+
+def save_sheet(sheet: Image.Image, record: GenerationRecord, folder: Path, kind: str) -> Path:
+    """A comparison or sweep sheet: the panels' files carry the full settings; the sheet says what it is."""
+    info = PngInfo()
+    info.add_text("Description", f"nano-banana {kind} sheet; prompt: {record.request.prompt}")
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", pnginfo=info)
+    return write_unique(buffer.getvalue(), _output_folder(folder), f"{kind}-{record.request.seed}")
+
+
+def _output_folder(folder: Path) -> Path:
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise GalleryError(f"output folder '{folder}' is a file; give a folder to save images into")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

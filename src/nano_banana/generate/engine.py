@@ -1,0 +1,390 @@
+"""The generation engine: built once with a base model and LoRAs, called many times.
+
+``Engine.generate(request)`` runs in numbered steps, each a named helper:
+
+1. validate the request (seed drawn if random) and plan the prompt (preset, token check);
+2. under the engine's lock: set this job's adapter weights and a fresh scheduler;
+3. denoise to latents, reporting progress and honouring cancellation;
+4. decode with the VAE, retrying in fp32 if half precision gave NaNs;
+5. return the image with the record of everything that made it.
+
+A diffusers pipeline is not thread-safe (its scheduler keeps a step index, and
+LoRA adapter state is global to it), so one job at a time holds the lock, and
+every job sets all of the state it depends on.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..errors import CancelledError, GenerationError, InvalidSettingError, LoraError
+from ..gallery.record import GenerationRecord, LoraUse
+from ..lora import load as lora_lib
+from ..model.load import BaseSpec, load_base
+from ..prompt.plan import PromptPlan, plan_prompt
+from ..prompt.presets import Preset, get_preset, load_presets
+from ..settings import GenerationRequest, LoraWeight, Sampler
+from .speed import Accelerator, SpeedConfig
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One finished denoising step, as reported to a progress callback."""
+
+    step: int  # 1-based
+    total: int
+    elapsed_s: float
+    latents: torch.Tensor | None = field(default=None, repr=False)  # for previews; do not keep
+
+    @property
+    def eta_s(self) -> float:
+        return self.elapsed_s / self.step * (self.total - self.step) if self.step else 0.0
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class GenerationResult:
+    image: Image.Image
+    record: GenerationRecord
+    plan: PromptPlan
+
+
+@dataclass
+class LoadedLora:
+    file: lora_lib.LoraFile | None  # None: an adapter adopted from the pipeline (being trained)
+    weight: float  # default weight when a request does not name its LoRAs
+
+
+class Engine:
+    """One pipeline, its LoRAs and presets; thread-safe, one job at a time."""
+
+    def __init__(
+        self,
+        pipe,
+        base_name: str,
+        base_hash: str | None = None,
+        vae: str | None = None,
+        presets: dict[str, Preset] | None = None,
+        speed: SpeedConfig | None = None,
+    ):
+        self.pipe = pipe
+        self.base_name = base_name
+        self.base_hash = base_hash
+        self.vae_name = vae
+        self.presets = presets if presets is not None else load_presets()
+        self._loras: dict[str, LoadedLora] = {}
+        self._lock = threading.Lock()
+        # Fast tokenizers keep truncation/padding state that each call resets, so a
+        # prompt check running beside a job would corrupt the job's encoding. Plans
+        # use their own copies, with a lock of their own so they never wait for a job.
+        self._plan_tokenizers = (copy.deepcopy(pipe.tokenizer), copy.deepcopy(pipe.tokenizer_2))
+        self._plan_lock = threading.Lock()
+        pipe.set_progress_bar_config(disable=True)
+        # speed hook (speed.py): fused LoRA, prompt cache, precision, compile. A pipeline
+        # handed in from outside (e.g. the trainer's) is left as it is unless asked.
+        self.speed = Accelerator(pipe, speed or SpeedConfig.reference())
+
+    # --- building ---------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        base: str,
+        vae: str | None = None,
+        loras: Iterable[str | Path] = (),
+        device: str = "auto",
+        dtype: str = "auto",
+        preset_dir: Path | None = None,
+        speed: SpeedConfig | None = None,
+    ) -> Engine:
+        """Load a base model (repo id, folder or .safetensors) and attach LoRA files."""
+        loaded = load_base(BaseSpec(source=base, vae=vae, device=device, dtype=dtype))
+        speed = (speed or SpeedConfig()).respecting_dtype(dtype)  # our own pipeline: fast path
+        engine = cls(
+            loaded.pipe, loaded.name, loaded.file_hash, vae, load_presets(preset_dir), speed=speed
+        )
+        for spec in loras:
+            path, weight = parse_lora_arg(spec)
+            engine.add_lora(path, weight=weight)
+        return engine
+
+    def add_lora(self, path: str | Path, name: str | None = None, weight: float = 1.0):
+        """Read a LoRA file safely and attach it as a named adapter."""
+        lora = lora_lib.read_lora(path, name=name)
+        with self._lock:
+            if lora.name in self._loras:
+                raise LoraError(f"a LoRA named '{lora.name}' is already loaded; pass another name")
+            self.speed.before_lora_change()  # speed hook: unfuse before PEFT sees the model
+            lora_lib.attach_lora(self.pipe, lora)
+            self._loras[lora.name] = LoadedLora(lora, weight)
+        return lora
+
+    @classmethod
+    def from_pipeline(cls, pipe, base_name: str = "(in-memory pipeline)") -> Engine:
+        """Wrap a pipeline that is already built, e.g. the trainer's, to render through the engine."""
+        return cls(pipe, base_name)
+
+    def adopt_adapter(self, name: str, weight: float = 1.0) -> None:
+        """Treat an adapter already inside the pipeline (one being trained) like a loaded LoRA."""
+        with self._lock:
+            if name in self._loras:
+                raise LoraError(f"a LoRA named '{name}' is already loaded; pass another name")
+            self._loras[name] = LoadedLora(None, weight)
+
+    def remove_lora(self, name: str) -> None:
+        with self._lock:
+            if name not in self._loras:
+                raise LoraError(f"no LoRA named '{name}' is loaded")
+            if self._loras[name].file is not None:  # adopted adapters belong to their owner
+                self.speed.before_lora_change()  # speed hook: unfuse before PEFT sees the model
+                lora_lib.detach_lora(self.pipe, name)
+            del self._loras[name]
+
+    @property
+    def loras(self) -> dict[str, lora_lib.LoraFile]:
+        """LoRAs loaded from files, by adapter name."""
+        return {name: ld.file for name, ld in self._loras.items() if ld.file is not None}
+
+    @property
+    def adapter_names(self) -> list[str]:
+        """Every adapter a request may name: file LoRAs and adopted ones."""
+        return list(self._loras)
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        """(width, height) the model was trained at: the UNet's latent size times the VAE's scale."""
+        side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+        return side, side
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    def trigger_words(self) -> list[str]:
+        """Trigger words stored in the loaded LoRAs' metadata, to offer the user."""
+        words: list[str] = []
+        for lora in self.loras.values():
+            words += [w for w in lora.trigger_words if w not in words]
+        return words
+
+    # --- planning -------------------------------------------------------------
+
+    def preset(self, preset_id: str) -> Preset:
+        return get_preset(self.presets, preset_id)
+
+    def plan(self, request: GenerationRequest) -> PromptPlan:
+        """The final prompts for ``request`` and their token counts, without generating."""
+        preset = self.preset(request.preset)
+        with self._plan_lock:
+            return plan_prompt(
+                preset, request.prompt, request.negative_prompt, self._plan_tokenizers
+            )
+
+    def lora_weights(self, request: GenerationRequest) -> dict[str, tuple[float, float]]:
+        """Each LoRA of this request: (its own weight, effective strength = weight x lora_scale)."""
+        chosen = request.loras
+        if chosen is None:
+            chosen = tuple(LoraWeight(n, ld.weight) for n, ld in self._loras.items())
+        weights = {}
+        for lw in chosen:
+            if lw.name not in self._loras:
+                loaded = ", ".join(self._loras) or "none"
+                raise InvalidSettingError(f"request names LoRA '{lw.name}', loaded: {loaded}")
+            weights[lw.name] = (lw.weight, lw.weight * request.lora_scale)
+        return weights
+
+    # --- generating -----------------------------------------------------------
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Make one image. Raises our errors for user problems; cancelling raises CancelledError."""
+        request = request.sized(*self.native_size).validated()
+        plan = self.plan(request)
+        weights = self.lora_weights(request)
+        with self._lock:
+            started = time.perf_counter()
+            active = {n: eff for n, (_, eff) in weights.items()}
+            self.speed.set_adapters(active)  # speed hook: lora.apply_adapter_state, or fused
+            self.pipe.scheduler = make_scheduler(request.sampler, self.pipe.scheduler.config)
+            latents = self._denoise(request, plan, progress, cancel, started, active)
+            image = self.decode(latents)
+            duration = time.perf_counter() - started
+        record = self._record(request, plan, weights, duration)
+        return GenerationResult(image, record, plan)
+
+    def _denoise(
+        self,
+        request: GenerationRequest,
+        plan: PromptPlan,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        started: float,
+        active: dict[str, float],
+    ) -> torch.Tensor:
+        def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("generation cancelled")
+            if progress is not None:
+                elapsed = time.perf_counter() - started
+                progress(ProgressEvent(step + 1, request.steps, elapsed, tensors.get("latents")))
+            return tensors
+
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("generation cancelled before it started")
+        # A CPU generator makes the starting noise the same on every device.
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        # speed hook: cached prompt embeddings (or the prompts), inference mode
+        prompts = self.speed.prompt_kwargs(plan.prompt, plan.negative, request.cfg, active)
+        try:
+            with self.speed.denoise_context():
+                out = self.pipe(
+                    **prompts,
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.cfg,
+                    width=request.width,
+                    height=request.height,
+                    generator=generator,
+                    output_type="latent",
+                    callback_on_step_end=on_step_end,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                )
+        except torch.OutOfMemoryError:
+            release_device_memory()
+            raise GenerationError(
+                f"out of memory on {self.device} at {request.width}x{request.height}; "
+                "try a smaller size or --dtype float16"
+            ) from None
+        return out.images
+
+    def decode(self, latents: torch.Tensor) -> Image.Image:
+        """Latents to a PIL image; a NaN decode in half precision is retried in fp32, never returned."""
+        if not torch.isfinite(latents).all():
+            raise GenerationError(
+                "the UNet produced NaN/Inf latents (half-precision overflow?); try --dtype float32 "
+                "or bfloat16, or a lower LoRA scale"
+            )
+        vae = self.pipe.vae
+        first = (
+            torch.float32 if (vae.dtype == torch.float16 and vae.config.force_upcast) else vae.dtype
+        )
+        first = self.speed.vae_first_dtype() or first  # speed hook: e.g. bf16 on CUDA
+        pixels = self._decode_as(latents, first)
+        if not torch.isfinite(pixels).all() and first != torch.float32:
+            pixels = self._decode_as(latents, torch.float32)
+        if not torch.isfinite(pixels).all():
+            raise GenerationError(
+                "the VAE decode gave NaN even in fp32; use another VAE (--vae) or check the model"
+            )
+        return self.pipe.image_processor.postprocess(pixels, output_type="pil")[0]
+
+    def _decode_as(self, latents: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        vae = self.pipe.vae
+        original = vae.dtype
+        if dtype != original:
+            vae.to(dtype)
+        try:
+            latents = unscale_latents(latents.to(dtype), vae.config)
+            with torch.no_grad():
+                return vae.decode(latents, return_dict=False)[0].float()
+        finally:
+            if dtype != original:
+                vae.to(original)
+
+    def _file_identity(self, name: str) -> tuple[str, str]:
+        """(file name, sha256) recorded for an adapter; adopted adapters have no file yet."""
+        file = self._loras[name].file
+        return (file.path.name, file.sha256) if file is not None else ("(in training)", "")
+
+    def _record(
+        self,
+        request: GenerationRequest,
+        plan: PromptPlan,
+        weights: dict[str, tuple[float, float]],
+        duration: float,
+    ) -> GenerationRecord:
+        uses = tuple(
+            LoraUse(name, *self._file_identity(name), own, eff)
+            for name, (own, eff) in weights.items()
+        )
+        return GenerationRecord(
+            request=request,
+            prompt_used=plan.prompt,
+            negative_used=plan.negative,
+            prompt_tokens=plan.tokens,
+            prompt_truncated=plan.truncated,
+            base_model=self.base_name,
+            base_model_hash=self.base_hash,
+            vae=self.vae_name,
+            loras=uses,
+            device=str(self.device),
+            dtype=str(self.dtype).removeprefix("torch."),
+            duration_s=round(duration, 3),
+        )
+
+
+def unscale_latents(latents: torch.Tensor, config) -> torch.Tensor:
+    """Undo the VAE's latent normalisation, as SDXL pipelines do before decoding."""
+    mean = getattr(config, "latents_mean", None)
+    std = getattr(config, "latents_std", None)
+    if mean is not None and std is not None:
+        mean = torch.tensor(mean).view(1, -1, 1, 1).to(latents)
+        std = torch.tensor(std).view(1, -1, 1, 1).to(latents)
+        return latents * std / config.scaling_factor + mean
+    return latents / config.scaling_factor
+
+
+def make_scheduler(sampler: Sampler, config):
+    """A fresh scheduler for one job: schedulers keep per-run state and must not be shared."""
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+    )
+
+    classes = {
+        Sampler.EULER_A: EulerAncestralDiscreteScheduler,
+        Sampler.EULER: EulerDiscreteScheduler,
+        Sampler.DPMPP_2M: DPMSolverMultistepScheduler,
+        Sampler.DDIM: DDIMScheduler,
+    }
+    return classes[Sampler(sampler)].from_config(config)
+
+
+def parse_lora_arg(spec: str | Path) -> tuple[Path, float]:
+    """``path`` or ``path:weight`` (the weight suffix only when ``path`` itself does not exist)."""
+    text = str(spec)
+    if Path(text).exists() or ":" not in text:
+        return Path(text), 1.0
+    head, _, tail = text.rpartition(":")
+    try:
+        return Path(head), float(tail)
+    except ValueError:
+        return Path(text), 1.0
+
+
+def release_device_memory() -> None:
+    """Give cached GPU memory back after an OOM so the next job can run."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

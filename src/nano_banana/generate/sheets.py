@@ -1,0 +1,150 @@
+"""Side-by-side comparisons and sweep grids, built from ordinary engine calls.
+
+``compare`` is the design's "pure SDXL vs SDXL + LoRA" table: one prompt, one
+seed, LoRA off and on. ``sweep`` renders a row over values of one setting
+(default: LoRA scale 0, 0.6, 0.8, 1.0), like A1111's X/Y plot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import InvalidSettingError
+from ..settings import GenerationRequest
+from .engine import Engine, GenerationResult, ProgressCallback
+
+DEFAULT_SWEEP_SCALES = (0.0, 0.6, 0.8, 1.0)
+MIN_PANEL_SIDE = 256  # sheets show smaller images enlarged; the saved panels keep their size
+# Settings a sweep may vary, with how to read a value from the command line.
+SWEEPABLE: dict[str, Callable[[str], object]] = {
+    "lora_scale": float,
+    "cfg": float,
+    "steps": int,
+    "seed": int,
+}
+
+
+@dataclass
+class Panel:
+    label: str
+    result: GenerationResult
+
+
+@dataclass
+class SheetResult:
+    panels: list[Panel]
+    sheet: Image.Image  # all panels in one labelled image
+
+
+def compare(
+    engine: Engine,
+    request: GenerationRequest,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> SheetResult:
+    """Same prompt and seed, LoRA off then on; the seed is fixed first so both share it."""
+    if not engine.adapter_names:
+        raise InvalidSettingError("compare needs a LoRA: pass --lora FILE (or use the demo model)")
+    if request.lora_scale == 0:
+        raise InvalidSettingError(
+            "compare shows the LoRA at its scale: use a lora scale other than 0"
+        )
+    request = request.sized(*engine.native_size).validated()
+    base = engine.generate(replace(request, lora_scale=0.0), progress, cancel)
+    with_lora = engine.generate(request, progress, cancel)
+    panels = [
+        Panel("base model (LoRA off)", base),
+        Panel(f"base + LoRA (scale {request.lora_scale:g})", with_lora),
+    ]
+    return SheetResult(panels, compose_sheet(panels, title=request.prompt))
+
+
+def sweep(
+    engine: Engine,
+    request: GenerationRequest,
+    setting: str = "lora_scale",
+    values: Sequence[object] = DEFAULT_SWEEP_SCALES,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> SheetResult:
+    """One image per value of ``setting``, everything else (the seed too) held fixed."""
+    if setting not in SWEEPABLE:
+        raise InvalidSettingError(f"cannot sweep '{setting}'; choose one of {', '.join(SWEEPABLE)}")
+    if not values:
+        raise InvalidSettingError("sweep needs at least one value")
+    request = request.sized(*engine.native_size).validated()
+    variants = [replace(request, **{setting: value}).validated() for value in values]
+    panels = [
+        Panel(
+            f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}",
+            engine.generate(variant, progress, cancel),
+        )
+        for variant, value in zip(variants, values, strict=True)
+    ]
+    return SheetResult(panels, compose_sheet(panels, title=request.prompt))
+
+
+def parse_sweep_values(setting: str, text: str) -> list[object]:
+    """'0,0.6,0.8,1' -> [0.0, 0.6, 0.8, 1.0] for ``setting``."""
+    if setting not in SWEEPABLE:
+        raise InvalidSettingError(f"cannot sweep '{setting}'; choose one of {', '.join(SWEEPABLE)}")
+    convert = SWEEPABLE[setting]
+    try:
+        return [convert(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidSettingError(
+            f"sweep values '{text}' are not all valid for {setting}"
+        ) from None
+
+
+def compose_sheet(panels: Sequence[Panel], title: str = "") -> Image.Image:
+    """Panels in one row, each captioned, with the prompt as a title bar."""
+    images = [_enlarge(p.result.image) for p in panels]
+    w = max(im.width for im in images)
+    h = max(im.height for im in images)
+    font = _font(max(12, w // 24))
+    pad = max(8, w // 32)
+    caption_h = font.size + 2 * pad if hasattr(font, "size") else 24
+    title_h = caption_h if title else 0
+    sheet = Image.new(
+        "RGB", (len(images) * (w + pad) + pad, title_h + h + caption_h + pad), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text(
+            (pad, pad), _fit(draw, title, font, sheet.width - 2 * pad), fill="black", font=font
+        )
+    for i, (panel, image) in enumerate(zip(panels, images, strict=True)):
+        x = pad + i * (w + pad)
+        sheet.paste(image, (x, title_h))
+        label = _fit(draw, panel.label, font, w)
+        draw.text((x, title_h + h + pad // 2), label, fill=(40, 40, 40), font=font)
+    return sheet
+
+
+def _enlarge(image: Image.Image) -> Image.Image:
+    """Blow small images (the demo model's) up by a whole factor so labels and parts stay readable."""
+    factor = -(-MIN_PANEL_SIDE // image.width)
+    if factor <= 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """Shorten ``text`` with an ellipsis until it fits ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"

@@ -1,0 +1,451 @@
+"""Speed: the engine's optimizations as one typed config, and the state that applies them.
+
+``SpeedConfig`` names every knob with the reason for its default (each default
+is what won in ``benchmarks/bench_generate.py``; see ``benchmarks/RESULTS.md``).
+``Accelerator`` applies it to one pipeline and is driven by the engine, always
+under the engine's lock:
+
+* ``set_adapters(weights)`` at the start of every job: the active LoRAs are
+  folded into the base weights at exactly this job's strengths (``W = W0 +
+  sum_i delta_i``, recomputed from a pristine copy of ``W0``, never by
+  subtracting an old delta), and PEFT's wrapper layers are taken out of the
+  module tree, so a LoRA costs nothing per step. All LoRAs off gives ``W0``
+  back bit for bit. Re-folding happens only when the adapter state changes.
+* ``prompt_kwargs(...)``: prompt embeddings from a small LRU cache (the text
+  encoders run once per distinct prompt, not once per image).
+* ``before_lora_change()`` before a LoRA is attached or detached: PEFT's wrappers
+  and the pristine weights go back, so PEFT and diffusers see an unfused model.
+* at construction: half precision for the UNet (inputs cast in, outputs cast
+  out, so the scheduler and the latents stay in the pipeline's own precision),
+  channels-last, ``torch.compile`` (whole UNet or its repeated blocks).
+
+``SpeedConfig.reference()`` switches everything off: the engine then behaves as
+plain diffusers does (unfused PEFT LoRA, text encoders every call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from ..errors import InvalidSettingError
+from ..lora import load as lora_lib
+
+HALF_CHOICES = ("auto", "off", "bfloat16", "float16")
+CHANNELS_LAST_CHOICES = ("auto", "on", "off")
+COMPILE_CHOICES = ("off", "unet", "regional")
+VAE_DTYPE_CHOICES = ("auto", "as-loaded", "bfloat16", "float32")
+TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
+LORA_COMPONENTS = ("unet", *TEXT_COMPONENTS)
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """How the engine runs a job fast. Defaults are the measured winners (benchmarks/RESULTS.md)."""
+
+    # Fold the job's LoRAs into the base weights. PEFT's unfused layers cost two extra
+    # small matmuls per adapted layer per step: +5-9% per image on the CPU demo model,
+    # +14.5% measured publicly on a GPU (diffusers PR 4473). Re-folding costs one
+    # B@A per adapted layer, only when the adapter state changes.
+    fuse_lora: bool = True
+    # Prompt embeddings kept for this many (prompt, negative, LoRA) combinations;
+    # 0 = off. Plain diffusers runs both text encoders for every image.
+    prompt_cache: int = 32
+    # UNet precision. "auto" keeps the dtype the model was loaded in: fp16 on a GPU,
+    # fp32 on the CPU, as the device policy promises (model.pick_dtype). "bfloat16" on a
+    # CPU with native bf16 (AVX512-BF16/AMX) is a further 1.25x on the demo model, but
+    # images then differ from fp32 at part edges (PSNR ~35 dB), so it is opt-in.
+    half_precision: str = "auto"
+    # Channels-last memory format for the UNet's convolutions. "auto": on for CUDA
+    # (tensor-core convs want NHWC); off on the CPU, where it measured no clear win
+    # together with bf16.
+    channels_last: str = "auto"
+    # torch.compile: "off", "unet" (the whole UNet) or "regional" (each repeated
+    # transformer block; much shorter warm-up). Off by default: on the CPU the warm-up
+    # (~80 s for the demo UNet) is never paid back; on a GPU turn it on for a server.
+    compile: str = "off"
+    # torch.compile mode: None (default), "max-autotune-no-cudagraphs", or
+    # "reduce-overhead" (CUDA graphs; GPU only, untested here).
+    compile_mode: str | None = None
+    # VAE decode precision. "auto": bfloat16 on CUDA when the VAE is fp16 and asks to be
+    # upcast (SDXL's overflows in fp16, but bf16 has fp32's range at half the cost);
+    # otherwise as the engine does it. The engine still retries in fp32 on NaN.
+    vae_decode_dtype: str = "auto"
+    # Run the denoising loop under torch.inference_mode (no autograd bookkeeping at all).
+    inference_mode: bool = True
+    # CPU threads for torch's operators. 0 = "auto": one thread for small UNets (under
+    # SMALL_UNET_PARAMS), whose operators are too small to split across cores; torch's own
+    # choice for big ones. Measured on the 2-core machine with the demo model while the other
+    # core was busy: 0.86 s/image with 1 thread, 55-89 s with 2 (OpenMP threads spin-waiting
+    # on a taken core). -1 leaves torch's setting alone.
+    cpu_threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("half_precision", self.half_precision, HALF_CHOICES)
+        if isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int):
+            raise InvalidSettingError(
+                f"cpu_threads must be a whole number, got {self.cpu_threads!r}"
+            )
+        _check_choice("channels_last", self.channels_last, CHANNELS_LAST_CHOICES)
+        _check_choice("compile", self.compile, COMPILE_CHOICES)
+        _check_choice("vae_decode_dtype", self.vae_decode_dtype, VAE_DTYPE_CHOICES)
+        if not isinstance(self.prompt_cache, int) or self.prompt_cache < 0:
+            raise InvalidSettingError(
+                f"prompt_cache must be a whole number >= 0, got {self.prompt_cache!r}"
+            )
+        modes = (None, "default", "max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead")
+        _check_choice("compile_mode", self.compile_mode, modes)
+
+    @classmethod
+    def reference(cls) -> SpeedConfig:
+        """Everything off: the engine runs the pipeline as plain diffusers would."""
+        return cls(
+            fuse_lora=False,
+            prompt_cache=0,
+            half_precision="off",
+            channels_last="off",
+            compile="off",
+            vae_decode_dtype="as-loaded",
+            inference_mode=False,
+            cpu_threads=-1,
+        )
+
+    def respecting_dtype(self, requested: str) -> SpeedConfig:
+        """An explicit ``--dtype`` wins over automatic half precision."""
+        if requested != "auto" and self.half_precision == "auto":
+            return replace(self, half_precision="off")
+        return self
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        shown = ", ".join(str(c) for c in choices)
+        raise InvalidSettingError(f"speed setting {name} must be one of {shown}; got {value!r}")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where oneDNN runs bf16 natively (AVX512-BF16 or AMX); emulated bf16 is slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+# --- resolving "auto" ------------------------------------------------------------------
+
+
+def resolve_half(config: SpeedConfig, device: torch.device, loaded: torch.dtype) -> torch.dtype:
+    """The UNet's dtype under ``config`` on ``device`` (``loaded``: the pipeline's dtype)."""
+    choice = config.half_precision
+    if choice in ("off", "auto"):  # "auto" keeps the loaded dtype too (see SpeedConfig)
+        return loaded
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16}[choice]
+
+
+SMALL_UNET_PARAMS = 100_000_000  # the demo UNet has a few million; SDXL's has 2.6 billion
+
+
+def resolve_cpu_threads(config: SpeedConfig, unet: torch.nn.Module) -> int:
+    """Threads to set for a CPU UNet under ``config``; 0 means leave torch's setting."""
+    if config.cpu_threads > 0:
+        return config.cpu_threads
+    if config.cpu_threads < 0:
+        return 0
+    params = sum(p.numel() for p in unet.parameters())
+    return 1 if params < SMALL_UNET_PARAMS else 0
+
+
+def resolve_channels_last(config: SpeedConfig, device: torch.device) -> bool:
+    if config.channels_last == "auto":
+        return device.type == "cuda"
+    return config.channels_last == "on"
+
+
+def resolve_vae_dtype(config: SpeedConfig, vae: torch.nn.Module) -> torch.dtype | None:
+    """The dtype to try the VAE decode in first, or None for the engine's own choice."""
+    choice = config.vae_decode_dtype
+    if choice == "as-loaded":
+        return None
+    if choice == "auto":
+        upcast = getattr(vae.config, "force_upcast", False)
+        if vae.device.type == "cuda" and vae.dtype == torch.float16 and upcast:
+            return torch.bfloat16
+        return None
+    return {"bfloat16": torch.bfloat16, "float32": torch.float32}[choice]
+
+
+# --- the state on one pipeline ------------------------------------------------------------
+
+
+class Accelerator:
+    """Applies a ``SpeedConfig`` to one pipeline; the engine calls it under its lock."""
+
+    def __init__(self, pipe: Any, config: SpeedConfig | None = None):
+        self.pipe = pipe
+        self.config = config or SpeedConfig()
+        self.fuser = LoraFuser(pipe) if self.config.fuse_lora else None
+        self.prompts = PromptCache(self.config.prompt_cache)
+        self.timings: dict[str, float] = {}  # last adapter switch and prompt encode, seconds
+        self._prepare_unet()
+
+    # --- once, at construction ---------------------------------------------------
+
+    def _prepare_unet(self) -> None:
+        unet = self.pipe.unet
+        device, loaded = unet.device, unet.dtype
+        half = resolve_half(self.config, device, loaded)
+        if half != loaded:
+            unet.to(half)
+            cast_unet_io(unet, half, loaded)
+        if resolve_channels_last(self.config, device):
+            unet.to(memory_format=torch.channels_last)
+        threads = resolve_cpu_threads(self.config, unet)
+        if device.type == "cpu" and threads:
+            torch.set_num_threads(threads)  # process-wide: the engine owns the CPU it runs on
+        if self.config.compile == "unet":
+            unet.compile(mode=self.config.compile_mode)
+        elif self.config.compile == "regional":
+            unet.compile_repeated_blocks(mode=self.config.compile_mode)
+
+    # --- per job -----------------------------------------------------------------------
+
+    def set_adapters(self, weights: dict[str, float]) -> None:
+        """Make exactly ``weights`` the active LoRAs for the next job (fused when configured)."""
+        started = time.perf_counter()
+        if self.fuser is None:
+            lora_lib.apply_adapter_state(self.pipe, weights)
+        else:
+            self.fuser.apply(weights)
+        self.timings["adapter_switch_s"] = time.perf_counter() - started
+
+    def before_lora_change(self) -> None:
+        """Before attaching/detaching a LoRA: give PEFT back an unfused model."""
+        if self.fuser is not None:
+            self.fuser.restore()
+        self.prompts.clear()
+
+    def prompt_kwargs(
+        self, prompt: str, negative: str, cfg: float, weights: dict[str, float]
+    ) -> dict[str, Any]:
+        """Keyword arguments for the pipeline call: cached embeddings, or the prompts themselves."""
+        if self.config.prompt_cache == 0:
+            return {"prompt": prompt, "negative_prompt": negative}
+        do_cfg = cfg > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+        text_loras = tuple(
+            sorted((n, w) for n, w in weights.items() if w and self._touches_text(n))
+        )
+        key = (prompt, negative, do_cfg, text_loras)
+        cached = self.prompts.get(key)
+        if cached is None:
+            started = time.perf_counter()
+            with torch.no_grad():
+                cached = self.pipe.encode_prompt(
+                    prompt=prompt,
+                    device=self.pipe.unet.device,
+                    num_images_per_prompt=1,
+                    do_classifier_free_guidance=do_cfg,
+                    negative_prompt=negative,
+                )
+            self.timings["prompt_encode_s"] = time.perf_counter() - started
+            self.prompts.put(key, cached)
+        embeds, negative_embeds, pooled, negative_pooled = cached
+        return {
+            "prompt_embeds": embeds,
+            "negative_prompt_embeds": negative_embeds,
+            "pooled_prompt_embeds": pooled,
+            "negative_pooled_prompt_embeds": negative_pooled,
+        }
+
+    def _touches_text(self, adapter: str) -> bool:
+        for component in TEXT_COMPONENTS:
+            module = getattr(self.pipe, component, None)
+            config = getattr(module, "peft_config", None) or {}
+            if adapter in config:
+                return True
+        return False
+
+    def denoise_context(self) -> contextlib.AbstractContextManager:
+        return torch.inference_mode() if self.config.inference_mode else contextlib.nullcontext()
+
+    def vae_first_dtype(self) -> torch.dtype | None:
+        return resolve_vae_dtype(self.config, self.pipe.vae)
+
+
+def cast_unet_io(unet: torch.nn.Module, dtype: torch.dtype, outer: torch.dtype) -> None:
+    """Hooks so a ``dtype`` UNet takes the pipeline's ``outer``-dtype tensors and returns them.
+
+    The scheduler's arithmetic and the latents stay in ``outer`` precision; only the
+    network runs in ``dtype`` (cheaper than autocast, which re-casts every weight on
+    every call).
+    """
+
+    def cast(value: Any, to: torch.dtype) -> Any:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.to(to)
+        if isinstance(value, dict):
+            return {k: cast(v, to) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return type(value)(cast(v, to) for v in value)
+        return value
+
+    def before(module, args, kwargs):
+        kwargs = {k: (v if k == "timestep" else cast(v, dtype)) for k, v in kwargs.items()}
+        return (cast(args[:1], dtype) + tuple(args[1:]), kwargs)
+
+    def after(module, args, kwargs, output):
+        if isinstance(output, tuple):
+            return (output[0].to(outer), *output[1:])
+        output.sample = output.sample.to(outer)
+        return output
+
+    unet.register_forward_pre_hook(before, with_kwargs=True)
+    unet.register_forward_hook(after, with_kwargs=True)
+
+
+# --- fused LoRA ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Adapted:
+    """One PEFT-wrapped layer: where it sits, the wrapper, and its pristine base weight."""
+
+    parent: torch.nn.Module
+    attr: str
+    wrapper: torch.nn.Module
+    pristine: torch.Tensor
+
+    @property
+    def base(self) -> torch.nn.Module:
+        return self.wrapper.base_layer
+
+
+class LoraFuser:
+    """Folds the active LoRAs into the base weights; PEFT's wrappers leave the module tree.
+
+    Deterministic: the fused weight is a function of the pristine weight and the
+    adapter state only, so a job's image never depends on earlier jobs.
+    """
+
+    def __init__(self, pipe: Any):
+        self.pipe = pipe
+        self._layers: list[_Adapted] | None = None
+        self._state: tuple | None = None  # the adapter state now folded in
+        self._detached = False
+
+    def apply(self, weights: dict[str, float]) -> None:
+        key = tuple(sorted((n, float(w)) for n, w in weights.items() if w != 0))
+        if self._detached and key == self._state:
+            return  # already folded in: switching to the same state costs nothing
+        self._attach_wrappers()
+        # PEFT/diffusers validate the names and set each layer's scale (weight x alpha/r).
+        lora_lib.apply_adapter_state(self.pipe, weights)
+        layers = self._scan()
+        if not self._foldable(layers):
+            self._state = None  # DoRA or LoRA biases: leave PEFT's unfused layers in place
+            return
+        active = [n for n, _ in key]
+        with torch.no_grad():
+            for layer in layers:
+                fold(layer, active)
+        self._detach_wrappers()
+        self._state = key
+
+    def restore(self) -> None:
+        """Pristine weights and PEFT's wrappers back (before attaching/detaching a LoRA)."""
+        if self._layers is None:
+            return
+        self._attach_wrappers()
+        with torch.no_grad():
+            for layer in self._layers:
+                layer.base.weight.copy_(layer.pristine)
+        self._layers, self._state = None, None
+
+    def _scan(self) -> list[_Adapted]:
+        if self._layers is None:
+            self._layers = find_adapted_layers(self.pipe)
+        return self._layers
+
+    @staticmethod
+    def _foldable(layers: list[_Adapted]) -> bool:
+        for layer in layers:
+            wrapper = layer.wrapper
+            if any(getattr(wrapper, "use_dora", {}).values()):
+                return False
+            if any(getattr(wrapper, "lora_bias", {}).values()):
+                return False
+        return True
+
+    def _attach_wrappers(self) -> None:
+        if self._detached and self._layers is not None:
+            for layer in self._layers:
+                setattr(layer.parent, layer.attr, layer.wrapper)
+        self._detached = False
+
+    def _detach_wrappers(self) -> None:
+        for layer in self._layers or []:
+            setattr(layer.parent, layer.attr, layer.base)
+        self._detached = True
+
+
+def find_adapted_layers(pipe: Any) -> list[_Adapted]:
+    """Every PEFT LoRA layer in the pipeline's UNet and text encoders, with a pristine weight copy."""
+    from peft.tuners.lora import LoraLayer
+
+    found = []
+    for component in LORA_COMPONENTS:
+        model = getattr(pipe, component, None)
+        if model is None:
+            continue
+        modules = dict(model.named_modules())
+        for name, module in modules.items():
+            if not isinstance(module, LoraLayer) or not name:
+                continue
+            parent_name, _, attr = name.rpartition(".")
+            parent = modules[parent_name] if parent_name else model
+            pristine = module.base_layer.weight.detach().clone()
+            found.append(_Adapted(parent, attr, module, pristine))
+    return found
+
+
+def fold(layer: _Adapted, active: list[str]) -> None:
+    """``W = W0 + sum of the active adapters' deltas`` (each at the scale PEFT holds for it)."""
+    weight = layer.base.weight
+    wrapper = layer.wrapper
+    names = [n for n in active if n in wrapper.lora_A]
+    if not names:
+        weight.copy_(layer.pristine)
+        return
+    total = layer.pristine.float()
+    for name in names:
+        total = total + wrapper.get_delta_weight(name).float()
+    weight.copy_(total.to(weight.dtype))
+
+
+class PromptCache:
+    """A small LRU of prompt embeddings (tensors on the model's device)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict = OrderedDict()
+
+    def get(self, key: tuple) -> tuple | None:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        return None
+
+    def put(self, key: tuple, value: tuple) -> None:
+        if self.size == 0:
+            return
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()

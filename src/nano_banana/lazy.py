@@ -1,0 +1,29 @@
+"""Re-exports that import their module on first use (PEP 562), for package ``__init__`` files.
+
+A stage's package re-exports its public names so that a user writes
+``from nano_banana.generate import Engine``. Importing them eagerly would make
+every submodule import pay for the whole stage: ``nano_banana.generate.preview``
+would pull in diffusers through the engine, and the CLI would start seconds later.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+
+def lazy_exports(
+    package: str, exports: dict[str, str]
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for ``package``: ``exports`` maps a name to its module (``.engine``)."""
+
+    def __getattr__(name: str) -> object:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module, package), name)
+
+    def __dir__() -> list[str]:
+        return sorted(exports)
+
+    return __getattr__, __dir__

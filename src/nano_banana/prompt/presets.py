@@ -1,0 +1,131 @@
+"""Scenario presets: prompt templates, trigger words and negative prompts, as data files.
+
+The shipped presets live in ``nano_banana/assets/presets/*.toml``; a user adds or
+overrides presets by dropping TOML files of the same shape into their preset
+folder (``NANO_BANANA_PRESETS`` or the per-user config folder). The file name
+is the preset's id (``exploded-view.toml`` -> ``--preset exploded-view``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from platformdirs import user_config_dir
+
+from ..errors import PresetError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+PRESET_ENV = "NANO_BANANA_PRESETS"
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_FIELDS = {"title", "description", "trigger", "template", "negative", "examples"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    id: str
+    title: str
+    description: str
+    trigger: str  # trigger words the LoRA was trained with; "" for none
+    template: str  # contains {prompt}; may contain {trigger}, else trigger words lead
+    negative: str  # default negative prompt
+    examples: tuple[str, ...]
+    source: str  # file it came from, for messages
+
+    def render(self, prompt: str) -> str:
+        """The final prompt for ``prompt``: trigger words and template applied."""
+        text = self.template.replace("{prompt}", prompt.strip())
+        if "{trigger}" in self.template:
+            text = text.replace("{trigger}", self.trigger)
+        elif self.trigger:
+            text = f"{self.trigger}, {text}"
+        return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    """Remove the empty slots a blank prompt or trigger leaves (", ,", leading commas)."""
+    text = re.sub(r"(\s*,\s*)+,", ",", text)
+    text = re.sub(r"^[\s,]+|[\s,]+$", "", text)
+    return re.sub(r"[ \t]{2,}", " ", text)
+
+
+def user_preset_dir() -> Path:
+    return Path(os.environ.get(PRESET_ENV) or Path(user_config_dir("nano-banana")) / "presets")
+
+
+def load_presets(user_dir: Path | None = None) -> dict[str, Preset]:
+    """Shipped presets, then the user's (which may override a shipped id)."""
+    presets: dict[str, Preset] = {}
+    shipped = resources.files("nano_banana") / "assets" / "presets"
+    for entry in sorted(shipped.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            preset = parse_preset(
+                entry.name[:-5], entry.read_text("utf-8"), f"built-in {entry.name}"
+            )
+            presets[preset.id] = preset
+    folder = user_dir if user_dir is not None else user_preset_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.toml")):
+            preset = parse_preset(path.stem, path.read_text("utf-8"), str(path))
+            presets[preset.id] = preset
+    return presets
+
+
+def parse_preset(preset_id: str, text: str, source: str) -> Preset:
+    """Parse and validate one preset file; every problem names the file."""
+    if not _ID.match(preset_id):
+        raise PresetError(
+            f"preset file {source}: name must be lowercase letters, digits, '-' or '_'"
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"preset file {source} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise PresetError(
+            f"preset file {source}: unknown key(s) {unknown}; allowed: {sorted(_FIELDS)}"
+        )
+    template = _string(data, "template", source, required=True)
+    if "{prompt}" not in template:
+        raise PresetError(f"preset file {source}: template must contain {{prompt}}")
+    examples = data.get("examples", [])
+    if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
+        raise PresetError(f"preset file {source}: examples must be a list of strings")
+    return Preset(
+        id=preset_id,
+        title=_string(data, "title", source) or preset_id,
+        description=_string(data, "description", source),
+        trigger=_string(data, "trigger", source),
+        template=template,
+        negative=_string(data, "negative", source),
+        examples=tuple(examples),
+        source=source,
+    )
+
+
+def _string(data: dict, key: str, source: str, required: bool = False) -> str:
+    if key not in data:
+        if required:
+            raise PresetError(f"preset file {source}: missing '{key}'")
+        return ""
+    value = data[key]
+    if not isinstance(value, str):
+        raise PresetError(f"preset file {source}: '{key}' must be a string")
+    return value
+
+
+def get_preset(presets: dict[str, Preset], preset_id: str) -> Preset:
+    try:
+        return presets[preset_id]
+    except KeyError:
+        raise PresetError(
+            f"unknown preset '{preset_id}'; choose one of: {', '.join(sorted(presets))}"
+        ) from None

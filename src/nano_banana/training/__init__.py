@@ -1,0 +1,17 @@
+"""Training a structure LoRA: the config, the data, dataset checks, caches, the loop, checkpoints, exports and logs.
+
+Each module is one job; the names below are the stage's public API, imported on first use."""
+
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "TrainConfig": ".config",
+    "load_config": ".config",
+    "check_dataset": ".check",
+    "DatasetReport": ".check",
+    "train": ".loop",
+    "TrainResult": ".loop",
+    "format_summary": ".loop",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,142 @@
+"""Evaluation: the classifier knows the world's objects; eval reports LoRA off and on side by side."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nano_banana.analysis.evaluation import (
+    ARMS,
+    EvalConfig,
+    EvalReport,
+    EvalRow,
+    ObjectClassifier,
+    colour_features,
+    evaluate,
+    make_request,
+    shape_features,
+    summary_rows,
+    with_generator_flaws,
+    write_report,
+)
+from nano_banana.demo import OBJECTS, render_object
+from nano_banana.errors import InvalidSettingError
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return ObjectClassifier.fit_on_world(instances=6)
+
+
+def test_classifier_recognises_every_object_in_every_view(classifier):
+    assert classifier.holdout_accuracy >= 0.9
+    for spec in OBJECTS:
+        for view in ("assembled", "knolling", "exploded"):
+            assert classifier.predict(render_object(spec.key, view, seed=999).image) == spec.key
+
+
+def test_classifier_recognises_renders_drawn_with_generator_flaws(classifier):
+    """Blur, dark rims and colour casts (what a small model adds) must not change the answer."""
+    rng = np.random.default_rng(3)
+    hits = []
+    for spec in OBJECTS:
+        for view in ("assembled", "knolling", "exploded"):
+            clean = render_object(spec.key, view, seed=321).image
+            flawed = with_generator_flaws(clean, rng)
+            assert (
+                flawed.size == clean.size
+                and np.abs(np.asarray(flawed, float) - np.asarray(clean, float)).mean() > 1
+            )  # the copy really differs
+            hits.append(classifier.predict(flawed) == spec.key)
+    assert np.mean(hits) >= 0.9, hits
+
+
+def test_shape_features_say_where_the_foreground_is():
+    canvas = np.full((64, 64, 3), 255, np.uint8)
+    assert not shape_features(canvas).any()  # nothing on white
+    canvas[:8, :8] = 0  # one part filling the top-left cell of the 8 x 8 grid
+    shape = shape_features(canvas)
+    assert shape.shape == (64,) and np.isclose(np.linalg.norm(shape), 1.0)
+    assert shape[0] == shape.max() and np.isclose(shape[1:].sum(), 0)
+
+
+def test_colour_features_ignore_the_background():
+    white = Image.new("RGB", (64, 64), "white")
+    assert not colour_features(white).any()
+    grey = Image.new("RGB", (64, 64), (90, 90, 90))
+    assert not colour_features(grey).any()
+
+
+def test_both_arms_share_all_settings_but_the_lora_scale():
+    config = EvalConfig(seeds=2, steps=5, cfg=4.0, lora_scale=0.9)
+    off, on = (make_request(config, "a sneaker", 3, arm) for arm in ARMS)
+    assert (off.lora_scale, on.lora_scale) == (0.0, 0.9)
+    assert off.to_dict() | {"lora_scale": 0} == on.to_dict() | {"lora_scale": 0}
+
+
+@pytest.mark.parametrize("bad", [{"seeds": 0}, {"lora_scale": 0.0}, {"lora_scale": 3.0}])
+def test_bad_eval_settings_are_refused(bad):
+    with pytest.raises(InvalidSettingError):
+        EvalConfig(**bad)
+
+
+def test_default_prompts_are_the_world_objects():
+    assert [key for _, key in EvalConfig().prompt_list()] == [o.key for o in OBJECTS]
+    assert EvalConfig(prompts=("a toaster",)).prompt_list() == [("a toaster", None)]
+
+
+class FakeEngine:
+    """Draws the world's ground truth instead of a model: knolling with the LoRA, assembled without."""
+
+    base_name = "fake"
+
+    def __init__(self, loras=True):
+        self.loras = (
+            {"structure": type("L", (), {"path": __import__("pathlib").Path("s.safetensors")})()}
+            if loras
+            else {}
+        )
+
+    def generate(self, request):
+        key = next((o.key for o in OBJECTS if o.phrase == request.prompt), "watch")
+        view = "knolling" if request.lora_scale > 0 else "assembled"
+        image = render_object(key, view, seed=request.seed).image
+        return type("R", (), {"image": image})()
+
+
+def test_eval_reports_both_arms_and_writes_json_and_grid(tmp_path, classifier):
+    config = EvalConfig(prompts=("a mechanical watch", "a sneaker"), seeds=2)
+    report = evaluate(FakeEngine(), config, classifier=classifier)
+    summary = report.summary()
+    assert summary["lora on"]["disassembled"] == 1.0
+    assert summary["lora off"]["disassembled"] == 0.0
+    assert summary["lora on"]["recognised"] == 1.0
+    assert len(report.rows) == 2 * 2 * 2
+    assert [row[0] for row in summary_rows(report)][0] == "disassembled layout"
+    paths = write_report(report, tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert set(data["summary"]) == set(ARMS)
+    # each row says why a "no" verdict is no: an assembled object is too few parts
+    off_rows = [r for r in data["rows"] if r["arm"] == "lora off"]
+    assert all(any("at least 3" in reason for reason in r["reasons"]) for r in off_rows)
+    assert all(not r["reasons"] for r in data["rows"] if r["arm"] == "lora on")
+    grid = Image.open(paths["grid"])
+    assert grid.width > 4 * 128 and grid.height > 2 * 128
+
+
+def test_eval_needs_a_lora(classifier):
+    with pytest.raises(InvalidSettingError, match="LoRA"):
+        evaluate(FakeEngine(loras=False), EvalConfig(seeds=1), classifier=classifier)
+
+
+def test_summary_of_unknown_prompts_has_no_recognition():
+    report = EvalReport(config={"preset": "knolling"}, base="b", loras=[], classifier_accuracy=1.0)
+    for arm in ARMS:
+        report.rows.append(
+            EvalRow("a toaster", None, 0, arm, True, 80, 4, "grid", None, None, None, 1.0)
+        )
+    assert report.summary()["lora on"]["recognised"] is None
+    assert np.isclose(report.summary()["lora off"]["mean_score"], 80)

@@ -1,0 +1,140 @@
+"""The trainer's command line: ``dataset check`` and ``train`` with a config file and flags."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from nano_banana.cli import app
+from nano_banana.training.config import load_config
+from train_fixtures import make_dataset
+
+runner = CliRunner()
+
+
+def test_dataset_check_reports_problems_with_paths_and_exit_code(tmp_path):
+    data = make_dataset(tmp_path / "data", n=3)
+    (data / "item00.txt").unlink()
+    (data / "item02.png").write_bytes((data / "item01.png").read_bytes())  # duplicate
+    result = runner.invoke(app, ["dataset", "check", str(data), "--resolution", "64"])
+    assert result.exit_code == 1, result.output
+    assert "missing caption: 1" in result.output and str(data / "item00.png") in result.output
+    assert (
+        "duplicate: 1" in result.output
+        and f"exact duplicate of {data / 'item01.png'}" in result.output
+    )
+
+
+def test_dataset_check_clean_folder_shows_buckets(tmp_path):
+    data = make_dataset(tmp_path / "data", n=2, size=(128, 64))
+    make_dataset(data, n=1, size=(64, 128), start=2)
+    result = runner.invoke(app, ["dataset", "check", str(data), "--resolution", "128"])
+    assert result.exit_code == 0, result.output
+    assert "no problems found" in result.output
+    assert "128x64: 2" in result.output and "64x128: 1" in result.output
+
+
+def test_train_from_config_file_and_flags(tiny_sdxl_dir, tmp_path):
+    data = make_dataset(tmp_path / "data", n=2)
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f'data = "{data}"\nbase = "{tiny_sdxl_dir}"\nresolution = 64\nrank = 4\nalpha = 4\n'
+        "max_steps = 5\nwarmup_steps = 1\nsample_every = 0\ncheckpoint_every = 2\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "my_lora"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--max-steps",
+            "3",
+            "--quiet",
+            "--trigger",
+            "disassemble, knolling",
+            "--export",
+            "kohya",
+            "--no-flip",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "trained 3 step(s)" in result.output and "s/step" in result.output
+    assert f"LoRA: {out / 'my_lora.safetensors'}" in result.output
+    assert (out / "my_lora.safetensors").is_file() and (out / "my_lora.kohya.safetensors").is_file()
+    saved = load_config(out / "train_config.toml")
+    assert (saved.max_steps, saved.rank, saved.trigger) == (3, 4, "disassemble, knolling")
+    assert saved.export[0].value == "kohya"
+
+
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('data = "x"\nout = "y"\nrnak = 8\n', encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nano_banana.cli", "train", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: config file '{config}': unknown setting(s) rnak (did you mean 'rank'?); "
+        "see 'nano-banana train --help'"
+    ]
+
+
+def test_two_processes_train_data_parallel(tiny_sdxl_dir, tmp_path):
+    """The same `train` command under a real two-process launcher (torchrun, what
+    `accelerate launch --multi_gpu` runs): both processes train, only the main one writes files."""
+    import os
+    import subprocess
+    import sys
+
+    from nano_banana.lora.load import read_lora
+    from train_fixtures import make_dataset
+
+    data = make_dataset(tmp_path / "data", n=4)
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "nano_banana.cli",
+        "train",
+        "--data",
+        str(data),
+        "--base",
+        str(tiny_sdxl_dir),
+        "--out",
+        str(out),
+        "--resolution",
+        "64",
+        "--rank",
+        "4",
+        "--alpha",
+        "4",
+        "--max-steps",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--sample-every",
+        "0",
+        "--lr",
+        "1e-3",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lora = read_lora(out / "run.safetensors")
+    assert lora.rank == 4 and lora.targets["unet"] > 0
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints and all(name.startswith("checkpoint-") for name in checkpoints)
+    assert (done.stdout + done.stderr).count("LoRA: ") == 1  # one summary, from rank 0 only

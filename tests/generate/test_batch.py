@@ -1,0 +1,103 @@
+"""Batch generation: every prompt once, resumable, split between processes without overlap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nano_banana.errors import InvalidSettingError
+from nano_banana.gallery.png import read_record
+from nano_banana.generate.batch import read_jobs
+from nano_banana.settings import GenerationRequest
+from test_cli_generate import run_cli
+
+
+@pytest.fixture()
+def args(tiny_sdxl_dir, tiny_lora, tmp_path, monkeypatch):
+    monkeypatch.setenv("NANO_BANANA_GALLERY", str(tmp_path / "gallery"))
+    return ["--base", tiny_sdxl_dir, "--lora", tiny_lora, "--steps", 2, "--device", "cpu"]
+
+
+def test_text_file_runs_each_prompt_once_and_resumes(args, tmp_path, capsys, monkeypatch):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a mechanical watch\n\n# a comment\na sneaker\na game controller\n")
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        ["batch", prompts, "--out", out, "--json", *args], capsys, monkeypatch
+    )
+    assert code == 0, err
+    made = json.loads(stdout)["made"]
+    assert [m["line"] for m in made] == [1, 4, 5]
+    records = [read_record(m["path"]) for m in made]
+    assert [r.request.prompt for r in records] == [
+        "a mechanical watch",
+        "a sneaker",
+        "a game controller",
+    ]
+    assert [r.request.seed for r in records] == [1, 4, 5]  # base seed 0 + line number
+
+    os.remove(made[1]["path"])  # one image lost: a rerun makes only that one again
+    code, stdout, _ = run_cli(
+        ["batch", prompts, "--out", out, "--json", *args], capsys, monkeypatch
+    )
+    again = json.loads(stdout)
+    assert code == 0 and [m["line"] for m in again["made"]] == [4]
+    assert again["skipped_lines"] == [1, 5]
+    assert read_record(again["made"][0]["path"]).request == records[1].request
+
+
+def test_jsonl_requests_and_bad_lines_named(tmp_path):
+    good = tmp_path / "jobs.jsonl"
+    good.write_text(
+        '{"prompt": "a camera", "preset": "exploded-view", "seed": 9}\n{"prompt": "a watch"}\n'
+    )
+    jobs = read_jobs(good, GenerationRequest(steps=2), base_seed=100)
+    assert jobs[0].request.preset == "exploded-view" and jobs[0].request.seed == 9
+    assert jobs[1].request.seed == 102 and jobs[1].request.steps == 2
+    assert jobs[0].key != jobs[1].key
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\n{"prompt": "x", "steps": 0}\n')
+    with pytest.raises(InvalidSettingError, match=r"bad.jsonl:2: steps 0 is out of range"):
+        read_jobs(bad, GenerationRequest(), 0)
+    bad.write_text('{"prompt": "ok"}\nnot json\n')
+    with pytest.raises(InvalidSettingError, match=r"bad.jsonl:2: not valid JSON"):
+        read_jobs(bad, GenerationRequest(), 0)
+
+
+def test_two_processes_split_the_work(tiny_sdxl_dir, tmp_path):
+    """Two real processes (torchrun, the launcher under `accelerate launch --multi_gpu`) on CPU:
+    accelerate's PartialState gives each its rank, and each prompt is made exactly once."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"object {i}" for i in range(5)) + "\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "NANO_BANANA_GALLERY": str(tmp_path / "g"), "HF_HUB_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "nano_banana.cli",
+        "batch",
+        str(prompts),
+        "--base",
+        str(tiny_sdxl_dir),
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shards = sorted(Path(out).glob("batch-manifest.rank*.jsonl"))
+    assert [s.name for s in shards] == ["batch-manifest.rank0.jsonl", "batch-manifest.rank1.jsonl"]
+    lines = [json.loads(x)["line"] for s in shards for x in s.read_text().splitlines()]
+    assert sorted(lines) == [1, 2, 3, 4, 5]
+    assert len(list(Path(out).glob("*.png"))) == 5

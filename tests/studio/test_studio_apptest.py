@@ -1,0 +1,251 @@
+"""The studio's pages through Streamlit's AppTest, on the tiny SDXL with a tiny LoRA.
+
+The app runs in this process, so a test can also reach the shared ``Studio``
+(the same object the pages use) to hold the queue or compare images.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from nano_banana.errors import UnsafeFileError  # noqa: E402
+from nano_banana.gallery.png import read_record  # noqa: E402
+from nano_banana.generate.jobs import JobStatus  # noqa: E402
+from nano_banana.settings import GenerationRequest  # noqa: E402
+from nano_banana.studio import APP_PATH  # noqa: E402
+from nano_banana.studio.config import ENV_VAR, StudioConfig  # noqa: E402
+from nano_banana.studio.ui_common import _studio_for  # noqa: E402
+
+RUN_TIMEOUT_S = 60
+JOB_TIMEOUT_S = 90
+
+
+@pytest.fixture(scope="module")
+def config(tiny_sdxl_dir, tiny_lora, tmp_path_factory):
+    """One studio (engine, queue, gallery) for the module, as `nano-banana studio` would pass it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared 2-core CI box: spinning BLAS threads cost 10x
+    cfg = StudioConfig(
+        base=str(tiny_sdxl_dir),
+        loras=(str(tiny_lora),),
+        device="cpu",
+        gallery=str(tmp_path_factory.mktemp("studio-gallery")),
+        upload_dir=str(tmp_path_factory.mktemp("uploads")),
+    )
+    old = os.environ.get(ENV_VAR)
+    os.environ.update(cfg.to_env())
+    yield cfg
+    torch.set_num_threads(threads)
+    if old is None:
+        os.environ.pop(ENV_VAR, None)
+    else:
+        os.environ[ENV_VAR] = old
+
+
+@pytest.fixture(scope="module")
+def studio(config):
+    return _studio_for(config)
+
+
+def new_app(**state) -> AppTest:
+    at = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT_S)
+    for key, value in {"f_steps": 3, **state}.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def generate(at: AppTest, prompt: str = "a watch") -> AppTest:
+    at.text_area(key="f_prompt").input(prompt)
+    at.button(key="generate").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def wait_for_job(at: AppTest):
+    """Rerun the page (as its polling fragment does) until the session's job has finished."""
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    job = at.session_state["job"]
+    while not job.status.finished:
+        assert time.monotonic() < deadline, "job did not finish"
+        time.sleep(0.1)
+        at.run()
+    return at.run(), job
+
+
+def images(at: AppTest) -> list:
+    return list(at.get("image"))
+
+
+def test_create_page_starts_with_defaults_and_an_empty_state(config, studio):
+    at = new_app()
+    assert not at.exception
+    assert at.selectbox(key="f_lora").value == "structure"  # the loaded LoRA is preselected
+    assert at.slider(key="f_scale").value == pytest.approx(0.8)
+    assert at.selectbox(key="f_size").value.endswith("64×64")  # the model's native size
+    assert any("No image yet" in m.value for m in at.markdown)
+    assert at.button(key="generate").disabled is False
+
+
+def test_examples_fill_the_prompt_and_the_final_prompt_counts_tokens(config):
+    at = new_app(f_preset="knolling")
+    at.button(key="example_knolling_0").click().run()
+    assert at.text_area(key="f_prompt").value == "a mechanical watch"
+    final = at.code[0].value
+    assert final.startswith("disassemble, knolling") and "a mechanical watch" in final
+    assert any("tokens" in m.value for m in at.markdown)
+    at.text_area(key="f_prompt").input(" ".join(["watch"] * 90)).run()
+    assert any("CLIP reads" in w.value for w in at.warning)
+
+
+def test_generate_shows_the_image_and_saves_it_with_metadata(config, studio):
+    before = studio.gallery.count()
+    at, job = wait_for_job(generate(new_app(f_seed_mode="Fixed", f_seed=123)))
+    assert job.status is JobStatus.DONE, job.error
+    assert len(images(at)) == 1
+    assert [d.label for d in at.get("download_button")] == ["Download PNG"]
+    (image,) = job.result.images
+    assert studio.gallery.count() == before + 1
+    assert image.png == image.entry.path.read_bytes()  # the download is the saved file
+    record = read_record(image.entry.path)
+    assert record.request.seed == 123 and record.request.prompt == "a watch"
+    assert [u.name for u in record.loras] == ["structure"]
+    # Reuse puts the settings back, seed fixed.
+    at.button(key=f"reuse_{job.id}").click().run()
+    assert at.session_state["f_seed"] == 123 and at.session_state["f_seed_mode"] == "Fixed"
+
+
+def test_layout_tools_analyze_and_annotate_the_result(config):
+    at, job = wait_for_job(generate(new_app()))
+    key = f"{job.id}_0"
+    at.button(key=f"analyze_{key}").click().run()
+    assert any("Layout score" in m.value for m in at.markdown)
+    at.text_input(key=f"names_{key}").input("strap, case")
+    at.button(key=f"callouts_{key}").click().run()
+    assert not at.exception
+    assert len(images(at)) == 2  # the result and its annotated copy
+
+
+@pytest.mark.parametrize("mode, count", [("compare", 2), ("sweep", 3)])
+def test_compare_and_sweep_show_captioned_images_side_by_side(config, mode, count):
+    at, job = wait_for_job(generate(new_app(f_mode=mode)))
+    assert job.status is JobStatus.DONE, job.error
+    assert len(images(at)) == count
+    labels = [d.label for d in at.get("download_button")]
+    assert labels == ["Download PNG"] * count + ["Download side-by-side sheet"]
+    seeds = {i.result.record.request.seed for i in job.result.images}
+    assert len(seeds) == 1
+    if mode == "compare":
+        assert job.result.images[0].label.startswith("base model")
+
+
+def test_bad_settings_are_messages_and_the_app_keeps_working(config):
+    at = new_app(f_size="Custom", f_width=100, f_height=64)
+    generate(at)
+    assert any("multiple of 8" in e.value for e in at.error)
+    assert "job" not in at.session_state
+    at.session_state["f_mode"] = "compare"
+    at.session_state["f_lora"] = "none"
+    at.session_state["f_width"] = 64
+    at.button(key="generate").click().run()
+    assert any("choose a LoRA" in e.value for e in at.error)
+    at.session_state["f_mode"] = "generate"
+    at.button(key="generate").click().run()
+    at, job = wait_for_job(at)
+    assert job.status is JobStatus.DONE and not at.error
+
+
+def test_a_waiting_session_sees_its_place_and_can_cancel(config, studio, monkeypatch):
+    opened, started = threading.Event(), threading.Event()
+    real = studio.engine.generate
+
+    def held(req, progress=None, cancel=None):
+        started.set()
+        assert opened.wait(JOB_TIMEOUT_S)
+        return real(req, progress=progress, cancel=cancel)
+
+    monkeypatch.setattr(studio.engine, "generate", held)
+    other_user = studio.queue.submit(
+        "generate", GenerationRequest(prompt="x", steps=3, width=64, height=64, preset="none")
+    )
+    try:
+        assert started.wait(JOB_TIMEOUT_S)
+        at = generate(new_app())
+        job = at.session_state["job"]
+        assert job.position == 1
+        progress = at.get("progress")
+        assert progress and "Waiting in the queue: #1" in progress[0].proto.text
+        at.button(key="cancel").click().run()
+        at.run()
+        assert job.status is JobStatus.CANCELLED
+        assert any("Cancelled" in i.value for i in at.info)
+    finally:
+        opened.set()
+    assert other_user.wait(JOB_TIMEOUT_S) and other_user.status is JobStatus.DONE
+
+
+def test_two_sessions_generating_at_once_get_their_own_images(config, studio):
+    first = generate(new_app(f_seed_mode="Fixed", f_seed=7, f_scale=1.0), "a camera")
+    second = generate(new_app(f_seed_mode="Fixed", f_seed=8, f_scale=0.6), "a sneaker")
+    (_, job_a), (_, job_b) = wait_for_job(first), wait_for_job(second)
+    for job, seed, prompt in ((job_a, 7, "a camera"), (job_b, 8, "a sneaker")):
+        image = job.result.images[0]
+        assert image.result.record.request.seed == seed
+        assert image.result.record.request.prompt == prompt
+        again = studio.engine.generate(image.result.record.request)
+        assert np.array_equal(np.asarray(again.image), np.asarray(image.result.image))
+
+
+def test_gallery_lists_opens_reuses_and_deletes(config, studio):
+    at, job = wait_for_job(generate(new_app(f_seed_mode="Fixed", f_seed=99), "a gallery watch"))
+    entry = job.result.images[0].entry
+    at.switch_page("pages/gallery.py").run()
+    assert not at.exception
+    assert at.button(key=f"g_open_{entry.id}")
+    at.text_input(key="g_query").input("gallery watch").run()
+    opens = [b.key for b in at.button if b.key and b.key.startswith("g_open_")]
+    assert opens == [f"g_open_{entry.id}"]
+    at.checkbox(key=f"g_sel_{entry.id}").check().run()
+    assert at.get("download_button")[0].label == "Download 1 selected (.zip)"
+    at.button(key=f"g_open_{entry.id}").click().run()
+    assert at.json[0].value  # all metadata
+    assert any("Steps: 3" in c.value for c in at.code)  # the A1111 parameters chunk
+    at.button(key=f"g_reuse_{entry.id}").click().run()
+    assert at.session_state["f_prompt"] == "a gallery watch" and at.session_state["f_seed"] == 99
+    assert any("loaded" in s.value for s in at.success)  # back on the Create page
+    at.switch_page("pages/gallery.py").run()
+    at.button(key=f"g_del_{entry.id}").click().run()
+    assert any("for good" in w.value for w in at.warning)
+    count = studio.gallery.count()
+    at.button(key=f"g_del_yes_{entry.id}").click().run()
+    assert studio.gallery.count() == count - 1 and not entry.path.exists()
+    assert any(f"Deleted image #{entry.id}" in s.value for s in at.success)
+
+
+def test_uploaded_loras_go_through_the_safe_loader(config, studio, tiny_lora_b):
+    with pytest.raises(UnsafeFileError, match="'evil.safetensors'") as refused:
+        studio.add_uploaded_lora("evil.safetensors", b"\x80\x04\x95pickle")
+    assert str(studio.upload_dir) not in str(refused.value)  # no server paths in messages
+    assert not list(studio.upload_dir.iterdir())  # a refused upload is not kept
+    lora = studio.add_uploaded_lora("../../My Other.safetensors", tiny_lora_b.read_bytes())
+    assert lora.name == "my_other" and lora.path.parent == studio.upload_dir
+    assert studio.add_uploaded_lora("copy.safetensors", tiny_lora_b.read_bytes()) is lora
+    assert "my_other" in [c.key for c in studio.lora_choices()]
+
+
+def test_a_model_that_cannot_load_is_a_message(config, monkeypatch, tmp_path):
+    broken = StudioConfig(
+        base=str(tmp_path / "no-such-model"), device="cpu", gallery=str(tmp_path / "g")
+    )
+    monkeypatch.setenv(ENV_VAR, broken.to_env()[ENV_VAR])
+    at = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT_S).run()
+    assert not at.exception
+    assert any("could not start" in e.value for e in at.error)

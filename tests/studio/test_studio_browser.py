@@ -1,0 +1,256 @@
+"""The studio end to end: `nano-banana studio` on a free port, driven by headless Chromium.
+
+Debian's /usr/bin/chromium (scripts/install-browser) through Playwright's Python
+API; screenshots go to artifacts/ (git-ignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and os.environ.get("CI"):
+    # CI installs the browser (make test -> scripts/install-browser); never skip these there.
+    raise RuntimeError("CI run without /usr/bin/chromium: scripts/install-browser failed")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "needs Debian's chromium at /usr/bin/chromium (run scripts/install-browser)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from nano_banana.gallery.png import read_record  # noqa: E402
+from nano_banana.gallery.store import Gallery  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Two users are two pages of one browser here: keep the one not in front polling at full speed.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+VIEWPORT = {"width": 1400, "height": 1250}
+START_TIMEOUT_S = 120
+UI_TIMEOUT_MS = 90_000  # first page load loads the model; CI boxes are slow and shared
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"studio exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"studio did not answer within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def gallery_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("browser-gallery")
+
+
+@pytest.fixture(scope="module")
+def studio_url(tiny_sdxl_dir, tiny_lora, gallery_dir, tmp_path_factory):
+    """The real command, as a user starts it, with the tiny model and a temporary gallery."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    log = ARTIFACTS / "studio-server.log"
+    env = {
+        **os.environ,
+        "NANO_BANANA_GALLERY": str(gallery_dir),
+        "OMP_NUM_THREADS": "1",  # shared CI cores: spinning BLAS threads make jobs 10x slower
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable,
+        "-c",
+        "from nano_banana.cli import main; main()",
+        "studio",
+        "--port",
+        str(port),
+        "--base",
+        str(tiny_sdxl_dir),
+        "--lora",
+        str(tiny_lora),
+        "--device",
+        "cpu",
+        "--max-lora-mb",
+        "2",
+    ]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        # Playwright gives every launch a fresh, empty profile folder.
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=BROWSER_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, studio_url):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    open_create(page, studio_url)
+    yield page
+    context.close()
+
+
+def open_create(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("button", name="Generate").wait_for()
+
+
+def type_prompt(page, text: str) -> None:
+    box = page.get_by_role("textbox", name="What to take apart")
+    box.fill(text)
+    box.press("Control+Enter")  # Streamlit sends a text area's value on Ctrl+Enter or blur
+    sync_api.expect(page.get_by_test_id("stCode").first).to_contain_text(text)
+
+
+def press_generate_and_wait(page, done_label: str = "Download PNG") -> None:
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name=done_label).first.wait_for()
+
+
+def shot(page, name: str) -> None:
+    """A screenshot once every image on the page has loaded."""
+    page.wait_for_function(
+        "[...document.images].every(img => img.complete && img.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def result_images(page):
+    return page.get_by_test_id("stImage")
+
+
+def test_generate_download_and_find_it_in_the_gallery(page, studio_url, gallery_dir, tmp_path):
+    type_prompt(page, "a mechanical watch")
+    press_generate_and_wait(page)
+    sync_api.expect(page.get_by_text("Layout tools")).to_be_visible()
+    sync_api.expect(result_images(page)).to_have_count(1)
+    shot(page, "studio-create.png")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download PNG").click()
+    saved = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(saved)
+    record = read_record(saved)
+    assert record.request.prompt == "a mechanical watch"
+    assert record.prompt_used.startswith("disassemble, knolling")
+    (entry,) = Gallery.open(gallery_dir).list(query="a mechanical watch")
+    assert saved.read_bytes() == entry.path.read_bytes()  # the saved file itself
+
+    page.reload()
+    page.get_by_role("button", name="Generate").wait_for()  # the new session is live
+    page.get_by_role("link", name="Gallery").click()
+    page.get_by_role("textbox", name="Search prompts").wait_for()
+    sync_api.expect(page.get_by_text("a mechanical watch", exact=True)).to_have_count(1)
+    open_buttons = page.locator("[class*='st-key-g_open_'] button")  # one per gallery card
+    sync_api.expect(open_buttons).to_have_count(1)
+    sync_api.expect(page.get_by_test_id("stImage")).to_have_count(1)  # the thumbnail
+    shot(page, "studio-gallery.png")
+    open_buttons.click()
+    page.get_by_role("button", name="Reuse settings").wait_for()
+    sync_api.expect(page.get_by_text("All metadata")).to_be_visible()
+    shot(page, "studio-gallery-detail.png")
+
+
+def test_compare_shows_base_and_lora_side_by_side(page):
+    type_prompt(page, "a professional camera")
+    page.locator(".st-key-f_mode").get_by_text("Base vs LoRA", exact=True).click()
+    sync_api.expect(page.get_by_text("The base model alone beside base + LoRA")).to_be_visible()
+    press_generate_and_wait(page, "Download side-by-side sheet")
+    sync_api.expect(result_images(page)).to_have_count(2)
+    sync_api.expect(page.get_by_text("base model (LoRA off)")).to_be_visible()
+    sync_api.expect(page.get_by_text("base + LoRA (scale 0.8)")).to_be_visible()
+    sync_api.expect(page.get_by_role("button", name="Download PNG")).to_have_count(2)
+    shot(page, "studio-compare.png")
+
+
+def test_a_bad_lora_upload_is_a_message(page, tmp_path):
+    fake = tmp_path / "totally-a-lora.safetensors"
+    fake.write_bytes(b"\x80\x04\x95\x10\x00\x00\x00not safetensors but a pickle")
+    page.get_by_text("Upload a LoRA").click()
+    page.locator("input[type=file]").set_input_files(str(fake))
+    message = page.get_by_text("LoRA refused")
+    message.wait_for()
+    sync_api.expect(message).to_contain_text("totally-a-lora")
+    shot(page, "studio-bad-lora.png")
+    # The page still works after the refusal.
+    type_prompt(page, "a sneaker")
+    press_generate_and_wait(page)
+
+
+def test_two_users_generating_at_once_get_their_own_images(browser, studio_url, tmp_path):
+    users = []
+    for prompt in ("a game controller", "a denim jacket"):
+        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        open_create(page, studio_url)
+        type_prompt(page, prompt)
+        users.append((context, page, prompt))
+    try:
+        for _, page, _ in users:  # both press Generate before either finishes
+            page.get_by_role("button", name="Generate").click()
+        for i, (_, page, prompt) in enumerate(users):
+            page.bring_to_front()
+            page.get_by_role("button", name="Download PNG").wait_for()
+            shot(page, f"studio-two-users-{i}.png")
+            with page.expect_download() as download_info:
+                page.get_by_role("button", name="Download PNG").click()
+            path = tmp_path / f"user{i}.png"
+            download_info.value.save_as(path)
+            assert read_record(path).request.prompt == prompt
+    finally:
+        for context, _, _ in users:
+            context.close()
