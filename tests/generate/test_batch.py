@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import invoke
 from nano_banana.errors import InvalidSettingError
 from nano_banana.gallery.png import read_record
 from nano_banana.generate.batch import read_jobs
 from nano_banana.settings import GenerationRequest
-from test_cli_generate import run_cli
 
 
 @pytest.fixture()
@@ -27,8 +27,8 @@ def test_text_file_runs_each_prompt_once_and_resumes(args, tmp_path, capsys, mon
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a mechanical watch\n\n# a comment\na sneaker\na game controller\n")
     out = tmp_path / "out"
-    code, stdout, err = run_cli(
-        ["batch", prompts, "--out", out, "--json", *args], capsys, monkeypatch
+    code, stdout, err = invoke(
+        monkeypatch, capsys, ["batch", prompts, "--out", out, "--json", *args]
     )
     assert code == 0, err
     made = json.loads(stdout)["made"]
@@ -42,9 +42,7 @@ def test_text_file_runs_each_prompt_once_and_resumes(args, tmp_path, capsys, mon
     assert [r.request.seed for r in records] == [1, 4, 5]  # base seed 0 + line number
 
     os.remove(made[1]["path"])  # one image lost: a rerun makes only that one again
-    code, stdout, _ = run_cli(
-        ["batch", prompts, "--out", out, "--json", *args], capsys, monkeypatch
-    )
+    code, stdout, _ = invoke(monkeypatch, capsys, ["batch", prompts, "--out", out, "--json", *args])
     again = json.loads(stdout)
     assert code == 0 and [m["line"] for m in again["made"]] == [4]
     assert again["skipped_lines"] == [1, 5]
