@@ -114,5 +114,6 @@ def test_eval_runs_any_base_and_lora_and_takes_a_demo_builds_own_settings(
         (0, "lora off"), (0, "lora on"), (1, "lora off"), (1, "lora on")
     ]  # fmt: skip
     assert all(r["recognised"] is None for r in data["rows"])  # not a demo object: no verdict
+    assert data["classifier_holdout_accuracy"] is None  # so no classifier was fitted
     code, _, _ = cli(*args, "--cfg", "6", "--out", str(out), "--json")
     assert code == 0 and json.loads((out / "eval.json").read_text())["config"]["cfg"] == 6

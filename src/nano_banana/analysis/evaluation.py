@@ -238,7 +238,7 @@ class EvalReport:
     config: dict[str, Any]
     base: str
     loras: list[str]
-    classifier_accuracy: float
+    classifier_accuracy: float | None  # None when no prompt named a demo object (none fitted)
     rows: list[EvalRow] = field(default_factory=list)
     images: dict[tuple[str, int, str], Image.Image] = field(default_factory=dict, repr=False)
 
@@ -277,13 +277,16 @@ def evaluate(engine, config: EvalConfig = EvalConfig(),
     """Render prompts x seeds with the LoRAs off and on; judge every image."""
     if not engine.loras:
         raise InvalidSettingError("eval compares LoRA off and on: load a LoRA (--lora FILE)")
-    classifier = classifier or ObjectClassifier.fit_on_world()
+    prompts = config.prompt_list()
+    # Fitting takes seconds and only demo objects can be recognised: skip it for other prompts.
+    if classifier is None and any(key is not None for _, key in prompts):
+        classifier = ObjectClassifier.fit_on_world()
     report = EvalReport(
         config=asdict(config), base=engine.base_name,
         loras=[lf.path.name for lf in engine.loras.values()],
-        classifier_accuracy=classifier.holdout_accuracy,
+        classifier_accuracy=classifier.holdout_accuracy if classifier else None,
     )  # fmt: skip
-    jobs = [(p, key, config.first_seed + i, arm) for p, key in config.prompt_list()
+    jobs = [(p, key, config.first_seed + i, arm) for p, key in prompts
             for i in range(config.seeds) for arm in ARMS]  # fmt: skip
     for done, (prompt, key, seed, arm) in enumerate(jobs, 1):
         request = make_request(config, prompt, seed, arm)
@@ -309,9 +312,9 @@ def make_request(config: EvalConfig, prompt: str, seed: int, arm: str) -> Genera
 
 
 def judge_image(image: Image.Image, prompt: str, key: str | None, seed: int, arm: str,
-                classifier: ObjectClassifier, seconds: float) -> EvalRow:  # fmt: skip
+                classifier: ObjectClassifier | None, seconds: float) -> EvalRow:  # fmt: skip
     layout = analyze_layout(image)
-    predicted = classifier.predict(image) if key is not None else None
+    predicted = classifier.predict(image) if key is not None and classifier else None
     return EvalRow(prompt, key, seed, arm, layout.verdict, layout.score, layout.part_count,
                    layout.arrangement, layout.axis, predicted,
                    None if key is None else predicted == key, round(seconds, 3),

@@ -142,8 +142,9 @@ def eval_command(
         )
         return
     Console().print(summary_table(report))
-    typer.echo(
-        f"classifier accuracy on held-out world renders with generator flaws: "
-        f"{report.classifier_accuracy:.0%}"
-    )
+    if report.classifier_accuracy is not None:  # fitted only when a prompt names a demo object
+        typer.echo(
+            f"classifier accuracy on held-out world renders with generator flaws: "
+            f"{report.classifier_accuracy:.0%}"
+        )
     typer.echo(f"{paths['json']}\n{paths['grid']}")
