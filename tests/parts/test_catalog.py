@@ -36,14 +36,14 @@ def test_shipped_catalog_covers_the_design_and_a_dozen_more(tmp_path):
     assert len(set(catalog) - set(DESIGN_OBJECTS)) >= 12
     for obj in catalog.values():
         assert obj.phrase and obj.parts and all(p.look for p in obj.parts), obj.key
-    assert catalog["jacket"].pieces == "sewing panels" and catalog["jacket"].layout == "panels"
+    assert catalog["jacket"].pieces == "sewing panels"
 
 
 def test_a_good_file_parses_with_counts_sizes_and_order():
     obj = parse_catalog_file("thing", GOOD, "thing.toml")
     assert [p.name for p in obj.parts] == ["lid", "screw"]  # assembly order is file order
     assert obj.parts[1].count == 4 and obj.piece_count == 5
-    assert obj.parts[0].size == (2.0, 1.0) and obj.axis == "horizontal" and obj.layout == "grid"
+    assert obj.parts[0].size == (2.0, 1.0) and obj.axis == "horizontal"
 
 
 @pytest.mark.parametrize(

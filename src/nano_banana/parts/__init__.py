@@ -16,6 +16,11 @@ _EXPORTS = {
     "BoardPlan": ".plan",
     "PlacedPart": ".plan",
     "plan_board": ".plan",
+    "cut_out": ".cutout",
+    "CutoutRejected": ".cutout",
+    "compose_board": ".compose",
+    "check_board": ".check",
+    "BoardCheck": ".check",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

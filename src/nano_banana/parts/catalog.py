@@ -23,10 +23,9 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 AXES = ("vertical", "horizontal")
-LAYOUTS = ("grid", "panels")  # panels: garment pieces laid flat (sewing patterns)
 MAX_COUNT = 24  # copies of one part: more would not fit a board's cells legibly
 MAX_PARTS = 40  # pieces on one board, copies included
-_OBJECT_FIELDS = {"phrase", "aliases", "pieces", "axis", "layout", "part"}
+_OBJECT_FIELDS = {"phrase", "aliases", "pieces", "axis", "part"}
 _PART_FIELDS = {"name", "count", "size", "look"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9 _-]{0,63}$")
 
@@ -55,7 +54,6 @@ class CatalogObject:
     aliases: tuple[str, ...] = ()
     pieces: str = "parts"  # what captions call the parts ("sewing panels")
     axis: str = "vertical"  # the exploded view's axis
-    layout: str = "grid"  # how a knolling board lays them out
     source: str = ""  # the file it came from, for messages
 
     @property
@@ -118,7 +116,6 @@ def parse_catalog_file(stem: str, text: str, source: str) -> CatalogObject:
         aliases=_aliases(data, where),
         pieces=_text(data, "pieces", where, None) or "parts",
         axis=_choice(data, "axis", AXES, where),
-        layout=_choice(data, "layout", LAYOUTS, where),
         source=source,
     )
     _check_totals(obj, where)

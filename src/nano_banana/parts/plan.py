@@ -33,7 +33,8 @@ MARGIN = 0.06  # of the board's shorter side, kept empty round the layout
 GAP = 0.045  # of the board's shorter side, between parts (the seed jitters it by +-20%)
 MIN_SIDE = 0.3  # a part's longer side, at least, as a share of the largest part's
 MIN_THICKNESS = 0.08  # a part's shorter side, at least, as a share of the largest part's
-LABEL_BAND = 0.22  # share of a repair cell under the part, kept free for its number
+LABEL_BAND = 0.22
+AXIS_SLACK = 0.8  # the other axis may be used while its parts are at least this large  # share of a repair cell under the part, kept free for its number
 
 
 @dataclass(frozen=True)
@@ -244,18 +245,12 @@ def exploded(
     so parts keep their size whatever the factor."""
     along = 1 if axis == "vertical" else 0  # index of the axis in (width, height)
     slots = _slots(pieces)
-    inner = canvas.inner
-    spans = [max(p.size[along] for p in slot) for slot in slots]
-    fits_along = (inner[along] - canvas.gap * (len(slots) - 1)) / sum(spans)
-    fits_across = min(
-        (inner[1 - along] - canvas.gap * (len(slot) - 1)) / sum(p.size[1 - along] for p in slot)
-        for slot in slots
-    )
-    scale = min(fits_along, fits_across)
+    scale = exploded_scale(slots, canvas, along)
+    spans = [max(p.size[along] for p in slot) * scale for slot in slots]
     centres, position = [], 0.0
     for span in spans:
-        centres.append(position + span * scale / 2)
-        position += span * scale + canvas.gap
+        centres.append(position + span / 2)
+        position += span + canvas.gap
     middle = (position - canvas.gap) / 2
     mid = (canvas.height if along else canvas.width) / 2
     cross_mid = (canvas.width if along else canvas.height) / 2
@@ -264,6 +259,33 @@ def exploded(
         centre = mid + explode * (apart - middle)
         placed.extend(_place_slot(slot, scale, centre, cross_mid, along, canvas.gap))
     return placed
+
+
+def exploded_scale(slots: list[list[Piece]], canvas: Canvas, along: int) -> float:
+    """Pixels per size unit at which the fully apart line of slots fits the inner canvas."""
+    inner = canvas.inner
+    spans = [max(p.size[along] for p in slot) for slot in slots]
+    fits_along = (inner[along] - canvas.gap * (len(slots) - 1)) / sum(spans)
+    fits_across = min(
+        (inner[1 - along] - canvas.gap * (len(slot) - 1)) / sum(p.size[1 - along] for p in slot)
+        for slot in slots
+    )
+    return min(fits_along, fits_across)
+
+
+def choose_axis(pieces: list[Piece], canvas: Canvas, preferred: str, rng: random.Random) -> str:
+    """The catalog's axis, or the other one where its parts come out nearly as large
+    (``AXIS_SLACK``) and the seed says so: a long row of parts across a square board would
+    shrink them to specks."""
+    other = "horizontal" if preferred == "vertical" else "vertical"
+    slots = _slots(pieces)
+    scales = {axis: exploded_scale(slots, canvas, 1 if axis == "vertical" else 0)
+              for axis in (preferred, other)}  # fmt: skip
+    if scales[other] > scales[preferred] / AXIS_SLACK:
+        return other  # the other axis draws the parts clearly larger
+    if scales[other] >= AXIS_SLACK * scales[preferred] and rng.random() < 0.5:
+        return other
+    return preferred
 
 
 def _slots(pieces: list[Piece]) -> list[list[Piece]]:
@@ -390,8 +412,7 @@ def plan_board(obj: CatalogObject, layout: str, width: int, height: int, seed: i
     elif layout == "repair":
         placed = repair(pieces, canvas)
     else:
-        # The catalog's axis by default; the seed turns a third of boards the other way.
-        axis = axis or (obj.axis if rng.random() < 2 / 3 else _other_axis(obj.axis))
+        axis = axis or choose_axis(pieces, canvas, obj.axis, rng)
         placed = exploded(pieces, canvas, axis, explode)
     parts = tuple(
         PlacedPart(i, piece.name, box, piece.look, piece.copy, piece.count)
@@ -405,7 +426,3 @@ def plan_board(obj: CatalogObject, layout: str, width: int, height: int, seed: i
     )  # fmt: skip
     check_plan(plan)
     return plan
-
-
-def _other_axis(axis: str) -> str:
-    return "horizontal" if axis == "vertical" else "vertical"

@@ -1,0 +1,125 @@
+"""The board checks itself: the layout analyser's parts against the plan's boxes.
+
+Every planned part should be found once, where it was put. Planned and found
+parts are paired by the overlap of their boxes (intersection over union, best
+pairing by the Hungarian method); a planned part with no partner above
+``MATCH_IOU`` was lost, and a found part that covers two planned parts is two
+parts merged (a unifying pass that drew them into each other).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy.optimize import linear_sum_assignment
+
+from ..analysis.layout import AnalysisConfig, LayoutReport, Part, analyze_layout
+from .plan import BoardPlan, Box, label
+
+MATCH_IOU = 0.3  # below this a found part is not the planned one
+GOOD_IOU = 0.7  # a callout box this close to the found part is "right"
+COVER = 0.5  # a found part covering this share of a planned box has taken it in
+
+
+@dataclass(frozen=True)
+class BoardCheck:
+    """What the analyser saw, against the plan."""
+
+    planned: int
+    found: int
+    ious: tuple[float, ...]  # per planned part (plan order): IoU with its partner, 0 if none
+    lost: tuple[str, ...]  # planned parts with no partner
+    merged: tuple[tuple[str, ...], ...]  # planned parts a single found part took in together
+    verdict: bool  # the analyser's "disassembled layout"
+    score: int
+
+    @property
+    def exact_count(self) -> bool:
+        return self.found == self.planned
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict and self.exact_count and not self.lost and not self.merged
+
+    def problems(self) -> list[str]:
+        """What failed, in words, for the record and the user."""
+        out = []
+        if self.lost:
+            out.append(f"lost: {', '.join(self.lost)}")
+        for names in self.merged:
+            out.append(f"merged: {' + '.join(names)}")
+        if not self.exact_count:
+            out.append(f"{self.found} parts found, {self.planned} planned")
+        if not self.verdict:
+            out.append("not judged a disassembled layout")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"planned": self.planned, "found": self.found, "verdict": self.verdict,
+                "score": self.score, "lost": list(self.lost),
+                "merged": [list(m) for m in self.merged],
+                "ious": [round(v, 3) for v in self.ious]}  # fmt: skip
+
+
+def check_board(
+    image: Image.Image, plan: BoardPlan, config: AnalysisConfig | None = None
+) -> BoardCheck:
+    report = analyze_layout(image, config)
+    return compare_to_plan(report, plan)
+
+
+def compare_to_plan(report: LayoutReport, plan: BoardPlan) -> BoardCheck:
+    planned = [p.box for p in plan.parts]
+    found = [p.bbox for p in report.parts]
+    ious = _pairing(planned, found)
+    names = [label(p) for p in plan.parts]
+    lost = tuple(n for n, iou in zip(names, ious, strict=True) if iou < MATCH_IOU)
+    return BoardCheck(
+        planned=len(planned), found=len(found), ious=tuple(ious), lost=lost,
+        merged=_merged(report.parts, planned, names), verdict=report.verdict, score=report.score,
+    )  # fmt: skip
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = _area(a) + _area(b) - inter
+    return inter / union if union else 0.0
+
+
+def _area(box: Box) -> int:
+    return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+
+
+def _pairing(planned: list[Box], found: list[Box]) -> list[float]:
+    """Each planned box's IoU with its partner in the best one-to-one pairing (0: none)."""
+    if not found:
+        return [0.0] * len(planned)
+    table = np.array([[iou(p, f) for f in found] for p in planned])
+    rows, cols = linear_sum_assignment(-table)
+    best = [0.0] * len(planned)
+    for r, c in zip(rows, cols, strict=True):
+        best[r] = float(table[r, c])
+    return best
+
+
+def _merged(
+    found: tuple[Part, ...], planned: list[Box], names: list[str]
+) -> tuple[tuple[str, ...], ...]:
+    merged = []
+    for part in found:
+        taken = [n for n, box in zip(names, planned, strict=True)
+                 if _covered(box, part.bbox) >= COVER]  # fmt: skip
+        if len(taken) > 1:
+            merged.append(tuple(taken))
+    return tuple(merged)
+
+
+def _covered(box: Box, by: Box) -> float:
+    """Share of ``box`` inside ``by``."""
+    ix = max(0, min(box[2], by[2]) - max(box[0], by[0]))
+    iy = max(0, min(box[3], by[3]) - max(box[1], by[1]))
+    return ix * iy / max(1, _area(box))
