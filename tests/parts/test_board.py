@@ -1,0 +1,94 @@
+"""The board's steps with a stand-in renderer: retries, fallbacks and the attempts record.
+
+The renderer here draws the demo world's parts with its own drawing code instead of a
+diffusion model, so the steps' logic is tested on its own; the engine-backed renderer is
+tested with a real model in tests/generate.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from nano_banana.demo import OBJECTS
+from nano_banana.demo.draw import draw_part
+from nano_banana.errors import GenerationError
+from nano_banana.parts.board import PART_TRIES, make_board
+from nano_banana.parts.catalog import load_catalog
+from nano_banana.parts.plan import plan_board
+
+SIDE = 128
+
+
+class WorldRenderer:
+    """Draws each part as the demo world does; ``bad`` maps a part name to how many of its
+    first renders come out blank, and ``merge`` makes every unifying pass join two parts."""
+
+    def __init__(self, key: str, bad: dict[str, int] | None = None, merge: bool = False):
+        self.shapes = {p.name: p for p in next(o for o in OBJECTS if o.key == key).parts}
+        self.bad = dict(bad or {})
+        self.merge = merge
+        self.calls: list[tuple[str, int]] = []
+
+    def render_part(self, part, plan, seed):
+        self.calls.append((part.name, seed))
+        image = Image.new("RGB", (SIDE, SIDE), "white")
+        if self.bad.get(part.name, 0) > 0:
+            self.bad[part.name] -= 1
+            return image  # nothing drawn: the cut-out is refused
+        shape = self.shapes[part.name]
+        scale = 0.7 * SIDE / max(shape.size)
+        w, h = shape.size[0] * scale, shape.size[1] * scale
+        draw_part(ImageDraw.Draw(image), shape, (64 - w / 2, 64 - h / 2, 64 + w / 2, 64 + h / 2))
+        return image
+
+    def unify(self, board, plan, seed):
+        image = board.filter(ImageFilter.GaussianBlur(0.6))
+        if self.merge:
+            a, b = plan.parts[0].box, plan.parts[1].box
+            ImageDraw.Draw(image).rectangle((a[0], a[1], b[2], b[3]), fill=(20, 20, 20))
+        return image
+
+
+@pytest.fixture(scope="module")
+def watch_plan(tmp_path_factory):
+    catalog = load_catalog(user_dir=tmp_path_factory.mktemp("catalog"))
+    return plan_board(catalog["watch"], "knolling", SIDE, SIDE, seed=2)
+
+
+def test_a_clean_board_is_accepted_after_one_unifying_pass(watch_plan):
+    renderer = WorldRenderer("watch")
+    result = make_board(watch_plan, renderer, seed=5)
+    assert result.accepted and result.unified
+    assert len(result.plan.parts) == len(watch_plan.parts) == result.check.found
+    steps = [a.step for a in result.attempts]
+    assert steps.count("part") == 7 and steps.count("unify") == 1
+
+
+def test_a_part_that_fails_to_cut_out_is_drawn_again_with_the_next_seed(watch_plan):
+    renderer = WorldRenderer("watch", bad={"crown": 2})
+    result = make_board(watch_plan, renderer, seed=5)
+    crown = [a for a in result.attempts if a.part == "crown"]
+    assert [a.ok for a in crown] == [False, False, True]
+    assert crown[1].seed == crown[0].seed + 1 and "nothing was drawn" in crown[0].problem
+    assert result.accepted
+
+
+def test_a_part_that_never_cuts_out_fails_the_board_with_its_name(watch_plan):
+    renderer = WorldRenderer("watch", bad={"dial": PART_TRIES})
+    with pytest.raises(GenerationError, match=f"part 'dial'.*{PART_TRIES} tries"):
+        make_board(watch_plan, renderer, seed=5)
+
+
+def test_a_pass_that_merges_parts_falls_back_to_the_composed_board(watch_plan):
+    result = make_board(watch_plan, WorldRenderer("watch", merge=True), seed=5)
+    unify = [a for a in result.attempts if a.step == "unify"]
+    assert len(unify) == 2 and not any(a.ok for a in unify) and "merged" in unify[0].problem
+    assert result.accepted and not result.unified  # the composed board passed on its own
+    assert result.record()["unified"] is False and len(result.record()["attempts"]) == 9
+
+
+def test_the_same_seed_gives_the_same_board(watch_plan):
+    first = make_board(watch_plan, WorldRenderer("watch"), seed=9)
+    again = make_board(watch_plan, WorldRenderer("watch"), seed=9)
+    assert first.image.tobytes() == again.image.tobytes() and first.plan == again.plan
