@@ -51,7 +51,7 @@ def test_a_good_file_parses_with_counts_sizes_and_order():
     [
         (
             lambda t: t.replace('look = "red', 'colour = "red'),
-            ["line 7", "part 1", "unknown field 'colour'"],
+            ["line 7", "part 1", "unknown field(s) colour"],
         ),
         (lambda t: t.replace("count = 4", "count = 0"), ["line 11", "part 2", "count must be"]),
         (

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import PresetError
+from ..options import reject_unknown
 from ..prompt.presets import user_preset_dir
 
 try:
@@ -179,11 +180,10 @@ def _choice(data: dict, key: str, choices: tuple[str, ...], where: _Where) -> st
 
 
 def _reject_unknown(data: dict, known: set[str], where: _Where, index: int | None) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise CatalogError(
-            f"{where.at(index, unknown[0])}: unknown field '{unknown[0]}'; known: {', '.join(sorted(known))}"
-        )
+    """The shared unknown-keys check, placed at the line of the first unknown field."""
+    first = min(set(data) - known, default=None)
+    if first is not None:
+        reject_unknown(data, known, where=where.at(index, first), what="field", error=CatalogError)
 
 
 def _check_totals(obj: CatalogObject, where: _Where) -> None:
