@@ -228,21 +228,23 @@ def trainer_trial(args, checkpointing: bool) -> dict:
         if info.step == args.warmup:
             benchlib.reset_peak_memory(args.device)
 
-    config = TrainConfig(
-        data=args.data,
-        out=str(out),
-        base=args.base_dir,
-        rank=args.rank,
-        alpha=float(args.rank),
-        max_steps=args.warmup + args.steps,
-        batch_size=args.batch_size,
-        resolution=args.resolution,
-        warmup_steps=0,
-        checkpoint_every=0,
-        sample_every=0,
-        grad_checkpointing=checkpointing,
-        optimizer="adamw",
-        log_every=1000,
+    config = TrainConfig.from_dict(  # flat setting names
+        dict(
+            data=args.data,
+            out=str(out),
+            base=args.base_dir,
+            rank=args.rank,
+            alpha=float(args.rank),
+            max_steps=args.warmup + args.steps,
+            batch_size=args.batch_size,
+            resolution=args.resolution,
+            warmup_steps=0,
+            checkpoint_every=0,
+            sample_every=0,
+            grad_checkpointing=checkpointing,
+            optimizer="adamw",
+            log_every=1000,
+        )
     )
     train(config, progress=False, on_step=on_step)
     step_s = (

@@ -22,6 +22,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests need a CUDA device: on a machine without one they are skipped, saying why.
+
+    ``slow`` (end-to-end: real browsers, subprocesses, demo builds) only labels; ``make test``
+    runs them and ``make test-fast`` deselects them with ``-m "not slow"``.
+    """
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """``cli(*args, stdin="")`` runs ``nano-banana ARGS`` in-process; returns (code, out, err)."""

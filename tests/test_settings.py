@@ -5,7 +5,15 @@ import math
 import pytest
 
 from nano_banana.errors import InvalidSettingError
-from nano_banana.settings import DEFAULTS, MAX_SEED, GenerationRequest, LoraWeight, Sampler
+from nano_banana.settings import (
+    DEFAULTS,
+    MAX_SEED,
+    GenerationRequest,
+    LoraWeight,
+    Sampler,
+    field_bounds,
+    parse_seed_option,
+)
 
 
 def test_defaults_are_the_designs():
@@ -60,3 +68,45 @@ def test_dict_round_trip_and_unknown_keys():
     assert GenerationRequest.from_dict(request.to_dict()) == request
     with pytest.raises(InvalidSettingError, match="unknown setting"):
         GenerationRequest.from_dict({**request.to_dict(), "guidance": 3})
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high", "step", "slider"),
+    [
+        ("steps", 1, 150, 1, (1, 80)),
+        ("cfg", 0.0, 30.0, 0.5, (1.0, 20.0)),
+        ("lora_scale", -1.0, 2.0, 0.05, (0.0, 1.5)),
+        ("width", 64, 4096, 8, (64, 4096)),
+        ("height", 64, 4096, 8, (64, 4096)),
+        ("seed", 0, MAX_SEED, 1, (0, MAX_SEED)),
+    ],
+)
+def test_bounds_are_what_validation_accepts(name, low, high, step, slider):
+    """The studio's widgets take these bounds; validation accepts exactly low..high."""
+    bounds = field_bounds(name)
+    assert (bounds.low, bounds.high, bounds.step, bounds.slider_range()) == (
+        low,
+        high,
+        step,
+        slider,
+    )
+    for ok in (low, high):
+        GenerationRequest(**{name: ok}).validated()
+    for bad in (low - step, high + step):
+        value = type(low)(bad)
+        with pytest.raises(InvalidSettingError, match="out of range"):
+            GenerationRequest(**{name: value}).validated()
+
+
+def test_a_slider_widens_for_a_value_outside_its_useful_range():
+    steps = field_bounds("steps")
+    assert steps.slider_range(100) == (1, 100)  # a reused image made with 100 steps
+    assert steps.slider_range(30) == (1, 80)
+    assert field_bounds("lora_scale").slider_range(-0.5) == (-0.5, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("given", "seed"), [("random", None), ("RANDOM ", None), ("17", 17), (17, 17), ("0", 0)]
+)
+def test_seed_options(given, seed):
+    assert parse_seed_option(given) == seed

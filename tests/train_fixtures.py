@@ -72,4 +72,4 @@ def tiny_config(base: Path, data: Path, out: Path, **overrides) -> TrainConfig:
         trigger="knolling, flat lay",
     )
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.from_dict(values)

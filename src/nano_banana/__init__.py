@@ -29,6 +29,7 @@ _EXPORTS = {
     "Engine": ".generate",
     "GenerationResult": ".generate",
     "SpeedConfig": ".generate",
+    "EngineSpec": ".generate",
     "compare": ".generate",
     "sweep": ".generate",
     "Gallery": ".gallery",

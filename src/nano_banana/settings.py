@@ -1,8 +1,9 @@
 """Generation settings: the design's defaults, their bounds and their validation.
 
 This is the one place that says what a generation request may contain. The CLI
-and the studio build their options from these fields (default and help text
-included), and every saved image records the resolved request.
+and the studio build their options from these fields (default, help text and,
+for the studio's widgets, bounds included), and every saved image records the
+resolved request.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from .errors import InvalidSettingError
+from .options import reject_unknown
 
 # Bounds. Sizes are checked against the latent grid later, once the model is
 # known; here we check what holds for every SDXL-style model.
@@ -47,9 +49,40 @@ _A1111_SAMPLER_NAMES = {
 }
 
 
-def _opt(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field whose help text the CLI and the studio show."""
-    return field(default=default, metadata={"help": help}, **kw)
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric setting accepts (``validated`` checks them), and what a widget offers.
+
+    The studio's sliders show only ``slider``, the range where the setting is useful;
+    values outside it but within low..high may still come from the CLI or a saved image.
+    """
+
+    low: float
+    high: float
+    step: float = 1  # a widget's increment
+    slider: tuple[float, float] | None = None  # None: the whole of low..high
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def slider_range(self, value: float | None = None) -> tuple[float, float]:
+        """The slider's ends, widened to take ``value`` (a reused image may lie outside them)."""
+        low, high = self.slider or self.range
+        if value is None:
+            return low, high
+        return min(low, value), max(high, value)
+
+
+SIZE_BOUNDS = Bounds(MIN_SIZE, MAX_SIZE, step=SIZE_MULTIPLE)
+# A LoRA-scale slider runs from off to 1.5, already past "strict".
+LORA_SCALE_BOUNDS = Bounds(*LORA_SCALE_RANGE, step=0.05, slider=(0.0, 1.5))
+
+
+def _opt(default: Any, help: str, bounds: Bounds | None = None, **kw: Any) -> Any:
+    """A dataclass field whose help text (and bounds) the CLI and the studio show."""
+    metadata = {"help": help} if bounds is None else {"help": help, "bounds": bounds}
+    return field(default=default, metadata=metadata, **kw)
 
 
 @dataclass(frozen=True)
@@ -77,22 +110,39 @@ class GenerationRequest:
         0.8,
         "LoRA strength: 0.6 looser and closer to the base model's style, 0.8 balanced, "
         "1.0 strict layout. 0 switches the LoRA off.",
+        LORA_SCALE_BOUNDS,
     )
     loras: tuple[LoraWeight, ...] | None = _opt(
         None, "Which loaded LoRAs to use and their own weights. None: all loaded LoRAs at 1.0."
     )
-    cfg: float = _opt(7.5, "Guidance (CFG): 7-10 follows the prompt closely, 5-7 is freer.")
-    steps: int = _opt(30, "Denoising steps; 25-30 is enough, more adds little.")
+    cfg: float = _opt(
+        7.5,
+        "Guidance (CFG): 7-10 follows the prompt closely, 5-7 is freer.",
+        Bounds(0.0, MAX_CFG, step=0.5, slider=(1.0, 20.0)),  # above 20 only burns colours
+    )
+    steps: int = _opt(
+        30,
+        "Denoising steps; 25-30 is enough, more adds little.",
+        Bounds(1, MAX_STEPS, slider=(1, 80)),  # past 80 no sampler we offer changes visibly
+    )
     width: int | None = _opt(
-        None, "Image width in pixels (multiple of 8). None: the model's native size (SDXL: 1024)."
+        None,
+        "Image width in pixels (multiple of 8). None: the model's native size (SDXL: 1024).",
+        SIZE_BOUNDS,
     )
     height: int | None = _opt(
-        None, "Image height in pixels (multiple of 8). None: the model's native size (SDXL: 1024)."
+        None,
+        "Image height in pixels (multiple of 8). None: the model's native size (SDXL: 1024).",
+        SIZE_BOUNDS,
     )
     sampler: Sampler = _opt(
         Sampler.EULER_A, "Scheduler; Euler Ancestral balances speed and quality."
     )
-    seed: int | None = _opt(None, "Seed 0..4294967295 for a reproducible image; None draws one.")
+    seed: int | None = _opt(
+        None,
+        "Seed 0..4294967295 for a reproducible image; None draws one.",
+        Bounds(0, MAX_SEED),
+    )
 
     def validated(self) -> GenerationRequest:
         """Check every field and return a copy with the seed drawn if it was random."""
@@ -102,10 +152,11 @@ class GenerationRequest:
         for name in ("width", "height"):
             if getattr(self, name) is not None:
                 _check_size(name, getattr(self, name))
-        check_int_range("steps", self.steps, 1, MAX_STEPS)
-        check_float_range("cfg", self.cfg, 0.0, MAX_CFG)
-        check_float_range("lora scale", self.lora_scale, *LORA_SCALE_RANGE)
+        check_int_range("steps", self.steps, *field_bounds("steps").range)
+        check_float_range("cfg", self.cfg, *field_bounds("cfg").range)
+        check_float_range("lora scale", self.lora_scale, *field_bounds("lora_scale").range)
         for lora in self.loras or ():
+            # a LoRA's own weight multiplies the scale, so it takes the scale's range
             check_float_range(f"weight of LoRA '{lora.name}'", lora.weight, *LORA_SCALE_RANGE)
         sampler = parse_sampler(self.sampler)
         seed = draw_seed() if self.seed is None else parse_seed(self.seed)
@@ -124,12 +175,7 @@ class GenerationRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
         """Rebuild a request from ``to_dict`` output; unknown keys are an error, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidSettingError(
-                f"unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}"
-            )
+        reject_unknown(data, cls, where="generation request")
         data = dict(data)
         if data.get("loras") is not None:
             data["loras"] = tuple(LoraWeight(**lw) for lw in data["loras"])
@@ -140,9 +186,18 @@ class GenerationRequest:
 
 def field_help(name: str) -> str:
     """Help text of a request field, for the CLI and the studio."""
+    return _field(name).metadata["help"]
+
+
+def field_bounds(name: str) -> Bounds:
+    """Bounds of a numeric request field: what ``validated`` accepts and what widgets offer."""
+    return _field(name).metadata["bounds"]
+
+
+def _field(name: str):
     for f in fields(GenerationRequest):
         if f.name == name:
-            return f.metadata["help"]
+            return f
     raise KeyError(name)
 
 
@@ -157,7 +212,7 @@ def draw_seed() -> int:
 
 
 def parse_seed(value: Any) -> int:
-    """Accept an int or a numeric string in 0..2^32-1; 'random' is handled by the caller."""
+    """Accept an int or a numeric string in 0..2^32-1; 'random' is handled by ``parse_seed_option``."""
     if isinstance(value, bool):
         raise InvalidSettingError(f"seed must be a whole number, got {value!r}")
     try:
@@ -171,6 +226,13 @@ def parse_seed(value: Any) -> int:
             f"seed {seed} is out of range: use 0..{MAX_SEED}, or 'random' for a fresh one"
         )
     return seed
+
+
+def parse_seed_option(value: Any) -> int | None:
+    """A seed as a user gives it: a number, or 'random' (None: drawn when the request is validated)."""
+    if str(value).strip().lower() == "random":
+        return None
+    return parse_seed(value)
 
 
 def parse_sampler(value: Any) -> Sampler:
@@ -189,12 +251,13 @@ def _check_prompt(text: Any, what: str) -> None:
 
 
 def _check_size(name: str, value: Any) -> None:
-    check_int_range(name, value, MIN_SIZE, MAX_SIZE)
-    if value % SIZE_MULTIPLE:
-        lower = value - value % SIZE_MULTIPLE
+    bounds = field_bounds(name)
+    check_int_range(name, value, *bounds.range)
+    if value % bounds.step:
+        lower = value - value % bounds.step
         raise InvalidSettingError(
-            f"{name} {value} is not a multiple of {SIZE_MULTIPLE}; try {max(lower, MIN_SIZE)} "
-            f"or {lower + SIZE_MULTIPLE}"
+            f"{name} {value} is not a multiple of {bounds.step}; try {max(lower, bounds.low)} "
+            f"or {lower + bounds.step}"
         )
 
 

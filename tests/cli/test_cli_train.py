@@ -68,8 +68,12 @@ def test_train_from_config_file_and_flags(tiny_sdxl_dir, tmp_path):
     assert f"LoRA: {out / 'my_lora.safetensors'}" in result.output
     assert (out / "my_lora.safetensors").is_file() and (out / "my_lora.kohya.safetensors").is_file()
     saved = load_config(out / "train_config.toml")
-    assert (saved.max_steps, saved.rank, saved.trigger) == (3, 4, "disassemble, knolling")
-    assert saved.export[0].value == "kohya"
+    assert (saved.optim.max_steps, saved.adapter.rank, saved.dataset.trigger) == (
+        3,
+        4,
+        "disassemble, knolling",
+    )
+    assert saved.output.export[0].value == "kohya"
 
 
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
@@ -138,3 +142,32 @@ def test_two_processes_train_data_parallel(tiny_sdxl_dir, tmp_path):
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert checkpoints and all(name.startswith("checkpoint-") for name in checkpoints)
     assert (done.stdout + done.stderr).count("LoRA: ") == 1  # one summary, from rank 0 only
+
+
+def test_every_setting_keeps_its_flag_under_its_section_heading():
+    """The flags are the settings' flat names, as before they were grouped in sections."""
+    import typer
+    from typer.main import get_command
+
+    from nano_banana.cli.train import build_command
+
+    names = [
+        "data", "out", "name", "base", "vae", "trigger", "rank", "alpha", "targets",
+        "lora_dropout", "train_text_encoder", "text_encoder_lr", "lr", "warmup_steps", "schedule",
+        "max_steps", "batch_size", "grad_accum", "optimizer", "weight_decay", "max_grad_norm",
+        "precision", "grad_checkpointing", "min_snr_gamma", "noise_offset", "ema_decay", "seed",
+        "resolution", "upscale", "flip", "shuffle_captions", "caption_dropout", "caption_ext",
+        "min_size_fraction", "skip_bad", "cache_dir", "checkpoint_every", "keep_checkpoints",
+        "resume", "sample_every", "sample_prompts", "sample_seed", "sample_steps", "sample_size",
+        "recommended_scale", "export", "log_every",
+    ]  # fmt: skip
+    app = typer.Typer()
+    app.command(name="train")(build_command())
+    app.command(name="other")(lambda: None)
+    options = {p.name: p for p in get_command(app).commands["train"].params}
+    assert set(options) == {"config_file", "quiet", *names}
+    for name in names:
+        assert options[name].opts == ["--" + name.replace("_", "-")]
+    assert options["flip"].secondary_opts == ["--no-flip"]
+    assert options["rank"].rich_help_panel == "Adapter"
+    assert options["lr"].show_default == "0.0001"

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from nano_banana.atomic import TEMP_PREFIX, TEMP_SUFFIX
 from nano_banana.errors import GalleryError
-from nano_banana.gallery.png import TEMP_PREFIX, TEMP_SUFFIX, read_record
+from nano_banana.gallery.png import read_record
 from nano_banana.gallery.record import GenerationRecord
 from nano_banana.gallery.store import ENV_VAR, INDEX_NAME, Gallery, default_root
 from nano_banana.settings import GenerationRequest

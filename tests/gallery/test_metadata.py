@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
+from nano_banana.atomic import TEMP_PREFIX
 from nano_banana.errors import MetadataError
 from nano_banana.gallery.png import (
     A1111_KEY,
     A1111_PAIR,
     RECORD_KEY,
-    TEMP_PREFIX,
     a1111_parameters,
     model_display_name,
     parse_a1111,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from nano_banana.generate.preview import LatentPreview, fit_preview, scale_latents
+from nano_banana.generate.preview import LatentPreview, fit_preview
+from nano_banana.model.latents import scale_latents
 
 # A fixed colour mixing, as a trained VAE's latents roughly carry colour (plus a bias).
 MIX = torch.tensor([[0.9, -0.3, 0.2], [0.1, 0.8, -0.4], [-0.5, 0.2, 0.9], [0.3, 0.3, 0.3]])

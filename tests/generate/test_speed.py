@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 
 from nano_banana.errors import InvalidSettingError
 from nano_banana.generate.engine import Engine
-from nano_banana.generate.speed import LoraFuser, SpeedConfig, cpu_has_native_bf16
+from nano_banana.generate.speed import SpeedConfig, cpu_has_native_bf16
+from nano_banana.lora.fuse import LoraFuser
 from nano_banana.settings import GenerationRequest, LoraWeight
 
 SMALL = dict(prompt="a watch", seed=5, width=64, height=64, steps=8, preset="none")

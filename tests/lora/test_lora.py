@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from nano_banana.atomic import is_temp_name
 from nano_banana.errors import LoraError, NanoBananaError, UnsafeFileError
 from nano_banana.lora import load as lora_lib
 
@@ -396,6 +397,7 @@ def test_export_failure_leaves_the_old_file(peft_lora_file, lora_dir, monkeypatc
         lora_lib.export_kohya(peft_lora_file, out)
     assert out.read_bytes() == b"old contents"
     assert not list(lora_dir.glob(".kept*"))
+    assert not [p for p in lora_dir.iterdir() if is_temp_name(p.name)]  # the atomic writer's temp
 
 
 # --- LoRAs that do not fit ---------------------------------------------------------------------

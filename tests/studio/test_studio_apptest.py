@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from nano_banana.errors import UnsafeFileError  # noqa: E402
 from nano_banana.gallery.png import read_record  # noqa: E402
 from nano_banana.generate.jobs import JobStatus  # noqa: E402
+from nano_banana.generate.spec import EngineSpec  # noqa: E402
 from nano_banana.settings import GenerationRequest  # noqa: E402
 from nano_banana.studio import APP_PATH  # noqa: E402
 from nano_banana.studio.config import ENV_VAR, StudioConfig  # noqa: E402
@@ -35,9 +36,7 @@ def config(tiny_sdxl_dir, tiny_lora, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a shared 2-core CI box: spinning BLAS threads cost 10x
     cfg = StudioConfig(
-        base=str(tiny_sdxl_dir),
-        loras=(str(tiny_lora),),
-        device="cpu",
+        engine=EngineSpec(base=str(tiny_sdxl_dir), loras=(str(tiny_lora),), device="cpu"),
         gallery=str(tmp_path_factory.mktemp("studio-gallery")),
         upload_dir=str(tmp_path_factory.mktemp("uploads")),
     )
@@ -243,7 +242,8 @@ def test_uploaded_loras_go_through_the_safe_loader(config, studio, tiny_lora_b):
 
 def test_a_model_that_cannot_load_is_a_message(config, monkeypatch, tmp_path):
     broken = StudioConfig(
-        base=str(tmp_path / "no-such-model"), device="cpu", gallery=str(tmp_path / "g")
+        engine=EngineSpec(base=str(tmp_path / "no-such-model"), device="cpu"),
+        gallery=str(tmp_path / "g"),
     )
     monkeypatch.setenv(ENV_VAR, broken.to_env()[ENV_VAR])
     at = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT_S).run()

@@ -31,7 +31,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from nano_banana.gallery.png import read_record  # noqa: E402
 from nano_banana.gallery.store import Gallery  # noqa: E402
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 BROWSER_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -12,16 +12,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from nano_banana.training import checkpoint as checkpoint_mod
-from nano_banana.training import loop as train_mod
+from nano_banana.training import loop as loop_mod
+from nano_banana.training import loss as loss_mod
+from nano_banana.training import models as models_mod
 from nano_banana.training.config import Schedule, TrainConfig
 from nano_banana.training.data import DatasetError
-from nano_banana.training.loop import (
-    TrainingError,
-    TrainingInterrupted,
-    lr_factor,
-    min_snr_weights,
-    train,
-)
+from nano_banana.training.loop import TrainingError, TrainingInterrupted, train
+from nano_banana.training.loss import min_snr_weights
+from nano_banana.training.optim import lr_factor
 from train_fixtures import make_dataset, tiny_config
 
 
@@ -92,7 +90,7 @@ def test_training_lowers_the_loss(trained):
 
 def test_outputs_are_all_there(trained):
     config, result = trained
-    out = config.out_dir
+    out = config.output.out_dir
     assert result.lora_path == out / "my_lora.safetensors" and result.lora_path.is_file()
     assert (out / "train_config.toml").is_file()
     assert (out / "loss.csv").read_text().splitlines()[0] == "step,loss,lr,samples_per_s,elapsed_s"
@@ -100,7 +98,7 @@ def test_outputs_are_all_there(trained):
     assert (out / "loss.png").is_file()
     assert [p.name for p in result.sample_grids] == ["step-0000020.png", "step-0000040.png"]
     card = (out / "README.md").read_text()
-    assert config.trigger in card and "0.8" in card and "samples/step-0000040.png" in card
+    assert config.dataset.trigger in card and "0.8" in card and "samples/step-0000040.png" in card
     assert result.checkpoint.name == "checkpoint-0000040"
 
 
@@ -108,9 +106,9 @@ def test_file_carries_metadata(trained):
     config, result = trained
     with safe_open(str(result.lora_path), "pt") as f:
         meta = f.metadata()
-    assert meta["nano_banana.trigger"] == config.trigger
+    assert meta["nano_banana.trigger"] == config.dataset.trigger
     assert json.loads(meta["nano_banana.trigger_words"]) == ["knolling", "flat lay"]
-    assert meta["nano_banana.base_model"] == config.base
+    assert meta["nano_banana.base_model"] == config.model.base
     assert meta["nano_banana.resolution"] == "64" and meta["nano_banana.steps"] == "40"
     assert json.loads(meta["nano_banana.dataset"])["images"] == 4
     assert TrainConfig.from_dict(json.loads(meta["nano_banana.train_config"])) == config.validated()
@@ -140,8 +138,8 @@ def test_reloaded_strength_equals_the_trained_adapter(trained, tiny_sdxl_dir):
     """The file's output equals the in-training adapter's: alpha/rank scaling is not lost."""
     config, result = trained
     pipe = load_pipe(tiny_sdxl_dir)
-    pipe.unet = train_mod.add_adapters(
-        train_mod.Models(
+    pipe.unet = models_mod.add_adapters(
+        models_mod.Models(
             (pipe.tokenizer, pipe.tokenizer_2),
             (pipe.text_encoder, pipe.text_encoder_2),
             pipe.vae,
@@ -149,7 +147,8 @@ def test_reloaded_strength_equals_the_trained_adapter(trained, tiny_sdxl_dir):
             None,
             None,
         ),
-        config.validated(),
+        config.validated().adapter,
+        config.seed,
     ).unet
     ckpt = checkpoint_mod.load_checkpoint(result.checkpoint)[1]["adapters"]
     with torch.no_grad():
@@ -212,7 +211,7 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tiny_sdxl_dir, dataset,
     with pytest.raises(TrainingInterrupted, match="resume latest"):
         train(config, progress=False, on_step=press_ctrl_c)
     assert (tmp_path / "b" / "checkpoints" / "checkpoint-0000003").is_dir()
-    assert not config.lora_path.exists()
+    assert not config.output.lora_path.exists()
     resumed = train(
         resume_config(tiny_sdxl_dir, dataset, tmp_path / "b", resume="latest"), progress=False
     )
@@ -288,7 +287,7 @@ def test_resume_refuses_changed_settings(tiny_sdxl_dir, dataset, tmp_path):
 
 
 def test_nan_loss_stops_training_and_writes_no_lora(tiny_sdxl_dir, dataset, tmp_path, monkeypatch):
-    real_loss = train_mod.diffusion_loss
+    real_loss = loss_mod.diffusion_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -298,14 +297,16 @@ def test_nan_loss_stops_training_and_writes_no_lora(tiny_sdxl_dir, dataset, tmp_
             loss * float("nan") if calls["n"] > 13 else loss
         )  # after the 4 fixed-noise evaluations
 
-    monkeypatch.setattr(train_mod, "diffusion_loss", poisoned)
+    # looked up by the fixed-noise evaluation (loss) and by the training step (loop)
+    monkeypatch.setattr(loss_mod, "diffusion_loss", poisoned)
+    monkeypatch.setattr(loop_mod, "diffusion_loss", poisoned)
     config = tiny_config(tiny_sdxl_dir, dataset, tmp_path / "nan", max_steps=20, checkpoint_every=5)
     with pytest.raises(
         TrainingError, match=r"loss became nan at step 10; no LoRA was written"
     ) as err:
         train(config, progress=False)
     assert "checkpoint-0000005" in str(err.value)
-    assert not config.lora_path.exists()
+    assert not config.output.lora_path.exists()
     assert not list((tmp_path / "nan").glob("*.safetensors"))
     weights = checkpoint_mod.load_checkpoint(
         tmp_path / "nan" / "checkpoints" / "checkpoint-0000005"
@@ -372,11 +373,13 @@ def test_text_encoder_lora_with_checkpointing_and_shuffled_captions(
 def test_bad_dataset_is_refused_before_any_model_work(dataset, tmp_path):
     data = make_dataset(tmp_path / "data", n=2)
     (data / "item00.txt").unlink()
-    config = TrainConfig(
-        data=str(data),
-        out=str(tmp_path / "out"),
-        base=str(tmp_path / "no-such-model"),
-        resolution=64,
+    config = TrainConfig.from_dict(
+        {
+            "data": str(data),
+            "out": str(tmp_path / "out"),
+            "base": str(tmp_path / "no-such-model"),
+            "resolution": 64,
+        }
     )
     with pytest.raises(DatasetError, match=r"(?s)--skip-bad.*missing caption: 1.*item00\.png"):
         train(config, progress=False)
@@ -416,10 +419,8 @@ def test_skip_bad_trains_without_the_bad_items_and_lists_them(tiny_sdxl_dir, tmp
     ],
 )
 def test_lr_schedule(schedule, step, expected):
-    config = TrainConfig(
-        data="d", out="o", warmup_steps=10, max_steps=100, schedule=Schedule(schedule)
-    )
-    assert lr_factor(step, config) == pytest.approx(expected)
+    factor = lr_factor(step, warmup=10, total=100, decay=Schedule(schedule))
+    assert factor == pytest.approx(expected)
 
 
 def test_min_snr_weights():

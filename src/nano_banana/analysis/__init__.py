@@ -8,6 +8,7 @@ _EXPORTS = {
     "analyze_layout": ".layout",
     "AnalysisConfig": ".layout",
     "LayoutReport": ".layout",
+    "describe_report": ".layout",
     "load_image": ".layout",
     "annotate": ".callouts",
     "annotate_file": ".callouts",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..atomic import atomic_path
 from ..errors import ImageAnalysisError
 from .layout import AnalysisConfig, LayoutReport, Part, analyze_layout, to_rgb_array
 
@@ -123,17 +123,11 @@ def annotate_file(
 
 
 def write_atomically(image: Image.Image, out: Path, image_format: str) -> None:
-    """Save to a temporary file beside ``out``, then rename it over ``out``."""
+    """Save ``image`` as ``out``, which appears whole or not at all (``atomic.atomic_path``)."""
     if not out.parent.is_dir():
         raise ImageAnalysisError(f"folder '{out.parent}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=image_format)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        image.save(tmp, format=image_format)
 
 
 # --- placement ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..atomic import atomic_path, write_text
 from ..errors import InvalidSettingError
 from ..settings import GenerationRequest, Sampler
 from .layout import analyze_layout
@@ -366,10 +367,10 @@ def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
     """``eval.json`` (summary and every image's judgement) and ``eval_grid.png``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "eval.json"
-    json_path.write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
-    grid_path = out_dir / "eval_grid.png"
-    draw_grid(report).save(grid_path)
+    json_path = write_text(out_dir / "eval.json", json.dumps(report.to_dict(), indent=1))
+    grid, grid_path = draw_grid(report), out_dir / "eval_grid.png"
+    with atomic_path(grid_path) as tmp:
+        grid.save(tmp, format="PNG")
     return {"json": json_path, "grid": grid_path}
 
 

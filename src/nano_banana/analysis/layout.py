@@ -17,7 +17,7 @@ No model is involved. The steps, each a function below:
 6. ``judge``: the verdict and a 0-100 score (formula in ``judge``'s docstring).
 
 The CLI (``analyze``, ``annotate``), the studio and the evaluations all call
-``analyze_layout``.
+``analyze_layout``; the CLI and the studio word its report with ``describe_report``.
 """
 
 from __future__ import annotations
@@ -152,6 +152,34 @@ class BackgroundModel:
     field: np.ndarray  # H x W x 3 float32, the fitted background colour at every pixel
     color: tuple[int, int, int]  # median border colour
     noise: float  # robust per-channel standard deviation of the border around the fit
+
+
+def describe_report(report: LayoutReport) -> dict[str, str]:
+    """The report's measures in words, labelled, in reading order (the CLI's table, the studio)."""
+    gap = "-" if report.min_gap_px is None else f"{report.min_gap_px:.0f} px"
+    r, g, b = report.background
+    shade = "light" if report.background_light else "dark"
+    return {
+        "verdict": "yes" if report.verdict else "no",
+        "layout score": f"{report.score}/100",
+        "parts": str(report.part_count),
+        "arrangement": describe_arrangement(report),
+        "separation": f"{report.separation:.2f} (smallest gap {gap})",
+        "alignment": f"{report.alignment:.2f}",
+        "gap evenness": f"{report.gap_evenness:.2f}",
+        "background": (
+            f"#{r:02x}{g:02x}{b:02x}, {shade}, cleanliness {report.background_cleanliness:.2f}"
+        ),
+    }
+
+
+def describe_arrangement(report: LayoutReport) -> str:
+    """'grid, 2 rows x 3 columns', 'parts along one axis (horizontal)' or 'no clear arrangement'."""
+    if report.arrangement == "grid":
+        return f"grid, {report.rows} rows x {report.columns} columns"
+    if report.arrangement == "axis":
+        return f"parts along one axis ({report.axis})"
+    return "no clear arrangement"
 
 
 # --- public entry point -------------------------------------------------------------------

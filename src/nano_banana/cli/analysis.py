@@ -1,6 +1,6 @@
 """``analyze`` and ``annotate``: judge an image's layout, draw callouts on it.
 
-A thin shell over ``nano_banana.analysis`` and ``nano_banana.annotate``.
+A thin shell over ``nano_banana.analysis`` (``layout`` and ``callouts``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analysis.callouts import annotate_file, parse_part_names
-from ..analysis.layout import LayoutReport, analyze_layout, load_image
+from ..analysis.layout import LayoutReport, analyze_layout, describe_report, load_image
 
 
 def register(app: typer.Typer) -> None:
@@ -64,28 +64,7 @@ def _summary_table(report: LayoutReport, image: Path) -> Table:
     table = Table(title=f"{image.name}: {report.verdict_text}", show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
-    arrangement = report.arrangement
-    if report.arrangement == "grid":
-        arrangement = f"grid, {report.rows} rows x {report.columns} columns"
-    elif report.arrangement == "axis":
-        arrangement = f"parts along one axis ({report.axis})"
-    gap = "-" if report.min_gap_px is None else f"{report.min_gap_px:.0f} px"
-    r, g, b = report.background
-    shade = "light" if report.background_light else "dark"
-    rows = [
-        ("verdict", "yes" if report.verdict else "no"),
-        ("layout score", f"{report.score}/100"),
-        ("parts", str(report.part_count)),
-        ("arrangement", arrangement),
-        ("separation", f"{report.separation:.2f} (smallest gap {gap})"),
-        ("alignment", f"{report.alignment:.2f}"),
-        ("gap evenness", f"{report.gap_evenness:.2f}"),
-        (
-            "background",
-            f"#{r:02x}{g:02x}{b:02x}, {shade}, cleanliness {report.background_cleanliness:.2f}",
-        ),  # fmt: skip
-    ]
-    for name, value in rows:
+    for name, value in describe_report(report).items():
         table.add_row(name, value)
     for reason in report.reasons:
         table.add_row("note", reason)

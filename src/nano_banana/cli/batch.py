@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
+from ..generate.spec import EngineSpec
 from . import common
 
 
@@ -22,7 +24,7 @@ def batch(
     ),
     *,
     settings: dict,
-    model: common.ModelOptions,
+    model: EngineSpec,
     output: common.OutputOptions,
 ) -> None:
     """Generate every prompt of a file; rerun to finish an interrupted batch.
@@ -34,14 +36,14 @@ def batch(
     from accelerate import PartialState
 
     from ..generate.batch import read_jobs, run_batch
-    from .generate import _apply_overrides
+    from ..generate.reproduce import apply_overrides
 
-    defaults = _apply_overrides(common.request_defaults(model), settings)
+    defaults = apply_overrides(model.request_defaults(), settings)
     jobs = read_jobs(prompts, defaults, base_seed)  # every line checked before any model work
     # Without CUDA, accelerate counts processes only when told the run is on CPU.
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.num_processes > 1 and model.device == "auto":
-        model.device = str(state.device)
+        model = replace(model, device=str(state.device))
     engine = common.build_engine(model, quiet=output.json or not state.is_main_process)
     manifest_dir = output.out or _gallery_root(output)
 

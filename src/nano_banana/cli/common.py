@@ -1,8 +1,10 @@
-"""Pieces shared by the image-making commands: model/output options, progress, saving, reporting.
+"""Pieces shared by the image-making commands: their options, progress, saving, reporting.
 
-Typer has no option groups, so ``image_command`` appends the model and output
-options to a command's signature and hands them to it bundled as
-``ModelOptions`` and ``OutputOptions``.
+Typer has no option groups, so ``image_command`` appends the request, model and
+output options to a command's signature and hands them to it bundled: the
+request settings as one ``settings`` dict, the model as an ``EngineSpec`` (whose
+fields declare those options, for ``nano-banana studio`` too) and the output as
+``OutputOptions``.
 """
 
 from __future__ import annotations
@@ -11,28 +13,24 @@ import contextlib
 import functools
 import inspect
 import json
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from ..generate.spec import EngineSpec
 from ..settings import DEFAULTS, Sampler, field_help
 
 err_console = Console(stderr=True)
-
-
-@dataclass
-class ModelOptions:
-    base: str | None = None
-    vae: str | None = None
-    lora: list[str] | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    preset_dir: Path | None = None
+DEMO_HINT = (
+    "[dim]using the built-in demo model (tiny, offline). For real images pass "
+    "--base stabilityai/stable-diffusion-xl-base-1.0 and --lora YOUR_LORA.safetensors[/dim]"
+)
 
 
 @dataclass
@@ -53,11 +51,12 @@ def _request_option(name: str, *flags: str):
 
 
 # (name, annotation, typer.Option) for each shared option, in --help order.
-# Request settings reach a command as one ``settings`` dict of name -> value (None: not given).
+# Request settings reach a command as one ``settings`` dict of field name -> value
+# (None: not given), ready for ``generate.reproduce.apply_overrides``.
 _REQUEST_PARAMS = [
     ("preset", Optional[str], _request_option("preset", "--preset", "-p")),
     (
-        "negative",
+        "negative_prompt",
         Optional[str],
         typer.Option(
             None, "--negative", help=field_help("negative_prompt"), show_default="the preset's"
@@ -80,90 +79,96 @@ _REQUEST_PARAMS = [
         ),
     ),
 ]
-_MODEL_PARAMS = [
-    (
-        "base",
-        Optional[str],
-        typer.Option(
-            None,
-            "--base",
-            help="Base SDXL model: a Hugging Face repo id (e.g. "
-            "stabilityai/stable-diffusion-xl-base-1.0), a diffusers folder or a .safetensors file.",
-            show_default="the built-in demo model",
-        ),
-    ),
-    (
-        "vae",
-        Optional[str],
-        typer.Option(
-            None,
-            "--vae",
-            help="VAE override, e.g. the fp16-fix VAE (folder, .safetensors or repo id).",
-            show_default=False,
-        ),
-    ),
-    (
-        "lora",
-        Optional[list[str]],
-        typer.Option(
-            None,
-            "--lora",
-            help="LoRA .safetensors file, optionally FILE:WEIGHT; repeat for several.",
-            show_default=False,
-        ),
-    ),
-    ("device", str, typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")),
-    (
-        "dtype",
-        str,
-        typer.Option(
-            "auto", "--dtype", help="auto (fp16 on GPU, fp32 on CPU), float32, float16 or bfloat16."
-        ),
-    ),
-    (
-        "preset_dir",
-        Optional[Path],
-        typer.Option(
-            None,
-            "--preset-dir",
-            help="Folder of extra preset .toml files.",
-            show_default="env NANO_BANANA_PRESETS or the user config folder",
-        ),
-    ),
-]
+
+
+def gallery_option() -> Any:
+    return typer.Option(
+        None,
+        "--gallery",
+        help="Gallery folder.",
+        show_default="env NANO_BANANA_GALLERY or the user data folder",
+    )
+
+
 _OUTPUT_PARAMS = [
     (
         "out",
         Optional[Path],
         typer.Option(None, "--out", "-o", help="Folder to save into.", show_default="the gallery"),
     ),
-    (
-        "gallery",
-        Optional[Path],
-        typer.Option(
-            None,
-            "--gallery",
-            help="Gallery folder.",
-            show_default="env NANO_BANANA_GALLERY or the user data folder",
-        ),
-    ),
+    ("gallery", Optional[Path], gallery_option()),
     ("json", bool, typer.Option(False, "--json", help="Print a JSON result for scripts.")),
 ]
+
+
+# --- model options, from EngineSpec's fields ---------------------------------------
+
+
+def model_params() -> list[tuple[str, Any, Any]]:
+    """(name, annotation, typer.Option) for every ``EngineSpec`` field the command line offers."""
+    hints = typing.get_type_hints(EngineSpec)
+    return [
+        (f.name, _cli_type(hints[f.name]), _model_option(f)) for f in EngineSpec.option_fields()
+    ]
+
+
+def model_option(name: str) -> Any:
+    """One ``EngineSpec`` option alone, for a command that needs only it (``presets``)."""
+    return next(option for field_name, _, option in model_params() if field_name == name)
+
+
+def _model_option(f: Field) -> Any:
+    flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+    default = None if f.default == () else f.default  # a repeated option collects into a list
+    return typer.Option(default, flag, help=f.metadata["help"], show_default=f.metadata["shown"])
+
+
+def _cli_type(hint: Any) -> Any:
+    """Typer's spelling of a field's type: a repeated option is an optional list."""
+    if typing.get_origin(hint) is tuple:
+        return Optional[list[typing.get_args(hint)[0]]]
+    return hint
+
+
+# --- bundling options into a command's arguments -----------------------------------
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Options appended to a command and handed to it as one argument."""
+
+    arg: str  # the command's parameter that receives them
+    params: list[tuple[str, Any, Any]]
+    build: Callable[[dict], Any]
 
 
 def image_command(func: Callable, *, request: bool = True, seed: bool = True) -> Callable:
     """Give ``func`` the shared request, model and output options.
 
     They reach it as ``settings`` (a dict of the request options, None where not given),
-    ``model`` and ``output``. ``seed=False`` leaves out --seed (batch seeds every line
-    itself); ``request=False`` leaves out the request options (eval declares its own).
+    ``model`` (an ``EngineSpec``) and ``output``. ``seed=False`` leaves out --seed (batch
+    seeds every line itself); ``request=False`` leaves out the request options (eval
+    declares its own).
     """
-    wanted = [p for p in _REQUEST_PARAMS if seed or p[0] != "seed"]
-    request_params = wanted if request else []
-    shared = request_params + _MODEL_PARAMS + _OUTPUT_PARAMS
-    bundled = ("settings", "model", "output")
+    groups = []
+    if request:
+        wanted = [p for p in _REQUEST_PARAMS if seed or p[0] != "seed"]
+        groups.append(_Group("settings", wanted, dict))
+    groups.append(_Group("model", model_params(), lambda values: EngineSpec(**values)))
+    groups.append(_Group("output", _OUTPUT_PARAMS, lambda values: OutputOptions(**values)))
+    return _with_groups(func, groups)
+
+
+def model_command(func: Callable) -> Callable:
+    """Give ``func`` the model options only, as ``model`` (an ``EngineSpec``)."""
+    return _with_groups(func, [_Group("model", model_params(), lambda v: EngineSpec(**v))])
+
+
+def _with_groups(func: Callable, groups: list[_Group]) -> Callable:
     sig = inspect.signature(func)
+    bundled = {group.arg for group in groups}
     own = [p for p in sig.parameters.values() if p.name not in bundled]
+    shared = [param for group in groups for param in group.params]
     extra = [
         inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
@@ -173,11 +178,9 @@ def image_command(func: Callable, *, request: bool = True, seed: bool = True) ->
 
     @functools.wraps(func)
     def wrapper(**kwargs):
-        if request:
-            kwargs["settings"] = {name: kwargs.pop(name) for name, _, _ in request_params}
-        model = ModelOptions(**{f.name: kwargs.pop(f.name) for f in fields(ModelOptions)})
-        output = OutputOptions(**{f.name: kwargs.pop(f.name) for f in fields(OutputOptions)})
-        return func(**kwargs, model=model, output=output)
+        for group in groups:
+            kwargs[group.arg] = group.build({name: kwargs.pop(name) for name, _, _ in group.params})
+        return func(**kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=own + extra)
     wrapper.__annotations__ = {
@@ -190,75 +193,36 @@ def image_command(func: Callable, *, request: bool = True, seed: bool = True) ->
 # --- engine -------------------------------------------------------------------
 
 
-def build_engine(model: ModelOptions, quiet: bool = False):
+def resolve_model(model: EngineSpec, quiet: bool = False) -> EngineSpec:
+    """The spec with its base filled in (no --base: the built-in demo model); says so."""
+    if model.uses_demo and not quiet:
+        err_console.print(DEMO_HINT)
+    return model.resolve()
+
+
+def build_engine(model: EngineSpec, quiet: bool = False):
     """Load the engine the options describe; without --base, the built-in demo model."""
-    from ..generate.engine import Engine
     from ..model.load import quiet_libraries
 
     quiet_libraries()
-    base, loras = model.base, list(model.lora or [])
-    if base is None:
-        base, loras = default_base(loras, quiet)
+    spec = resolve_model(model, quiet)
     with (
-        err_console.status(f"loading {base} ...", spinner="dots")
+        err_console.status(f"loading {spec.base} ...", spinner="dots")
         if not quiet
         else contextlib.nullcontext()
     ):
-        return Engine.load(
-            base,
-            vae=model.vae,
-            loras=loras,
-            device=model.device,
-            dtype=model.dtype,
-            preset_dir=model.preset_dir,
-        )
-
-
-def request_defaults(model: ModelOptions):
-    """The request the options start from: a demo model's own settings, else SDXL's defaults."""
-    from ..settings import GenerationRequest
-
-    try:
-        from ..demo.assets import recommended_request
-    except ImportError:
-        return GenerationRequest()
-    return recommended_request(model.base)
-
-
-def default_base(loras: list[str], quiet: bool) -> tuple[str, list[str]]:
-    """The built-in demo model and its LoRA when no --base is given (see nano_banana.demo)."""
-    try:
-        from ..demo.assets import demo_base_dir, demo_lora_path
-    except ImportError:
-        demo_base_dir = None
-    if demo_base_dir is not None and demo_base_dir() is not None:
-        if not quiet:
-            err_console.print(
-                "[dim]using the built-in demo model (tiny, offline). For real images pass "
-                "--base stabilityai/stable-diffusion-xl-base-1.0 and --lora YOUR_LORA.safetensors[/dim]"
-            )
-        return str(demo_base_dir()), loras or [str(demo_lora_path())]
-    from ..model.load import SDXL_REPO
-
-    return SDXL_REPO, loras
+        return spec.load()
 
 
 def warn_if_model_differs(engine, record, quiet: bool) -> None:
     """--from with another base model or LoRA file reproduces nothing; say so up front."""
+    from ..generate.reproduce import model_differences
+
     if quiet:
         return
-    if record.base_model != engine.base_name:
-        err_console.print(
-            f"[yellow]warning:[/] image was made with base '{record.base_model}', "
-            f"now using '{engine.base_name}'"
-        )
     loaded = {lf.sha256 for lf in engine.loras.values()}
-    for use in record.loras:
-        if use.sha256 not in loaded:
-            err_console.print(
-                f"[yellow]warning:[/] image used LoRA {use.file} "
-                f"(sha256 {use.sha256[:12]}), which is not loaded now"
-            )
+    for note in model_differences(record, engine.base_name, loaded):
+        err_console.print(f"[yellow]warning:[/] {note}")
 
 
 # --- running with progress ------------------------------------------------------
@@ -328,12 +292,11 @@ def report(results: list, output: OutputOptions) -> None:
             )
         )
         return
+    from ..generate.reproduce import settings_line
+
     for result, path in results:
-        rec = result.record
-        err_console.print(f"[dim]prompt:[/] {rec.prompt_used}")
-        err_console.print(
-            f"[dim]seed {rec.request.seed}, {rec.request.steps} steps, {rec.duration_s:.1f} s[/]"
-        )
+        err_console.print(f"[dim]prompt:[/] {result.record.prompt_used}")
+        err_console.print(f"[dim]{settings_line(result.record)}[/]")
         typer.echo(str(path))
 
 

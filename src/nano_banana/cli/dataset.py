@@ -22,12 +22,12 @@ def check(
     folder: str = typer.Argument(
         ..., help="Folder of images with .txt captions or a metadata.jsonl/.csv."
     ),
-    resolution: int = typer.Option(DEFAULTS.resolution, help=field_help("resolution")),
-    caption_ext: str = typer.Option(DEFAULTS.caption_ext, help=field_help("caption_ext")),
+    resolution: int = typer.Option(DEFAULTS.dataset.resolution, help=field_help("resolution")),
+    caption_ext: str = typer.Option(DEFAULTS.dataset.caption_ext, help=field_help("caption_ext")),
     min_size_fraction: float = typer.Option(
-        DEFAULTS.min_size_fraction, help=field_help("min_size_fraction")
+        DEFAULTS.dataset.min_size_fraction, help=field_help("min_size_fraction")
     ),
-    upscale: bool = typer.Option(DEFAULTS.upscale, help=field_help("upscale")),
+    upscale: bool = typer.Option(DEFAULTS.dataset.upscale, help=field_help("upscale")),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Report corrupt/truncated/undecodable images, bombs, missing or empty captions, tiny images,

@@ -13,6 +13,7 @@ import typer
 
 from ..demo import VIEWS, parse_views, write_world
 from ..demo.world import DEFAULT_SIZE
+from ..generate.spec import EngineSpec
 from . import common
 
 demo_app = typer.Typer(
@@ -103,7 +104,7 @@ def eval_command(
     cfg: Optional[float] = typer.Option(
         None, "--cfg", help="Guidance scale.", show_default="the demo's, or the request default"
     ),
-    model: common.ModelOptions = None,
+    model: EngineSpec = None,
     output: common.OutputOptions = None,
 ) -> None:
     """Render prompts x seeds with the LoRA off and on and compare their layouts side by side."""
@@ -114,7 +115,7 @@ def eval_command(
     from ..analysis.evaluation import EvalConfig, evaluate, summary_table, write_report
 
     # The model's own defaults (a demo build's demo.toml, else SDXL's); given options win.
-    defaults = common.request_defaults(model)
+    defaults = model.request_defaults()
     config = EvalConfig(
         prompts=tuple(prompts or ()),
         seeds=seeds,

@@ -2,7 +2,8 @@
 
 Options default to None so that ``--from IMAGE.png`` can tell which settings
 the user overrode; the real defaults and help texts come from
-``settings.GenerationRequest``.
+``settings.GenerationRequest``, the rules for remaking an image from
+``generate.reproduce``, the compare and sweep checks from ``generate.sheets``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from pathlib import Path
 import typer
 
 from ..errors import InvalidSettingError
-from ..settings import GenerationRequest, parse_seed
+from ..generate import reproduce
+from ..generate.sheets import DEFAULT_SWEEP_SCALES, format_sweep_values
+from ..generate.spec import EngineSpec
+from ..settings import GenerationRequest
 from . import common
 
 PromptArg = typer.Argument(
@@ -42,16 +46,21 @@ def generate(
     ),
     *,
     settings: dict,
-    model: common.ModelOptions,
+    model: EngineSpec,
     output: common.OutputOptions,
 ) -> None:
     """Generate exploded-view / knolling images and save them with their settings."""
-    base_request, source_record = _start_request(from_image, prompt, model)
-    request = _validated(_apply_overrides(base_request, settings), model)
+    record = _read_from(from_image)
+    if record is None:
+        request = _fresh_request(prompt, model, settings)
+    else:
+        request = reproduce.request_from_record(record, {**settings, "prompt": prompt})
+    request = model.check_request(request)
     engine = common.build_engine(model, quiet=output.json)
-    if source_record is not None:
-        common.warn_if_model_differs(engine, source_record, quiet=output.json)
-    first = _default_loras(engine, request, source_record)
+    first = request
+    if record is not None:
+        common.warn_if_model_differs(engine, record, quiet=output.json)
+        first = reproduce.keep_loaded_loras(request, engine.loras)
     results = []
     for i in range(count):
         job = replace(first, seed=(first.seed + i) % (2**32)) if i else first
@@ -63,13 +72,15 @@ def compare(
     prompt: str | None = PromptArg,
     *,
     settings: dict,
-    model: common.ModelOptions,
+    model: EngineSpec,
     output: common.OutputOptions,
 ) -> None:
     """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
+    from ..generate.sheets import check_compare
     from ..generate.sheets import compare as run_compare
 
-    request = _validated(_apply_overrides(_fresh_request(prompt, model), settings), model)
+    request = model.check_request(_fresh_request(prompt, model, settings))
+    check_compare(request)  # the LoRAs are checked once loaded
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
         output, "compare", request, lambda cb: run_compare(engine, request, cb), 2
@@ -83,21 +94,22 @@ def sweep(
         "lora_scale", "--setting", help="Setting to vary: lora_scale, cfg, steps or seed."
     ),
     values: str = typer.Option(
-        "0,0.6,0.8,1.0", "--values", help="Comma-separated values of the setting."
+        format_sweep_values(DEFAULT_SWEEP_SCALES),
+        "--values",
+        help="Comma-separated values of the setting.",
     ),
     *,
     settings: dict,
-    model: common.ModelOptions,
+    model: EngineSpec,
     output: common.OutputOptions,
 ) -> None:
     """A row of images over one setting (default: LoRA scale 0, 0.6, 0.8, 1.0), same seed."""
-    from ..generate.sheets import parse_sweep_values
+    from ..generate.sheets import check_sweep, parse_sweep_values
     from ..generate.sheets import sweep as run_sweep
 
-    request = _validated(_apply_overrides(_fresh_request(prompt, model), settings), model)
+    request = model.check_request(_fresh_request(prompt, model, settings))
     parsed = parse_sweep_values(setting, values)
-    for value in parsed:  # every variant is checked before the first image is made
-        replace(request, **{setting: value}).validated()
+    check_sweep(request, setting, parsed)  # every variant, before the first image is made
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
         output,
@@ -111,9 +123,7 @@ def sweep(
 
 def presets(
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
-    preset_dir: Path | None = typer.Option(
-        None, "--preset-dir", help="Folder of extra preset .toml files."
-    ),
+    preset_dir: Path | None = common.model_option("preset_dir"),
 ) -> None:
     """List the scenario presets, their trigger words and example prompts."""
     from ..prompt.presets import load_presets
@@ -144,51 +154,20 @@ def _preset_dict(p) -> dict:
 
 # --- request building -------------------------------------------------------
 
-_OVERRIDABLE = ("preset", "lora_scale", "cfg", "steps", "width", "height", "sampler")
 
-
-def _start_request(from_image: Path | None, prompt: str | None, model: common.ModelOptions):
-    """The request to start from: the model's defaults, or the one stored in ``--from``'s PNG."""
+def _read_from(from_image: Path | None):
+    """The record stored in ``--from``'s PNG, or None without --from."""
     if from_image is None:
-        return _fresh_request(prompt, model), None
+        return None
     from ..gallery.png import read_record
 
-    record = read_record(from_image)
-    request = record.request
-    if prompt is not None:
-        request = replace(request, prompt=prompt)
-    return request, record
+    return read_record(from_image)
 
 
-def _apply_overrides(request: GenerationRequest, given: dict) -> GenerationRequest:
-    changes = {name: given[name] for name in _OVERRIDABLE if given.get(name) is not None}
-    if given.get("negative") is not None:
-        changes["negative_prompt"] = given["negative"]
-    if given.get("seed") is not None:
-        seed = given["seed"]
-        changes["seed"] = None if str(seed).strip().lower() == "random" else parse_seed(seed)
-    return replace(request, **changes)
-
-
-def _fresh_request(prompt: str | None, model: common.ModelOptions) -> GenerationRequest:
-    """The user's prompt on the model's recommended settings (the demo has its own)."""
-    return replace(common.request_defaults(model), prompt=_need_prompt(prompt))
-
-
-def _validated(request: GenerationRequest, model: common.ModelOptions) -> GenerationRequest:
-    """Check settings and preset before any model work (loading SDXL takes a while)."""
-    from ..prompt.presets import get_preset, load_presets
-
-    get_preset(load_presets(model.preset_dir), request.preset)
-    return request.validated()
-
-
-def _default_loras(engine, request: GenerationRequest, record) -> GenerationRequest:
-    """With --from, keep the recorded LoRA weights for the LoRAs loaded now under the same name."""
-    if record is None or request.loras is None:
-        return request
-    kept = tuple(lw for lw in request.loras if lw.name in engine.loras)
-    return replace(request, loras=kept)
+def _fresh_request(prompt: str | None, model: EngineSpec, settings: dict) -> GenerationRequest:
+    """The user's prompt and settings on the model's recommended ones (the demo has its own)."""
+    start = replace(model.request_defaults(), prompt=_need_prompt(prompt))
+    return reproduce.apply_overrides(start, settings)
 
 
 def _need_prompt(prompt: str | None) -> str:

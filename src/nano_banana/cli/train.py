@@ -1,8 +1,10 @@
-"""``train``: the LoRA trainer's command line, every flag derived from ``TrainConfig``.
+"""``train``: the LoRA trainer's command line, every flag derived from a ``TrainConfig`` setting.
 
-Values come from ``--config FILE`` (TOML/YAML) first, then from the flags the
-user gave (each flag defaults to None, meaning "not given"), then the config is
-validated before any model is loaded. Multi-GPU: run the same command under
+Each setting of each section becomes one flag named after it (``--rank``), with its
+help text and default, shown under its section's heading. Values come from
+``--config FILE`` (TOML/YAML) first, then from the flags the user gave (each flag
+defaults to None, meaning "not given"), then the config is validated before any
+model is loaded. Multi-GPU: run the same command under
 ``accelerate launch -m nano_banana.cli train ...``.
 """
 
@@ -10,16 +12,14 @@ from __future__ import annotations
 
 import inspect
 import typing
-from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from ..training.config import TrainConfig, load_config
+from ..training.config import SECTIONS, SETTINGS, Setting, TrainConfig, load_config
 
-DEFAULTS = TrainConfig()
 SHORT_HELP = "Train a structure LoRA on a folder of exploded-view / knolling images."
 
 
@@ -57,8 +57,7 @@ def run(config_file: Optional[Path], quiet: bool, overrides: dict[str, Any]) -> 
 
 
 def build_command():
-    """A function whose signature typer reads: one option per ``TrainConfig`` field."""
-    hints = typing.get_type_hints(TrainConfig)
+    """A function whose signature typer reads: one option per ``TrainConfig`` setting."""
     params = [
         inspect.Parameter(
             "config_file",
@@ -75,11 +74,11 @@ def build_command():
             annotation=bool,
         ),
     ]
-    for f in fields(TrainConfig):
-        annotation, option = _option_for(f.name, hints[f.name], f.metadata["help"])
+    for setting in SETTINGS.values():
+        annotation, option = _option_for(setting)
         params.append(
             inspect.Parameter(
-                f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
+                setting.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
             )
         )
 
@@ -93,36 +92,28 @@ def build_command():
     return train_command
 
 
-def _option_for(name: str, hint: Any, help_text: str) -> tuple[Any, Any]:
-    """(annotation, typer.Option) for one config field; the value defaults to None = not given."""
-    flag = "--" + name.replace("_", "-")
-    default = getattr(DEFAULTS, name)
-    base = _strip_optional(hint)
-    shown = _shown(default)
+def _option_for(setting: Setting) -> tuple[Any, Any]:
+    """(annotation, typer.Option) for one setting; the value defaults to None = not given."""
+    flag = "--" + setting.name.replace("_", "-")
+    base, help_text = setting.hint, setting.help
+    kw = {"show_default": _shown(setting.default), "rich_help_panel": _panel(setting)}
     if base is bool:
-        return Optional[bool], typer.Option(
-            None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=shown
-        )
+        return Optional[bool], typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text, **kw)
     if typing.get_origin(base) is tuple:
         return Optional[list[str]], typer.Option(
-            None, flag, help=help_text + " Repeat for several.", show_default=shown
+            None, flag, help=help_text + " Repeat for several.", **kw
         )
     if isinstance(base, type) and issubclass(base, Enum):
         choices = ", ".join(e.value for e in base)
-        return Optional[str], typer.Option(
-            None, flag, help=f"{help_text} [{choices}]", show_default=shown
-        )
-    return Optional[base], typer.Option(None, flag, help=help_text, show_default=shown)
+        return Optional[str], typer.Option(None, flag, help=f"{help_text} [{choices}]", **kw)
+    return Optional[base], typer.Option(None, flag, help=help_text, **kw)
 
 
-def _strip_optional(hint: Any) -> Any:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if (
-        typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None))
-        and len(args) == 1
-    ):
-        return args[0]
-    return hint
+def _panel(setting: Setting) -> str:
+    """The --help heading of a setting: its section's title (the docstring's first words)."""
+    if setting.section is None:
+        return "Run"
+    return SECTIONS[setting.section].__doc__.split(":")[0]
 
 
 def _shown(default: Any) -> str | bool:

@@ -2,15 +2,15 @@
 
 ``nano-banana demo build`` writes ``assets/demo/`` inside the package: ``base/``
 (a diffusers SDXL folder), ``structure_lora.safetensors`` and ``demo.toml``.
-The CLI and the studio use them when no ``--base`` is given.
+``generate.spec.EngineSpec`` resolves to them when no base is given, which is
+the CLI's and the studio's default.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
-from ..errors import InvalidSettingError
+from ..options import reject_unknown
 from .build import BASE_DIR_NAME, DemoSettings
 
 try:  # Python 3.11+
@@ -61,9 +61,7 @@ def demo_settings(path: Path | None = None) -> DemoSettings:
     """The demo's recommended generation settings from ``demo.toml`` (defaults if it is missing)."""
     path = path or DEMO_DIR / "demo.toml"
     data = demo_toml_table(path, "settings")
-    unknown = sorted(set(data) - {f.name for f in fields(DemoSettings)})
-    if unknown:
-        raise InvalidSettingError(f"'{path}': unknown demo setting(s) {', '.join(unknown)}")
+    reject_unknown(data, DemoSettings, where=f"'{path}'", what="demo setting")
     return DemoSettings(**data)
 
 

@@ -21,7 +21,6 @@ The recipe in miniature, each step a named function with fixed seeds:
 from __future__ import annotations
 
 import copy
-import math
 import re
 import shutil
 import time
@@ -33,7 +32,9 @@ import numpy as np
 import torch
 from platformdirs import user_cache_dir
 
+from ..atomic import write_text
 from ..errors import InvalidSettingError
+from ..model.latents import scale_latents
 from ..model.tiny import (
     DEFAULT_WORDS,
     TinySDXLConfig,
@@ -42,6 +43,9 @@ from ..model.tiny import (
     build_unet,
 )
 from ..model.tiny import build_tokenizer as tiny_tokenizer
+from ..training.config import Schedule
+from ..training.loss import diffusion_loss
+from ..training.optim import adamw, ema_decay, ema_update, lr_factor, optimizer_step, set_lr
 from .world import generate_world, world_vocabulary, write_world
 
 Log = Callable[[str], None]
@@ -169,7 +173,7 @@ def train_vae(images: np.ndarray, config: BuildConfig, log: Log):
     )
     data = to_tensor(images)
     rng = torch.Generator().manual_seed(config.seed + 2)
-    opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
+    opt = adamw([{"params": list(vae.parameters()), "base_lr": config.vae_lr}], weight_decay=0.0)
     started = time.monotonic()
     for step in range(1, config.vae_steps + 1):
         batch = random_crops(data, config.vae_batch, config.vae_crop, rng)
@@ -179,7 +183,7 @@ def train_vae(images: np.ndarray, config: BuildConfig, log: Log):
         recon = vae.decode(posterior.mean).sample
         loss = torch.nn.functional.mse_loss(recon, batch)
         loss = loss + config.vae_kl_weight * posterior.kl().mean()
-        step_at(opt, loss, config.vae_lr * cosine_factor(step, config.vae_steps, 50))
+        step_at(opt, loss, cosine_factor(step, config.vae_steps, 50))
         if step % 100 == 0 or step == config.vae_steps:
             log(f"  vae step {step}/{config.vae_steps}  loss {loss.item():.5f}  "
                 f"{time.monotonic() - started:.0f} s")  # fmt: skip
@@ -202,16 +206,14 @@ def tune_vae_decoder(vae, images: np.ndarray, config: BuildConfig, log: Log):
     decoder = [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
     for p in decoder:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(decoder, lr=config.vae_decoder_lr, weight_decay=0.0)
+    opt = adamw([{"params": decoder, "base_lr": config.vae_decoder_lr}], weight_decay=0.0)
     # its own generator: the steps after this one draw exactly what they drew without it
     rng = torch.Generator().manual_seed(config.seed + 7)
     started = time.monotonic()
     for step in range(1, config.vae_decoder_steps + 1):
         idx = torch.randint(len(data), (config.vae_batch,), generator=rng)
         loss = torch.nn.functional.mse_loss(vae.decode(latents[idx]).sample, data[idx])
-        step_at(
-            opt, loss, config.vae_decoder_lr * cosine_factor(step, config.vae_decoder_steps, 20)
-        )
+        step_at(opt, loss, cosine_factor(step, config.vae_decoder_steps, 20))
         if step % 100 == 0 or step == config.vae_decoder_steps:
             log(f"  vae decoder step {step}/{config.vae_decoder_steps}  loss {loss.item():.5f}  "
                 f"{time.monotonic() - started:.0f} s")  # fmt: skip
@@ -258,21 +260,23 @@ def set_latent_scale(vae, sample: torch.Tensor) -> None:
     vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
 
 
-def step_at(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> None:
-    """One optimiser step at learning rate ``lr`` (the schedules here set it every step)."""
-    for group in opt.param_groups:
-        group["lr"] = lr
-    opt.zero_grad(set_to_none=True)
+def step_at(
+    opt: torch.optim.Optimizer, loss: torch.Tensor, factor: float, max_grad_norm: float = 0.0
+) -> None:
+    """One optimiser step at ``factor`` times the peak lr (the schedules here set it every step),
+    the gradient norm clipped to ``max_grad_norm`` (0: not clipped)."""
+    set_lr(opt, factor)
     loss.backward()
-    opt.step()
+    params = [p for group in opt.param_groups for p in group["params"]]
+    optimizer_step(opt, params, max_grad_norm=max_grad_norm)
 
 
 def cosine_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak."""
-    if step <= warmup:
-        return step / max(1, warmup)
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    """The demo's schedule, the trainer's ``lr_factor`` with the demo's differences: steps
+    counted from 1 with a warm-up ramp of step/warmup, then cosine decay to 10% of the peak."""
+    return lr_factor(
+        step, warmup=warmup, total=total, decay=Schedule.COSINE, floor=0.1, warmup_offset=0
+    )
 
 
 # --- 3. tokenizer and text encoders ------------------------------------------------
@@ -330,12 +334,17 @@ def encode_captions(pipe, captions: list[str]) -> dict[str, tuple[torch.Tensor, 
 
 def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
     """uint8 NHWC images -> the scaled latents the UNet trains on."""
-    return encode_means(vae, to_tensor(images)) * vae.config.scaling_factor
+    return scale_latents(encode_means(vae, to_tensor(images)), vae.config)
 
 
 def train_base_unet(latents: torch.Tensor, captions: list[str], text: dict, config: BuildConfig,
                     log: Log):  # fmt: skip
-    """An SDXL-style UNet from scratch: epsilon prediction, SDXL's schedule, EMA weights."""
+    """An SDXL-style UNet from scratch: epsilon prediction, SDXL's schedule, EMA weights.
+
+    The trainer's loss, schedule, optimiser step and EMA, with the demo's own settings:
+    batches drawn from one generator, AdamW with weight decay 1e-2, clipping at 1.0, steps
+    counted from 1, and SNR computed as ᾱ/(1−ᾱ) (``snr_table``).
+    """
     from diffusers import DDPMScheduler
 
     torch.manual_seed(config.seed + 3)
@@ -343,11 +352,12 @@ def train_base_unet(latents: torch.Tensor, captions: list[str], text: dict, conf
     ema = copy.deepcopy(unet).requires_grad_(False)
     schedule = DDPMScheduler.from_config(build_scheduler().config)
     alphas = schedule.alphas_cumprod
+    snr_table = alphas / (1 - alphas)
     uncond = text[""]
     side = config.image_size
     time_ids = torch.tensor([side, side, 0, 0, side, side], dtype=torch.float32)
     rng = torch.Generator().manual_seed(config.seed + 4)
-    opt = torch.optim.AdamW(unet.parameters(), lr=config.unet_lr, weight_decay=1e-2)
+    opt = adamw([{"params": list(unet.parameters()), "base_lr": config.unet_lr}], weight_decay=1e-2)
     started = time.monotonic()
     for step in range(1, config.unet_steps + 1):
         idx = torch.randint(len(latents), (config.unet_batch,), generator=rng)
@@ -356,35 +366,18 @@ def train_base_unet(latents: torch.Tensor, captions: list[str], text: dict, conf
             *(uncond if d else text[captions[i]] for i, d in zip(idx, drop, strict=True)),
             strict=True,
         )
-        x0 = latents[idx]
-        noise = torch.randn(x0.shape, generator=rng)
-        t = torch.randint(0, len(alphas), (config.unet_batch,), generator=rng)
-        noisy = schedule.add_noise(x0, noise, t)
-        pred = unet(noisy, t, torch.stack(embeds), added_cond_kwargs={
-            "text_embeds": torch.stack(pooled),
-            "time_ids": time_ids.expand(config.unet_batch, 6)}).sample  # fmt: skip
-        snr = alphas[t] / (1 - alphas[t])
-        weight = torch.clamp(snr, max=config.min_snr_gamma) / snr
-        loss = (weight * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
-        for group in opt.param_groups:
-            group["lr"] = config.unet_lr * cosine_factor(
-                step, config.unet_steps, config.unet_warmup
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        update_ema(ema, unet, min(config.unet_ema, (1 + step) / (10 + step)))
+        loss = diffusion_loss(
+            unet, latents[idx], torch.stack(embeds), torch.stack(pooled),
+            time_ids.expand(config.unet_batch, 6), schedule, rng,
+            min_snr_gamma=config.min_snr_gamma, snr_table=snr_table,
+        )  # fmt: skip
+        factor = cosine_factor(step, config.unet_steps, config.unet_warmup)
+        step_at(opt, loss, factor, max_grad_norm=1.0)
+        ema_update(ema.parameters(), unet.parameters(), ema_decay(step, config.unet_ema))
         if step % 100 == 0 or step == config.unet_steps:
             log(f"  unet step {step}/{config.unet_steps}  loss {loss.item():.4f}  "
                 f"{time.monotonic() - started:.0f} s")  # fmt: skip
     return ema.eval()
-
-
-@torch.no_grad()
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-        e.lerp_(p, 1 - decay)
 
 
 # --- 5. save --------------------------------------------------------------------------------
@@ -413,19 +406,31 @@ def write_lora_dataset(out_dir: Path, config: BuildConfig) -> Path:
 
 def train_demo_lora(base_dir: Path, data_dir: Path, work_dir: Path, config: BuildConfig):
     """Train the structure LoRA with ``nano_banana.training.train`` and return its result."""
-    from ..training.config import TrainConfig
+    from ..training import config as tc
     from ..training.loop import train
 
-    train_config = TrainConfig(
-        data=str(data_dir), out=str(work_dir), name="structure_lora", base=str(base_dir),
-        trigger="",  # each caption already starts with its view's trigger words
-        rank=config.lora_rank, alpha=float(config.lora_rank), targets=config.lora_targets,
-        lr=config.lora_lr, warmup_steps=min(50, config.lora_steps // 4), schedule="cosine",
-        max_steps=config.lora_steps, batch_size=config.lora_batch, precision="no",
-        optimizer="adamw", min_snr_gamma=config.min_snr_gamma, seed=config.seed + 5,
-        noise_offset=config.lora_noise_offset,
-        resolution=config.image_size, checkpoint_every=0, sample_every=0,
-        recommended_scale=DemoSettings().lora_scale, log_every=10,
+    train_config = tc.TrainConfig(
+        seed=config.seed + 5,
+        model=tc.ModelConfig(base=str(base_dir), precision="no"),
+        dataset=tc.DatasetConfig(
+            data=str(data_dir), resolution=config.image_size,
+            trigger="",  # each caption already starts with its view's trigger words
+        ),
+        adapter=tc.AdapterConfig(
+            rank=config.lora_rank, alpha=float(config.lora_rank), targets=config.lora_targets
+        ),
+        optim=tc.OptimConfig(
+            optimizer="adamw", lr=config.lora_lr, warmup_steps=min(50, config.lora_steps // 4),
+            schedule="cosine", max_steps=config.lora_steps, batch_size=config.lora_batch,
+        ),
+        loss=tc.LossConfig(
+            min_snr_gamma=config.min_snr_gamma, noise_offset=config.lora_noise_offset
+        ),
+        samples=tc.SampleConfig(sample_every=0),
+        output=tc.OutputConfig(
+            out=str(work_dir), name="structure_lora", checkpoint_every=0, log_every=10,
+            recommended_scale=DemoSettings().lora_scale,
+        ),
     )  # fmt: skip
     return train(train_config, progress=False)
 
@@ -442,8 +447,7 @@ def write_demo_settings(path: Path, settings: DemoSettings, build: BuildConfig,
     lines += ["", "[build_seconds]"] + [
         f"{k.replace(' ', '_')} = {v:.1f}" for k, v in timings.items()
     ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_text(path, "\n".join(lines) + "\n")
 
 
 def _toml(value) -> str:

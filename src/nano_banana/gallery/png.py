@@ -9,8 +9,8 @@ Each saved PNG carries two text chunks:
   round-trips every setting exactly (the A1111 text cannot: it strips lines and
   has no room for presets or LoRA files).
 
-Files are written atomically: a temp file in the same folder, fsync, then a
-rename or hard link, so a crash never leaves a half-written image.
+Files are written atomically (``nano_banana.atomic``), so a crash never leaves
+a half-written image.
 """
 
 from __future__ import annotations
@@ -18,25 +18,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from ..atomic import write_bytes
 from ..errors import InvalidSettingError, MetadataError
 from ..settings import Sampler
 from .record import RECORD_FORMAT, GenerationRecord
 
 A1111_KEY = "parameters"
 RECORD_KEY = "nano_banana"
-TEMP_PREFIX = (
-    ".nb-"  # temp files start with this and end with TEMP_SUFFIX; repair removes leftovers
-)
-TEMP_SUFFIX = ".tmp"
 NEGATIVE_PREFIX = "Negative prompt:"
 
 # The reader rule from png-metadata.md: a `key: value` pair of the last line.
@@ -166,64 +160,7 @@ def write_png(
 
     Raises ``FileExistsError`` if ``path`` exists and ``overwrite`` is false.
     """
-    return atomic_write_bytes(png_bytes(image, record), Path(path), overwrite=overwrite)
-
-
-def atomic_write_bytes(data: bytes, path: Path, *, overwrite: bool = False) -> Path:
-    """Write ``data`` to ``path`` so that ``path`` is either absent or complete, never partial.
-
-    The bytes go to a temp file in the same folder and are fsynced; the temp file
-    is then renamed over ``path`` (``overwrite``) or hard-linked to it, which fails
-    with ``FileExistsError`` when ``path`` exists: an exclusive create, like O_EXCL,
-    that cannot expose a partly written file.
-    """
-    path = Path(path)
-    with _temp_file(path.parent) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _link_exclusive(tmp, path)
-    _fsync_dir(path.parent)
-    return path
-
-
-@contextlib.contextmanager
-def _temp_file(folder: Path) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _link_exclusive(tmp: Path, path: Path) -> None:
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise
-    except OSError:
-        # Filesystems without hard links (FAT, some network shares): check, then
-        # rename. Racy between the check and the rename, so only a fallback.
-        if path.exists():
-            raise FileExistsError(f"{path} already exists") from None
-        os.replace(tmp, path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Make the new directory entry durable; not possible on every platform.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    return write_bytes(path, png_bytes(image, record), overwrite=overwrite)
 
 
 # --- reading ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from typing import Any
 
+from ..options import reject_unknown
 from ..settings import GenerationRequest
 
 RECORD_FORMAT = 1  # bump when a field changes meaning
@@ -58,10 +59,17 @@ class GenerationRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationRecord:
+        """Rebuild a record from ``to_dict`` output; unknown keys are an error, not ignored."""
+        reject_unknown(data, cls, where="record", what="field")
         data = dict(data)
         data["request"] = GenerationRequest.from_dict(data["request"])
-        data["loras"] = tuple(LoraUse(**lu) for lu in data.get("loras", ()))
+        data["loras"] = tuple(_lora_use(lu) for lu in data.get("loras", ()))
         return cls(**data)
+
+
+def _lora_use(data: dict[str, Any]) -> LoraUse:
+    reject_unknown(data, LoraUse, where="record's LoRA", what="field")
+    return LoraUse(**data)
 
 
 def software_versions() -> dict[str, str]:

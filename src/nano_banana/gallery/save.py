@@ -1,7 +1,7 @@
 """Saving images under fresh names, atomically: for ``--out FOLDER`` and for the gallery.
 
 Names are ``<local time>-<tag>-<random>.png``. Each is claimed by an exclusive
-link of a complete temp file (``metadata.atomic_write_bytes``), so two images
+link of a complete temp file (``atomic.write_bytes``), so two images
 of the same second and seed never overwrite each other, and a crash leaves
 either the whole file or nothing.
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from ..atomic import write_bytes
 from ..errors import GalleryError
-from .png import atomic_write_bytes, png_bytes
+from .png import png_bytes
 from .record import GenerationRecord
 
 NAME_ATTEMPTS = 100
@@ -28,7 +29,7 @@ def write_unique(data: bytes, folder: Path, tag: str, suffix: str = ".png") -> P
     for _ in range(NAME_ATTEMPTS):
         path = folder / f"{datetime.now():%Y%m%d-%H%M%S}-{tag}-{secrets.token_hex(4)}{suffix}"
         try:
-            return atomic_write_bytes(data, path, overwrite=False)
+            return write_bytes(path, data, overwrite=False)
         except FileExistsError:
             continue
         except OSError as exc:

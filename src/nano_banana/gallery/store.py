@@ -40,8 +40,9 @@ from typing import Any
 
 from PIL import Image
 
+from ..atomic import is_temp_name, write_bytes
 from ..errors import GalleryError, MetadataError
-from .png import TEMP_PREFIX, TEMP_SUFFIX, atomic_write_bytes, png_bytes, read_record
+from .png import png_bytes, read_record
 from .record import GenerationRecord
 
 ENV_VAR = "NANO_BANANA_GALLERY"
@@ -413,7 +414,7 @@ class Gallery:
             if dest.exists() and not overwrite:
                 raise GalleryError(f"{dest} already exists; choose another name or remove it")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(_zip(files), dest, overwrite=True)
+            write_bytes(dest, _zip(files), overwrite=True)
             return dest
         if dest.exists() and not dest.is_dir():
             raise GalleryError(f"{dest} is a file; give a folder or a name ending in .zip")
@@ -490,7 +491,7 @@ class Gallery:
         if mtime > cutoff:
             report.files_recent.append(rel)
             return
-        if path.name.startswith(TEMP_PREFIX) and path.name.endswith(TEMP_SUFFIX):
+        if is_temp_name(path.name):
             path.unlink(missing_ok=True)
             report.temp_removed.append(rel)
             return
@@ -571,7 +572,7 @@ def _zip(files: list[tuple[str, bytes]]) -> bytes:
 
 def _copy_into(target: Path, data: bytes, overwrite: bool) -> None:
     try:
-        atomic_write_bytes(data, target, overwrite=overwrite)
+        write_bytes(target, data, overwrite=overwrite)
     except FileExistsError:
         if target.is_file() and not target.is_symlink() and target.read_bytes() == data:
             return

@@ -1,4 +1,4 @@
-"""Making images: the engine (built once, called many times), its speed options, comparison sheets, batches, the job queue and previews.
+"""Making images: the engine (built once, called many times) and its spec, its speed options, comparison sheets, remaking a saved image, batches, the job queue and previews.
 
 Each module is one job; the names below are the stage's public API, imported on first use."""
 
@@ -9,6 +9,14 @@ _EXPORTS = {
     "GenerationResult": ".engine",
     "ProgressEvent": ".engine",
     "SpeedConfig": ".speed",
+    "EngineSpec": ".spec",
+    "apply_overrides": ".reproduce",
+    "request_from_record": ".reproduce",
+    "keep_loaded_loras": ".reproduce",
+    "model_differences": ".reproduce",
+    "settings_rows": ".reproduce",
+    "check_compare": ".sheets",
+    "check_sweep": ".sheets",
     "compare": ".sheets",
     "sweep": ".sheets",
     "SheetResult": ".sheets",

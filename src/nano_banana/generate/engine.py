@@ -28,11 +28,12 @@ from PIL import Image
 from ..errors import CancelledError, GenerationError, InvalidSettingError, LoraError
 from ..gallery.record import GenerationRecord, LoraUse
 from ..lora import load as lora_lib
+from ..model.latents import unscale_latents
 from ..model.load import BaseSpec, load_base
 from ..prompt.plan import PromptPlan, plan_prompt
 from ..prompt.presets import Preset, get_preset, load_presets
 from ..settings import GenerationRequest, LoraWeight, Sampler
-from .speed import Accelerator, SpeedConfig
+from .speed import SpeedConfig, SpeedState
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         # speed hook (speed.py): fused LoRA, prompt cache, precision, compile. A pipeline
         # handed in from outside (e.g. the trainer's) is left as it is unless asked.
-        self.speed = Accelerator(pipe, speed or SpeedConfig.reference())
+        self.speed = SpeedState(pipe, speed or SpeedConfig.reference())
 
     # --- building ---------------------------------------------------------
 
@@ -338,17 +339,6 @@ class Engine:
             dtype=str(self.dtype).removeprefix("torch."),
             duration_s=round(duration, 3),
         )
-
-
-def unscale_latents(latents: torch.Tensor, config) -> torch.Tensor:
-    """Undo the VAE's latent normalisation, as SDXL pipelines do before decoding."""
-    mean = getattr(config, "latents_mean", None)
-    std = getattr(config, "latents_std", None)
-    if mean is not None and std is not None:
-        mean = torch.tensor(mean).view(1, -1, 1, 1).to(latents)
-        std = torch.tensor(std).view(1, -1, 1, 1).to(latents)
-        return latents * std / config.scaling_factor + mean
-    return latents / config.scaling_factor
 
 
 def make_scheduler(sampler: Sampler, config):

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,10 @@ from ..lora.load import LoraFile
 from ..settings import GenerationRequest
 from .engine import Engine, GenerationResult, ProgressEvent, release_device_memory
 from .preview import LatentPreview, fit_preview
-from .sheets import compare, sweep
+from .sheets import DEFAULT_SWEEP_SCALES, active_loras, check_compare, check_sweep, compare, sweep
 
 log = logging.getLogger(__name__)
 
-STUDIO_SWEEP_SCALES = (0.6, 0.8, 1.0)  # the design's three LoRA strengths: loose, balanced, strict
 PREVIEWS_PER_IMAGE = 8  # a preview every total/8 steps: visible progress, negligible cost
 MAX_KEPT_JOBS = 200  # finished jobs remembered for lookup by id; sessions keep their own
 INTERNAL_ERROR = (
@@ -227,7 +226,7 @@ class JobQueue:
         self,
         kind: JobKind | str,
         request: GenerationRequest,
-        sweep_values: Sequence[float] = STUDIO_SWEEP_SCALES,
+        sweep_values: Sequence[float] = DEFAULT_SWEEP_SCALES,
     ) -> Job:
         """Check ``request`` now (errors raise here, nothing is queued) and queue the job."""
         kind = JobKind(kind)
@@ -246,29 +245,25 @@ class JobQueue:
         self,
         kind: JobKind,
         request: GenerationRequest,
-        sweep_values: Sequence[float] = STUDIO_SWEEP_SCALES,
+        sweep_values: Sequence[float] = DEFAULT_SWEEP_SCALES,
     ) -> GenerationRequest:
-        """The validated request (seed drawn) or our error saying what is wrong with it."""
+        """The validated request (seed drawn) or our error saying what is wrong with it.
+
+        Compare and sweep jobs get the same checks as the CLI's (``sheets.check_*``).
+        """
         request = request.validated()
         self.engine.preset(request.preset)
         loras = self.loras()
-        chosen = list(loras) if request.loras is None else [lw.name for lw in request.loras]
+        chosen = active_loras(request, loras)
         unknown = [name for name in chosen if name not in loras]
         if unknown:
             raise InvalidSettingError(
                 f"LoRA '{unknown[0]}' is not loaded; loaded: {', '.join(loras) or 'none'}"
             )
-        if kind is not JobKind.GENERATE and not chosen:
-            raise InvalidSettingError(f"{kind.value} shows what a LoRA does: choose a LoRA first")
-        if kind is JobKind.COMPARE and request.lora_scale == 0:
-            raise InvalidSettingError(
-                "compare shows the LoRA at its scale: set a LoRA scale above 0"
-            )
-        if kind is JobKind.SWEEP:
-            if not sweep_values:
-                raise InvalidSettingError("a sweep needs at least one LoRA scale")
-            for value in sweep_values:
-                replace(request, lora_scale=value).validated()
+        if kind is JobKind.COMPARE:
+            check_compare(request, chosen)
+        elif kind is JobKind.SWEEP:
+            check_sweep(request, "lora_scale", sweep_values, chosen)
         return request
 
     def get(self, job_id: str) -> Job | None:

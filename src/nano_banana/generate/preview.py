@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..model.latents import scale_latents
+
 FIT_SIDE = 64  # pixels of each fitting image; big enough for a few latent pixels at scale 8
 PREVIEW_MIN_SIDE = 256  # previews are enlarged to at least this size so they are visible
 _SOLIDS = (  # RGB 0..1: the cube's corners, greys, and some mixed colours
@@ -102,14 +104,3 @@ def _encode(vae, pixels: torch.Tensor) -> torch.Tensor:
         if dtype != original:
             vae.to(original)
     return scale_latents(z, vae.config)
-
-
-def scale_latents(latents: torch.Tensor, config) -> torch.Tensor:
-    """Apply the VAE's latent normalisation, as the pipeline's latents carry it."""
-    mean = getattr(config, "latents_mean", None)
-    std = getattr(config, "latents_std", None)
-    if mean is not None and std is not None:
-        mean = torch.tensor(mean).view(1, -1, 1, 1).to(latents)
-        std = torch.tensor(std).view(1, -1, 1, 1).to(latents)
-        return (latents - mean) * config.scaling_factor / std
-    return latents * config.scaling_factor

@@ -2,13 +2,15 @@
 
 ``compare`` is the design's "pure SDXL vs SDXL + LoRA" table: one prompt, one
 seed, LoRA off and on. ``sweep`` renders a row over values of one setting
-(default: LoRA scale 0, 0.6, 0.8, 1.0), like A1111's X/Y plot.
+(default: LoRA scale 0, 0.6, 0.8, 1.0), like A1111's X/Y plot. Their checks
+(``check_compare``, ``check_sweep``) are the ones the CLI runs before loading a
+model and the job queue runs before queueing a job.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 from PIL import Image, ImageDraw, ImageFont
@@ -17,7 +19,10 @@ from ..errors import InvalidSettingError
 from ..settings import GenerationRequest
 from .engine import Engine, GenerationResult, ProgressCallback
 
-DEFAULT_SWEEP_SCALES = (0.0, 0.6, 0.8, 1.0)
+LORA_STRENGTHS = (0.6, 0.8, 1.0)  # the design's three LoRA strengths: loose, balanced, strict
+# The LoRA off first, as the reference the strengths are judged against. The studio
+# sweeps LORA_STRENGTHS only: its "Base vs LoRA" mode shows that reference.
+DEFAULT_SWEEP_SCALES = (0.0, *LORA_STRENGTHS)
 MIN_PANEL_SIDE = 256  # sheets show smaller images enlarged; the saved panels keep their size
 # Settings a sweep may vary, with how to read a value from the command line.
 SWEEPABLE: dict[str, Callable[[str], object]] = {
@@ -47,12 +52,7 @@ def compare(
     cancel: threading.Event | None = None,
 ) -> SheetResult:
     """Same prompt and seed, LoRA off then on; the seed is fixed first so both share it."""
-    if not engine.adapter_names:
-        raise InvalidSettingError("compare needs a LoRA: pass --lora FILE (or use the demo model)")
-    if request.lora_scale == 0:
-        raise InvalidSettingError(
-            "compare shows the LoRA at its scale: use a lora scale other than 0"
-        )
+    check_compare(request, active_loras(request, engine.adapter_names))
     request = request.sized(*engine.native_size).validated()
     base = engine.generate(replace(request, lora_scale=0.0), progress, cancel)
     with_lora = engine.generate(request, progress, cancel)
@@ -72,12 +72,8 @@ def sweep(
     cancel: threading.Event | None = None,
 ) -> SheetResult:
     """One image per value of ``setting``, everything else (the seed too) held fixed."""
-    if setting not in SWEEPABLE:
-        raise InvalidSettingError(f"cannot sweep '{setting}'; choose one of {', '.join(SWEEPABLE)}")
-    if not values:
-        raise InvalidSettingError("sweep needs at least one value")
     request = request.sized(*engine.native_size).validated()
-    variants = [replace(request, **{setting: value}).validated() for value in values]
+    variants = check_sweep(request, setting, values, active_loras(request, engine.adapter_names))
     panels = [
         Panel(
             f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}",
@@ -88,10 +84,45 @@ def sweep(
     return SheetResult(panels, compose_sheet(panels, title=request.prompt))
 
 
+# --- checks: run before any image is made -------------------------------------------
+
+
+def active_loras(request: GenerationRequest, loaded: Collection[str]) -> list[str]:
+    """The LoRAs ``request`` uses: those it names, or every loaded one when it names none."""
+    return list(loaded) if request.loras is None else [lw.name for lw in request.loras]
+
+
+def check_compare(request: GenerationRequest, loras: Collection[str] | None = None) -> None:
+    """A comparison switches a LoRA off and on: it needs one, at a scale other than 0.
+
+    ``loras``: the LoRAs the request uses (``active_loras``); None while no model is
+    loaded yet, and ``compare`` checks again with the engine's.
+    """
+    if loras is not None and not loras:
+        raise InvalidSettingError("compare shows what a LoRA does: choose a LoRA first")
+    if request.lora_scale == 0:
+        raise InvalidSettingError("compare shows the LoRA at its scale: set a LoRA scale above 0")
+
+
+def check_sweep(
+    request: GenerationRequest,
+    setting: str,
+    values: Sequence[object],
+    loras: Collection[str] | None = None,
+) -> list[GenerationRequest]:
+    """Every variant of a sweep, validated; a LoRA-scale sweep needs a LoRA (``loras`` as in
+    ``check_compare``)."""
+    _check_sweepable(setting)
+    if not values:
+        raise InvalidSettingError("a sweep needs at least one value")
+    if setting == "lora_scale" and loras is not None and not loras:
+        raise InvalidSettingError("sweep shows what a LoRA does: choose a LoRA first")
+    return [replace(request, **{setting: value}).validated() for value in values]
+
+
 def parse_sweep_values(setting: str, text: str) -> list[object]:
     """'0,0.6,0.8,1' -> [0.0, 0.6, 0.8, 1.0] for ``setting``."""
-    if setting not in SWEEPABLE:
-        raise InvalidSettingError(f"cannot sweep '{setting}'; choose one of {', '.join(SWEEPABLE)}")
+    _check_sweepable(setting)
     convert = SWEEPABLE[setting]
     try:
         return [convert(part.strip()) for part in text.split(",") if part.strip()]
@@ -99,6 +130,19 @@ def parse_sweep_values(setting: str, text: str) -> list[object]:
         raise InvalidSettingError(
             f"sweep values '{text}' are not all valid for {setting}"
         ) from None
+
+
+def format_sweep_values(values: Sequence[object]) -> str:
+    """The inverse of ``parse_sweep_values``: (0.0, 0.6) -> '0,0.6'."""
+    return ",".join(f"{value:g}" if isinstance(value, float) else str(value) for value in values)
+
+
+def _check_sweepable(setting: str) -> None:
+    if setting not in SWEEPABLE:
+        raise InvalidSettingError(f"cannot sweep '{setting}'; choose one of {', '.join(SWEEPABLE)}")
+
+
+# --- the sheet -------------------------------------------------------------------------
 
 
 def compose_sheet(panels: Sequence[Panel], title: str = "") -> Image.Image:

@@ -2,15 +2,15 @@
 
 ``SpeedConfig`` names every knob with the reason for its default (each default
 is what won in ``benchmarks/bench_generate.py``; see ``benchmarks/RESULTS.md``).
-``Accelerator`` applies it to one pipeline and is driven by the engine, always
+``SpeedState`` applies it to one pipeline and is driven by the engine, always
 under the engine's lock:
 
 * ``set_adapters(weights)`` at the start of every job: the active LoRAs are
-  folded into the base weights at exactly this job's strengths (``W = W0 +
-  sum_i delta_i``, recomputed from a pristine copy of ``W0``, never by
-  subtracting an old delta), and PEFT's wrapper layers are taken out of the
-  module tree, so a LoRA costs nothing per step. All LoRAs off gives ``W0``
-  back bit for bit. Re-folding happens only when the adapter state changes.
+  folded into the base weights at exactly this job's strengths by
+  ``lora.fuse.LoraFuser`` (recomputed from a pristine copy, PEFT's wrapper
+  layers out of the module tree), so a LoRA costs nothing per step. All LoRAs
+  off gives the base weights back bit for bit. Re-folding happens only when the
+  adapter state changes.
 * ``prompt_kwargs(...)``: prompt embeddings from a small LRU cache (the text
   encoders run once per distinct prompt, not once per image).
 * ``before_lora_change()`` before a LoRA is attached or detached: PEFT's wrappers
@@ -35,13 +35,13 @@ import torch
 
 from ..errors import InvalidSettingError
 from ..lora import load as lora_lib
+from ..lora.fuse import LoraFuser
+from ..lora.keys import TEXT_COMPONENTS
 
 HALF_CHOICES = ("auto", "off", "bfloat16", "float16")
 CHANNELS_LAST_CHOICES = ("auto", "on", "off")
 COMPILE_CHOICES = ("off", "unet", "regional")
 VAE_DTYPE_CHOICES = ("auto", "as-loaded", "bfloat16", "float32")
-TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
-LORA_COMPONENTS = ("unet", *TEXT_COMPONENTS)
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def resolve_vae_dtype(config: SpeedConfig, vae: torch.nn.Module) -> torch.dtype 
 # --- the state on one pipeline ------------------------------------------------------------
 
 
-class Accelerator:
+class SpeedState:
     """Applies a ``SpeedConfig`` to one pipeline; the engine calls it under its lock."""
 
     def __init__(self, pipe: Any, config: SpeedConfig | None = None):
@@ -307,123 +307,7 @@ def cast_unet_io(unet: torch.nn.Module, dtype: torch.dtype, outer: torch.dtype) 
     unet.register_forward_hook(after, with_kwargs=True)
 
 
-# --- fused LoRA ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Adapted:
-    """One PEFT-wrapped layer: where it sits, the wrapper, and its pristine base weight."""
-
-    parent: torch.nn.Module
-    attr: str
-    wrapper: torch.nn.Module
-    pristine: torch.Tensor
-
-    @property
-    def base(self) -> torch.nn.Module:
-        return self.wrapper.base_layer
-
-
-class LoraFuser:
-    """Folds the active LoRAs into the base weights; PEFT's wrappers leave the module tree.
-
-    Deterministic: the fused weight is a function of the pristine weight and the
-    adapter state only, so a job's image never depends on earlier jobs.
-    """
-
-    def __init__(self, pipe: Any):
-        self.pipe = pipe
-        self._layers: list[_Adapted] | None = None
-        self._state: tuple | None = None  # the adapter state now folded in
-        self._detached = False
-
-    def apply(self, weights: dict[str, float]) -> None:
-        key = tuple(sorted((n, float(w)) for n, w in weights.items() if w != 0))
-        if self._detached and key == self._state:
-            return  # already folded in: switching to the same state costs nothing
-        self._attach_wrappers()
-        # PEFT/diffusers validate the names and set each layer's scale (weight x alpha/r).
-        lora_lib.apply_adapter_state(self.pipe, weights)
-        layers = self._scan()
-        if not self._foldable(layers):
-            self._state = None  # DoRA or LoRA biases: leave PEFT's unfused layers in place
-            return
-        active = [n for n, _ in key]
-        with torch.no_grad():
-            for layer in layers:
-                fold(layer, active)
-        self._detach_wrappers()
-        self._state = key
-
-    def restore(self) -> None:
-        """Pristine weights and PEFT's wrappers back (before attaching/detaching a LoRA)."""
-        if self._layers is None:
-            return
-        self._attach_wrappers()
-        with torch.no_grad():
-            for layer in self._layers:
-                layer.base.weight.copy_(layer.pristine)
-        self._layers, self._state = None, None
-
-    def _scan(self) -> list[_Adapted]:
-        if self._layers is None:
-            self._layers = find_adapted_layers(self.pipe)
-        return self._layers
-
-    @staticmethod
-    def _foldable(layers: list[_Adapted]) -> bool:
-        for layer in layers:
-            wrapper = layer.wrapper
-            if any(getattr(wrapper, "use_dora", {}).values()):
-                return False
-            if any(getattr(wrapper, "lora_bias", {}).values()):
-                return False
-        return True
-
-    def _attach_wrappers(self) -> None:
-        if self._detached and self._layers is not None:
-            for layer in self._layers:
-                setattr(layer.parent, layer.attr, layer.wrapper)
-        self._detached = False
-
-    def _detach_wrappers(self) -> None:
-        for layer in self._layers or []:
-            setattr(layer.parent, layer.attr, layer.base)
-        self._detached = True
-
-
-def find_adapted_layers(pipe: Any) -> list[_Adapted]:
-    """Every PEFT LoRA layer in the pipeline's UNet and text encoders, with a pristine weight copy."""
-    from peft.tuners.lora import LoraLayer
-
-    found = []
-    for component in LORA_COMPONENTS:
-        model = getattr(pipe, component, None)
-        if model is None:
-            continue
-        modules = dict(model.named_modules())
-        for name, module in modules.items():
-            if not isinstance(module, LoraLayer) or not name:
-                continue
-            parent_name, _, attr = name.rpartition(".")
-            parent = modules[parent_name] if parent_name else model
-            pristine = module.base_layer.weight.detach().clone()
-            found.append(_Adapted(parent, attr, module, pristine))
-    return found
-
-
-def fold(layer: _Adapted, active: list[str]) -> None:
-    """``W = W0 + sum of the active adapters' deltas`` (each at the scale PEFT holds for it)."""
-    weight = layer.base.weight
-    wrapper = layer.wrapper
-    names = [n for n in active if n in wrapper.lora_A]
-    if not names:
-        weight.copy_(layer.pristine)
-        return
-    total = layer.pristine.float()
-    for name in names:
-        total = total + wrapper.get_delta_weight(name).float()
-    weight.copy_(total.to(weight.dtype))
+# --- prompt cache ----------------------------------------------------------------------------
 
 
 class PromptCache:

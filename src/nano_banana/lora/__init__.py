@@ -1,4 +1,4 @@
-"""LoRA files: safe reading, key formats, kohya export, attaching to the base model by name.
+"""LoRA files: safe reading, key formats, kohya export, attaching to the base model by name, fusing.
 
 Each module is one job; the names below are the stage's public API, imported on first use."""
 
@@ -11,6 +11,7 @@ _EXPORTS = {
     "detach_lora": ".load",
     "export_kohya": ".load",
     "add_lora_metadata": ".load",
+    "LoraFuser": ".fuse",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 DIFFUSERS, KOHYA = "diffusers", "kohya"
+TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
+COMPONENTS = ("unet", *TEXT_COMPONENTS)  # SDXL's LoRA-loadable parts
 KOHYA_PREFIXES = {
     "lora_unet_": "unet",
     "lora_te_": "text_encoder",
@@ -171,7 +174,7 @@ def fold_factors(
 
 
 def split_components(
-    state_dict: dict[str, torch.Tensor], components: list[str]
+    state_dict: dict[str, torch.Tensor], components: Sequence[str]
 ) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
     """Keys per component with the prefix removed; keys under no component are returned apart."""
     parts: dict[str, dict[str, torch.Tensor]] = {c: {} for c in components}

@@ -18,8 +18,6 @@ from . import keys as keys
 if TYPE_CHECKING:
     from .load import LoraFile
 
-COMPONENTS = ["unet", "text_encoder", "text_encoder_2"]  # SDXL's LoRA-loadable parts
-
 
 def to_kohya_tensors(lora: LoraFile) -> dict[str, torch.Tensor]:
     """The kohya-layout tensors of ``lora`` (unchanged if it already is kohya)."""
@@ -49,7 +47,7 @@ def kohya_metadata(lora: LoraFile) -> dict[str, str]:
 
 def _source_modules(lora: LoraFile) -> dict[tuple[str, str, str], dict[str, torch.Tensor]]:
     """{(component, module in kohya's naming base, module as in the file): {"A", "B"}}."""
-    parts, stray = keys.split_components(lora.tensors, COMPONENTS)
+    parts, stray = keys.split_components(lora.tensors, keys.COMPONENTS)
     if stray:
         raise LoraError(
             f"LoRA '{lora.path.name}' has keys of no SDXL component (e.g. '{stray[0]}')"
@@ -92,7 +90,7 @@ def _check_reads_back(
     from diffusers import StableDiffusionXLPipeline
 
     converted, _alphas = StableDiffusionXLPipeline.lora_state_dict(dict(kohya))
-    parts, _ = keys.split_components(converted, COMPONENTS)
+    parts, _ = keys.split_components(converted, keys.COMPONENTS)
     found = set()
     for component, sd in parts.items():
         modules, _ = keys.group_modules(keys.to_peft_keys(component, sd))

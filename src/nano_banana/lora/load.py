@@ -8,18 +8,17 @@ diffusers' own converter inside ``load_lora_weights`` (we call the same
 converter, ``lora_state_dict``, to check the fit beforehand).
 
 The pipeline holds any number of LoRAs as named PEFT adapters. Which ones are
-active, and how strongly, is set per job by ``apply_adapter_state``; a LoRA is
-never fused into the base weights, so switching all of them off gives the base
-model's output exactly.
+active, and how strongly, is set per job by ``apply_adapter_state``. The engine's
+fast path may fold the active ones into the base weights (``lora.fuse``), but
+always from a pristine copy of them, so switching every LoRA off gives the base
+model's output exactly, fused or not.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import safetensors
 import safetensors.torch
 import torch
 
+from ..atomic import atomic_path
 from ..errors import LoraError, UnsafeFileError
 from ..safefile import check_safetensors, file_sha256, header_metadata
 from . import keys as keys
@@ -471,15 +471,9 @@ def add_lora_metadata(path: str | Path, metadata: dict[str, str]) -> Path:
 def write_safetensors_atomic(
     tensors: dict[str, torch.Tensor], out_path: Path, metadata: dict[str, str]
 ) -> Path:
-    """Save to a temporary file beside ``out_path``, then rename over it."""
+    """Save ``tensors`` with ``metadata`` as ``out_path``, which is replaced whole or not at all."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    try:
-        tensors = {k: t.detach().contiguous() for k, t in tensors.items()}
+    tensors = {k: t.detach().contiguous() for k, t in tensors.items()}
+    with atomic_path(out_path) as tmp:
         safetensors.torch.save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out_path

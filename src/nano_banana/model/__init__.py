@@ -12,6 +12,8 @@ _EXPORTS = {
     "pick_device": ".load",
     "pick_dtype": ".load",
     "SDXL_REPO": ".load",
+    "scale_latents": ".latents",
+    "unscale_latents": ".latents",
     "TinySDXLConfig": ".tiny",
     "build_pipeline": ".tiny",
     "save_tiny_pipeline": ".tiny",

@@ -17,6 +17,7 @@ from pathlib import Path
 from platformdirs import user_config_dir
 
 from ..errors import PresetError
+from ..options import reject_unknown
 
 try:
     import tomllib
@@ -88,11 +89,7 @@ def parse_preset(preset_id: str, text: str, source: str) -> Preset:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"preset file {source} is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
-        raise PresetError(
-            f"preset file {source}: unknown key(s) {unknown}; allowed: {sorted(_FIELDS)}"
-        )
+    reject_unknown(data, _FIELDS, where=f"preset file {source}", what="key", error=PresetError)
     template = _string(data, "template", source, required=True)
     if "{prompt}" not in template:
         raise PresetError(f"preset file {source}: template must contain {{prompt}}")

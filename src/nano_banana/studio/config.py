@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import InvalidSettingError
+from ..generate.spec import EngineSpec
+from ..options import reject_unknown
 
 ENV_VAR = "NANO_BANANA_STUDIO_CONFIG"
 DEFAULT_MAX_LORA_MB = 512  # SDXL LoRAs are tens to a few hundred MB; larger uploads are refused
@@ -20,14 +22,9 @@ DEFAULT_MAX_LORA_MB = 512  # SDXL LoRAs are tens to a few hundred MB; larger upl
 
 @dataclass(frozen=True)
 class StudioConfig:
-    base: str  # base model: repo id, diffusers folder or .safetensors (resolved by the CLI)
-    loras: tuple[str, ...] = ()  # LoRA files loaded at start (FILE or FILE:WEIGHT)
+    engine: EngineSpec  # model and LoRAs loaded at start (the CLI resolves the demo default)
     lora_dir: str | None = None  # folder whose .safetensors files users may pick
     gallery: str | None = None  # gallery folder; None: NANO_BANANA_GALLERY or the user data folder
-    vae: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    preset_dir: str | None = None
     max_lora_mb: int = DEFAULT_MAX_LORA_MB  # upload limit for LoRA files
     upload_dir: str | None = None  # where uploaded LoRAs are kept; None: a temp folder
     previews: bool = True  # latent previews while denoising
@@ -39,7 +36,9 @@ class StudioConfig:
             )
 
     def to_env(self) -> dict[str, str]:
-        return {ENV_VAR: json.dumps(asdict(self))}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["engine"] = self.engine.to_dict()
+        return {ENV_VAR: json.dumps(data)}
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> StudioConfig:
@@ -53,11 +52,10 @@ class StudioConfig:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise InvalidSettingError(f"${ENV_VAR} is not valid JSON: {exc}") from None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidSettingError(f"${ENV_VAR} has unknown key(s) {unknown}")
-        data["loras"] = tuple(data.get("loras") or ())
+        reject_unknown(data, cls, where=f"${ENV_VAR}", what="key")
+        if not isinstance(data.get("engine"), dict):
+            raise InvalidSettingError(f"${ENV_VAR} names no model ('engine')")
+        data["engine"] = EngineSpec.from_dict(data["engine"])
         return cls(**data)
 
     def lora_folder(self) -> Path | None:

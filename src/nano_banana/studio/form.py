@@ -3,7 +3,8 @@
 The widgets store their values in Streamlit's session state under the keys of
 ``FormValues``; ``to_request`` turns them into a ``GenerationRequest`` (the one
 place the form's meaning lives) and ``from_record`` puts a saved image's
-settings back ("reuse settings"). Defaults come from ``settings.DEFAULTS``.
+settings back ("reuse settings", by ``generate.reproduce``'s rules, as
+``generate --from``). Defaults come from ``settings.DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..gallery.record import GenerationRecord
 from ..generate.jobs import JobKind
+from ..generate.reproduce import request_from_record, reused_lora_names
+from ..generate.sheets import LORA_STRENGTHS
 from ..settings import DEFAULTS, GenerationRequest, LoraWeight, Sampler
 from .service import NO_LORA
 
@@ -33,6 +36,8 @@ MODES = {
     JobKind.COMPARE: "Base vs LoRA",
     JobKind.SWEEP: "LoRA scale sweep",
 }
+# A sweep here shows the three strengths; "Base vs LoRA" shows the LoRA off.
+SWEEP_SCALES = LORA_STRENGTHS
 SCALE_HINT = "Lower (0.6): closer to the base model, looser parts. Higher (1.0): strict layout, less natural."
 
 
@@ -129,16 +134,20 @@ class FormValues:
         loaded: list[str],
         current: FormValues | None = None,
     ) -> FormValues:
-        """The form that remakes ``record``'s image (same seed); unknown LoRAs fall back to none."""
-        req = record.request
+        """The form that remakes ``record``'s image (same seed).
+
+        The form holds one LoRA: the first the image used that is loaded now, else none.
+        """
+        req = request_from_record(record)
         by_size = {size: label for label, size in sizes.items()}
-        lora = next((use.name for use in record.loras if use.name in loaded), NO_LORA)
+        lora = next(iter(reused_lora_names(record, loaded)), NO_LORA)
         return cls(
             f_mode=(current or cls()).f_mode,
             f_preset=req.preset,
             f_prompt=req.prompt,
             f_negative=req.negative_prompt or "",
             f_lora=lora,
+            # An image made without a LoRA recorded scale 0; keep a useful slider value.
             f_scale=req.lora_scale if record.loras else DEFAULTS.lora_scale,
             f_cfg=float(req.cfg),
             f_steps=int(req.steps),

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_bytes
 from ..errors import LoraError, NanoBananaError
 from ..gallery.store import Gallery
 from ..generate.engine import Engine
@@ -55,14 +56,7 @@ class Studio:
 
         quiet_libraries()  # the page shows progress; the server log need not carry library noise
         gallery = Gallery.open(config.gallery)
-        engine = Engine.load(
-            config.base,
-            vae=config.vae,
-            loras=config.loras,
-            device=config.device,
-            dtype=config.dtype,
-            preset_dir=Path(config.preset_dir) if config.preset_dir else None,
-        )
+        engine = config.engine.load()
         upload_dir = Path(config.upload_dir or tempfile.mkdtemp(prefix="nano-banana-uploads-"))
         upload_dir.mkdir(parents=True, exist_ok=True)
         return cls(
@@ -77,9 +71,7 @@ class Studio:
     @property
     def request_defaults(self):
         """The form's starting settings: the demo model's own, or SDXL's defaults."""
-        from ..demo.assets import recommended_request
-
-        return recommended_request(self.config.base)
+        return self.config.engine.request_defaults()
 
     @property
     def native_size(self) -> tuple[int, int]:
@@ -152,9 +144,7 @@ class Studio:
         digest = hashlib.sha256(data).hexdigest()
         path = self.upload_dir / f"{digest[:12]}-{stem}.safetensors"
         if not path.exists():
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            write_bytes(path, data)
         try:
             return self.queue.add_lora(path, name=self._free_name(stem))
         except NanoBananaError as exc:

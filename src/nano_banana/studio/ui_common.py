@@ -1,4 +1,4 @@
-"""Pieces every studio page uses: the cached studio, form-state keeping, message helpers."""
+"""Pieces every studio page uses: the cached studio, form-state keeping, messages, settings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import streamlit as st
 
 from ..errors import NanoBananaError
+from ..gallery.record import GenerationRecord
+from ..generate.reproduce import settings_rows
 from .config import StudioConfig
 from .form import FormValues
 from .service import Studio
@@ -63,3 +65,11 @@ def show_flash() -> None:
         st.error(text)
     elif kind:
         st.info(text)
+
+
+def show_settings(record: GenerationRecord) -> None:
+    """The settings that made an image, as the library words them, and its final prompt."""
+    rows = settings_rows(record)
+    st.markdown("  \n".join(f"**{label}:** {value}" for label, value in rows.items()))
+    st.markdown("**Prompt used:**")
+    st.code(record.prompt_used or " ", language=None, wrap_lines=True)

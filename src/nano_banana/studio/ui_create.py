@@ -14,11 +14,20 @@ import streamlit as st
 
 from ..errors import NanoBananaError
 from ..gallery.record import GenerationRecord
-from ..generate.jobs import STUDIO_SWEEP_SCALES, Job, JobImage, JobKind, JobStatus
-from ..settings import MAX_CFG, GenerationRequest, Sampler, field_help
-from .form import CUSTOM_SIZE, MODES, SCALE_HINT, SEED_FIXED, SEED_RANDOM, FormValues, size_presets
+from ..generate.jobs import Job, JobImage, JobKind, JobStatus
+from ..settings import GenerationRequest, Sampler, field_bounds, field_help
+from .form import (
+    CUSTOM_SIZE,
+    MODES,
+    SCALE_HINT,
+    SEED_FIXED,
+    SEED_RANDOM,
+    SWEEP_SCALES,
+    FormValues,
+    size_presets,
+)
 from .service import NO_LORA, Studio
-from .ui_common import set_form, show_flash, studio_or_stop
+from .ui_common import set_form, show_flash, show_settings, studio_or_stop
 from .ui_tools import render_tools
 
 POLL_S = 1.0  # how often a waiting page looks at its job. Not faster: at 0.5 s with two pages
@@ -85,7 +94,7 @@ def _form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> FormValues:
     if form.kind is JobKind.SWEEP:
         st.caption(
             "One image per LoRA scale "
-            + " · ".join(f"{s:g}" for s in STUDIO_SWEEP_SCALES)
+            + " · ".join(f"{s:g}" for s in SWEEP_SCALES)
             + ", same seed."
         )
     elif form.kind is JobKind.COMPARE:
@@ -152,15 +161,7 @@ def _lora_controls(studio: Studio) -> None:
         help="Structure LoRAs from the studio's LoRA folder, loaded ones, or your upload.",
     )
     off = st.session_state.f_lora == NO_LORA
-    st.slider(
-        "LoRA scale",
-        0.0,
-        1.5,
-        step=0.05,
-        key="f_scale",
-        disabled=off,
-        help=field_help("lora_scale"),
-    )
+    _slider("LoRA scale", "lora_scale", "f_scale", disabled=off)
     st.caption(SCALE_HINT)
     with st.expander("Upload a LoRA", expanded=False):
         st.file_uploader(
@@ -210,24 +211,45 @@ def _sampling_controls(studio: Studio, sizes: dict[str, tuple[int, int]]) -> Non
         help="Empty: the scenario's own negative prompt (shown greyed).",
     )
     c1, c2 = st.columns(2)
-    c1.slider("CFG", 1.0, min(20.0, MAX_CFG), step=0.5, key="f_cfg", help=field_help("cfg"))
-    c2.slider("Steps", 1, 80, key="f_steps", help=field_help("steps"))
+    with c1:
+        _slider("CFG", "cfg", "f_cfg")
+    with c2:
+        _slider("Steps", "steps", "f_steps")
     options = [*sizes, CUSTOM_SIZE]
     st.selectbox("Size", options, key="f_size", help="Aspect ratios at the model's native size.")
     if st.session_state.f_size == CUSTOM_SIZE:
         w, h = st.columns(2)
-        w.number_input("Width", min_value=8, max_value=8192, step=8, key="f_width")
-        h.number_input("Height", min_value=8, max_value=8192, step=8, key="f_height")
+        with w:
+            _number("Width", "width", "f_width")
+        with h:
+            _number("Height", "height", "f_height")
     st.selectbox("Sampler", [s.value for s in Sampler], key="f_sampler", help=field_help("sampler"))
     s1, s2 = st.columns(2)
     s1.radio("Seed", [SEED_RANDOM, SEED_FIXED], key="f_seed_mode", horizontal=True)
-    s2.number_input(
-        "Seed value",
-        min_value=0,
-        max_value=2**32 - 1,
-        step=1,
-        key="f_seed",
-        disabled=st.session_state.f_seed_mode != SEED_FIXED,
+    with s2:
+        _number("Seed value", "seed", "f_seed", disabled=st.session_state.f_seed_mode != SEED_FIXED)
+
+
+def _slider(label: str, field: str, key: str, disabled: bool = False) -> None:
+    """A slider over the setting's useful range (``settings`` says which), widened for a reused
+    value outside it."""
+    bounds = field_bounds(field)
+    low, high = bounds.slider_range(st.session_state.get(key))
+    st.slider(
+        label, low, high, step=bounds.step, key=key, disabled=disabled, help=field_help(field)
+    )
+
+
+def _number(label: str, field: str, key: str, disabled: bool = False) -> None:
+    """A whole-number box bounded as ``settings`` validates the field."""
+    bounds = field_bounds(field)
+    st.number_input(
+        label,
+        min_value=int(bounds.low),
+        max_value=int(bounds.high),
+        step=int(bounds.step),
+        key=key,
+        disabled=disabled,
     )
 
 
@@ -244,7 +266,7 @@ def _submit(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]])
     try:
         lora = studio.resolve_lora(form.f_lora)
         request = form.to_request(sizes, lora)
-        job = studio.queue.submit(form.kind, request)
+        job = studio.queue.submit(form.kind, request, sweep_values=SWEEP_SCALES)
     except NanoBananaError as exc:
         st.session_state.submit_error = str(exc)
         return
@@ -353,22 +375,8 @@ def _image_card(job: Job, index: int, image: JobImage, wide: bool) -> None:
 
 
 def _settings(record: GenerationRecord) -> None:
-    req = record.request
-    loras = ", ".join(f"{u.name} × {u.scale:g}" for u in record.loras) or "none"
-    rows = {
-        "Scenario": req.preset,
-        "Seed": req.seed,
-        "Size": f"{req.width}×{req.height}",
-        "Steps": req.steps,
-        "CFG": f"{req.cfg:g}",
-        "Sampler": Sampler(req.sampler).a1111_name,
-        "LoRA": loras,
-        "Time": f"{record.duration_s:.1f} s",
-    }
     with st.expander("Settings", expanded=False):
-        st.markdown("  \n".join(f"**{k}:** {v}" for k, v in rows.items()))
-        st.markdown("**Prompt used:**")
-        st.code(record.prompt_used or " ", language=None, wrap_lines=True)
+        show_settings(record)
         if record.negative_used:
             st.markdown("**Negative prompt used:**")
             st.code(record.negative_used, language=None, wrap_lines=True)

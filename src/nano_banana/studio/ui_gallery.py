@@ -14,11 +14,11 @@ from PIL import Image
 
 from ..errors import NanoBananaError
 from ..gallery.png import read_png_text
-from ..gallery.record import GenerationRecord
 from ..gallery.store import Gallery, GalleryEntry
+from ..generate.reproduce import model_differences
 from .form import FormValues, size_presets
 from .service import Studio
-from .ui_common import flash, set_form, show_flash, studio_or_stop
+from .ui_common import flash, set_form, show_flash, show_settings, studio_or_stop
 
 PAGE_SIZE = 24
 COLUMNS = 4
@@ -196,32 +196,29 @@ def _detail(studio: Studio, entry_id: int) -> None:
 
 
 def _facts(entry: GalleryEntry) -> None:
-    req = entry.record.get("request", {})
-    rows = {
-        "Scenario": entry.preset,
-        "Seed": entry.seed,
-        "Size": f"{entry.width}×{entry.height}",
-        "Steps": req.get("steps"),
-        "CFG": req.get("cfg"),
-        "Sampler": req.get("sampler"),
-        "LoRA": entry.loras or "none",
-        "Model": entry.base_model,
-    }
-    st.markdown("  \n".join(f"**{k}:** {v}" for k, v in rows.items()))
-    st.markdown("**Prompt used:**")
-    st.code(entry.prompt_used or " ", language=None, wrap_lines=True)
+    try:
+        record = entry.generation_record()
+    except (NanoBananaError, KeyError, TypeError, ValueError) as exc:
+        st.caption(f"Its settings cannot be read ({exc}); see All metadata.")
+        return
+    show_settings(record)
 
 
 def _reuse(studio: Studio, entry: GalleryEntry) -> None:
     try:
-        record = GenerationRecord.from_dict(entry.record)
+        record = entry.generation_record()
     except (NanoBananaError, KeyError, TypeError, ValueError) as exc:
         st.error(f"This image's settings cannot be reused: {exc}")
         return
     sizes = size_presets(studio.native_size)
     current = FormValues.from_state(st.session_state)
-    set_form(FormValues.from_record(record, sizes, list(studio.queue.loras()), current))
-    flash("success", f"Settings of gallery image #{entry.id} loaded (seed {entry.seed}).")
+    loaded = studio.queue.loras()
+    set_form(FormValues.from_record(record, sizes, list(loaded), current))
+    message = f"Settings of gallery image #{entry.id} loaded (seed {entry.seed})."
+    notes = model_differences(
+        record, studio.engine.base_name, {lora.sha256 for lora in loaded.values()}
+    )
+    flash("success", " ".join([message, *(f"Note: {note}." for note in notes)]))
     st.switch_page("pages/create.py")
 
 

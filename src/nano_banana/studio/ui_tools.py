@@ -11,9 +11,11 @@ from ..generate.jobs import Job, JobImage
 
 try:  # the demo world's analysis; the studio works without it
     from ..analysis.callouts import annotate, parse_part_names
-    from ..analysis.layout import analyze_layout
+    from ..analysis.layout import analyze_layout, describe_report
 except ImportError:  # pragma: no cover - only in trimmed installs
     analyze_layout = None
+
+_HEADLINE = ("verdict", "layout score")  # shown above the other measures
 
 
 def render_tools(job: Job, images: tuple[JobImage, ...]) -> None:
@@ -58,15 +60,9 @@ def _show_analysis(report) -> None:
         return
     verdict = ":green[yes]" if report.verdict else ":red[no]"
     st.markdown(f"**Layout score {report.score} / 100** · disassembled layout: {verdict}")
-    arrangement = report.arrangement if report.arrangement != "none" else "no clear arrangement"
-    if report.arrangement == "grid":
-        arrangement = f"grid of {report.rows} × {report.columns}"
-    elif report.arrangement == "axis":
-        arrangement = f"{report.axis} axis"
-    st.caption(
-        f"{report.part_count} parts · {arrangement} · separation {report.separation:.2f} · "
-        f"background cleanliness {report.background_cleanliness:.2f}"
-    )
+    measures = describe_report(report)
+    shown = [f"{name}: {value}" for name, value in measures.items() if name not in _HEADLINE]
+    st.caption(" · ".join(shown))
     for reason in report.reasons:
         st.caption(f"– {reason}")
 

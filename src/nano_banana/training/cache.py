@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..atomic import atomic_path
+from ..model.latents import scale_latents
 from .data import TrainItem, load_pixels
 
 
@@ -50,9 +51,8 @@ def _key(*parts: object) -> str:
 
 def _write_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
 
 
 def _read(path: Path) -> dict[str, torch.Tensor] | None:
@@ -73,8 +73,7 @@ def encode_latents(pixels: torch.Tensor, vae: torch.nn.Module) -> torch.Tensor:
     pixels = pixels.to(device=vae.device, dtype=vae.dtype)
     dist = vae.encode(pixels).latent_dist
     latents = dist.mean  # the mean, not a sample: cached latents stay deterministic
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    return (latents - shift) * vae.config.scaling_factor
+    return scale_latents(latents, vae.config)  # the space the engine decodes from
 
 
 def cache_latents(

@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..atomic import fsync_dir, fsync_file
 from ..errors import NanoBananaError
 from ..safefile import file_sha256
 
@@ -106,11 +107,11 @@ def _write_marker(folder: Path, step: int) -> None:
     """The completeness marker: written (and flushed) only after every file is on disk."""
     files = {}
     for name in (TENSORS, STATE):
-        _fsync(folder / name)
+        fsync_file(folder / name)
         files[name] = {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
     marker = folder / MARKER
     marker.write_text(json.dumps({"step": step, "files": files}), encoding="utf-8")
-    _fsync(marker)
+    fsync_file(marker)
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:
@@ -119,7 +120,7 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
         old = final.with_name(f".old-{final.name}-{os.getpid()}")
         final.rename(old)
     tmp.rename(final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -134,24 +135,6 @@ def prune_checkpoints(out_dir: Path, keep: int) -> None:
     for path in root.glob(".tmp-checkpoint-*"):
         if not path.name.endswith(mine):  # another process's crash leftover
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # not possible on some platforms (Windows); the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- reading ----------------------------------------------------------------

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from ..atomic import atomic_path, write_text
 from ..errors import NanoBananaError
 from .config import ExportFormat, TrainConfig
 
@@ -87,16 +88,16 @@ def lora_metadata(
     """Our descriptive metadata: what the studio, A1111 and people read from the file."""
     from ..lora.load import trigger_words_metadata  # the key our loader reads trigger words from
 
-    trigger = [w.strip() for w in config.trigger.split(",") if w.strip()]
+    trigger = [w.strip() for w in config.dataset.trigger.split(",") if w.strip()]
     meta = {
         **trigger_words_metadata(trigger),
-        "nano_banana.trigger": config.trigger,
-        "nano_banana.base_model": config.base,
-        "nano_banana.resolution": str(config.resolution),
+        "nano_banana.trigger": config.dataset.trigger,
+        "nano_banana.base_model": config.model.base,
+        "nano_banana.resolution": str(config.dataset.resolution),
         "nano_banana.steps": str(steps),
-        "nano_banana.rank": str(config.rank),
-        "nano_banana.alpha": str(config.alpha),
-        RECOMMENDED_SCALE_KEY: str(config.recommended_scale),
+        "nano_banana.rank": str(config.adapter.rank),
+        "nano_banana.alpha": str(config.adapter.alpha),
+        RECOMMENDED_SCALE_KEY: str(config.output.recommended_scale),
         "nano_banana.dataset": json.dumps(dataset_summary, sort_keys=True),
         "nano_banana.train_config": json.dumps(
             config.to_dict(), sort_keys=True, ensure_ascii=False
@@ -104,9 +105,9 @@ def lora_metadata(
         "modelspec.sai_model_spec": "1.0.0",
         "modelspec.architecture": ARCHITECTURE,
         "modelspec.implementation": "diffusers",
-        "modelspec.title": config.lora_name,
-        "modelspec.trigger_phrase": config.trigger,
-        "modelspec.resolution": f"{config.resolution}x{config.resolution}",
+        "modelspec.title": config.output.lora_name,
+        "modelspec.trigger_phrase": config.dataset.trigger,
+        "modelspec.resolution": f"{config.dataset.resolution}x{config.dataset.resolution}",
     }
     if final_loss is not None:
         meta["nano_banana.final_loss"] = f"{final_loss:.6g}"
@@ -135,19 +136,19 @@ def _read_back(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def export(config: TrainConfig, lora_path: Path, steps: int) -> dict[str, Path]:
-    """Write the extra formats ``config.export`` asks for; returns {format: path}."""
+    """Write the extra formats ``config.output.export`` asks for; returns {format: path}."""
     out: dict[str, Path] = {}
-    for fmt in config.export:
+    for fmt in config.output.export:
         if fmt == ExportFormat.KOHYA:
             from ..lora.load import export_kohya
 
             target = lora_path.with_name(f"{lora_path.stem}.kohya.safetensors")
             extra = {
-                "ss_output_name": config.lora_name,
-                "ss_resolution": f"({config.resolution}, {config.resolution})",
+                "ss_output_name": config.output.lora_name,
+                "ss_resolution": f"({config.dataset.resolution}, {config.dataset.resolution})",
                 "ss_steps": str(steps),
-                "ss_learning_rate": str(config.lr),
-                "ss_trigger_words": config.trigger,
+                "ss_learning_rate": str(config.optim.lr),
+                "ss_trigger_words": config.dataset.trigger,
             }
             out[fmt.value] = export_kohya(lora_path, target, metadata=extra)
     return out
@@ -164,7 +165,8 @@ def save_grid(images: list[Image.Image], path: Path, columns: int | None = None)
     for i, image in enumerate(images):
         grid.paste(image.convert("RGB"), ((i % columns) * w, (i // columns) * h))
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path)
+    with atomic_path(path) as tmp:
+        grid.save(tmp, format="PNG")
     return path
 
 
@@ -180,17 +182,17 @@ def write_model_card(
     """A short README.md beside the LoRA: trigger words, recommended scale, usage, sample grid."""
     out = lora_path.parent
     lines = [
-        f"# {config.lora_name}",
+        f"# {config.output.lora_name}",
         "",
         "A structure LoRA for SDXL that lays objects out as exploded views / knolling flat-lays, "
         "trained with Nano-Banana Studio.",
         "",
-        f"- **Trigger words:** `{config.trigger}`",
-        f"- **Recommended scale:** {config.recommended_scale} (0.6 looser, 1.0 strict layout)",
-        f"- **Base model:** `{config.base}`",
-        f"- **Rank / alpha:** {config.rank} / {config.alpha:g} ({config.targets.value} layers)",
-        f"- **Training:** {steps} steps at {config.resolution}px, lr {config.lr:g}, "
-        f"batch {config.batch_size} x {config.grad_accum}"
+        f"- **Trigger words:** `{config.dataset.trigger}`",
+        f"- **Recommended scale:** {config.output.recommended_scale} (0.6 looser, 1.0 strict layout)",
+        f"- **Base model:** `{config.model.base}`",
+        f"- **Rank / alpha:** {config.adapter.rank} / {config.adapter.alpha:g} ({config.adapter.targets.value} layers)",
+        f"- **Training:** {steps} steps at {config.dataset.resolution}px, lr {config.optim.lr:g}, "
+        f"batch {config.optim.batch_size} x {config.optim.grad_accum}"
         + (f", final loss {final_loss:.4f}" if final_loss is not None else ""),
         f"- **Dataset:** {dataset_summary.get('images', '?')} images, buckets {dataset_summary.get('buckets', {})}",
         "",
@@ -198,8 +200,8 @@ def write_model_card(
         "",
         "```python",
         "pipe.load_lora_weights(" + repr(lora_path.name) + ', adapter_name="nano_banana")',
-        f'image = pipe("{config.trigger}, a complex mechanical watch",',
-        f'             cross_attention_kwargs={{"scale": {config.recommended_scale}}}).images[0]',
+        f'image = pipe("{config.dataset.trigger}, a complex mechanical watch",',
+        f'             cross_attention_kwargs={{"scale": {config.output.recommended_scale}}}).images[0]',
         "```",
         "",
         f'Studio / CLI: `nano-banana generate "a mechanical watch" --lora {lora_path.name}`',
@@ -210,6 +212,4 @@ def write_model_card(
         rel = grid.relative_to(out) if grid.is_relative_to(out) else grid
         lines += ["", "## Samples", "", f"![samples]({rel.as_posix()})"]
     lines += ["", "Training config: `train_config.toml`; loss curve: `loss.png` / `loss.csv`."]
-    card = out / "README.md"
-    card.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return card
+    return write_text(out / "README.md", "\n".join(lines) + "\n")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from ..atomic import atomic_path
+
 COLUMNS = ("step", "loss", "lr", "samples_per_s", "elapsed_s")
 
 
@@ -49,7 +51,8 @@ class LossLog:
 
     def _rewrite(self) -> None:
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.csv_path.open("w", newline="", encoding="utf-8") as f:
+        # Atomic: a crash while the kept rows are rewritten must not lose the curve.
+        with atomic_path(self.csv_path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
             for row in self.rows:
@@ -128,7 +131,8 @@ def plot_loss(
         draw.text((pad, height - pad + 6), f"step {int(steps[0])}", fill="black")
         draw.text((width - 90, height - pad + 6), f"step {int(steps[-1])}", fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 
