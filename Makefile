@@ -1,5 +1,5 @@
 # The README's two commands: `make run` and `make test`. Both set up .venv first.
-.PHONY: setup run test lint
+.PHONY: setup run test test-fast lint
 
 setup: .venv/.installed
 .venv/.installed: pyproject.toml scripts/setup
@@ -16,6 +16,10 @@ run: setup
 test: setup
 	./scripts/install-browser
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# Everything but the end-to-end tests (marked slow: real browsers, subprocesses, demo builds).
+test-fast: setup
+	.venv/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check src tests

@@ -35,3 +35,15 @@ def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def run_two_processes(*args, env: dict[str, str] | None = None, timeout: int = 600):
+    """``nano-banana ARGS`` under torchrun with two processes on the CPU (what
+    ``accelerate launch --multi_gpu`` runs), offline; the finished ``CompletedProcess``."""
+    import os
+    import subprocess
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "-m", "nano_banana.cli", *map(str, args)]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)

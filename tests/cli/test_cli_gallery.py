@@ -106,6 +106,7 @@ def test_show_bad_files(cli, tmp_path: Path, make, fragment: str) -> None:
     assert_user_error(cli("show", path), str(path), fragment)
 
 
+@pytest.mark.slow  # a real process through the installed entry point
 def test_show_exit_code_through_the_real_entry_point(tmp_path: Path) -> None:
     path = tmp_path / "plain.png"
     image().save(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from nano_banana.cli import app
@@ -76,6 +77,7 @@ def test_train_from_config_file_and_flags(tiny_sdxl_dir, tmp_path):
     assert saved.output.export[0].value == "kohya"
 
 
+@pytest.mark.slow  # a real process through the installed entry point
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text('data = "x"\nout = "y"\nrnak = 8\n', encoding="utf-8")
@@ -92,50 +94,21 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_two_processes_train_data_parallel(tiny_sdxl_dir, tmp_path):
     """The same `train` command under a real two-process launcher (torchrun, what
     `accelerate launch --multi_gpu` runs): both processes train, only the main one writes files."""
-    import os
-    import subprocess
-    import sys
-
+    from cli_helpers import run_two_processes
     from nano_banana.lora.load import read_lora
     from train_fixtures import make_dataset
 
     data = make_dataset(tmp_path / "data", n=4)
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "nano_banana.cli",
-        "train",
-        "--data",
-        str(data),
-        "--base",
-        str(tiny_sdxl_dir),
-        "--out",
-        str(out),
-        "--resolution",
-        "64",
-        "--rank",
-        "4",
-        "--alpha",
-        "4",
-        "--max-steps",
-        "4",
-        "--checkpoint-every",
-        "2",
-        "--sample-every",
-        "0",
-        "--lr",
-        "1e-3",
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    done = run_two_processes(
+        "train", "--data", data, "--base", tiny_sdxl_dir, "--out", out, "--resolution", 64,
+        "--rank", 4, "--alpha", 4, "--max-steps", 4, "--checkpoint-every", 2,
+        "--sample-every", 0, "--lr", "1e-3",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     lora = read_lora(out / "run.safetensors")
     assert lora.rank == 4 and lora.targets["unet"] > 0

@@ -17,6 +17,7 @@ def quick_build(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow  # builds the whole recipe at tiny size
 def test_quick_build_writes_a_loadable_base_lora_and_settings(quick_build):
     from nano_banana.demo.assets import recommended_request
     from nano_banana.generate.engine import Engine
@@ -31,6 +32,7 @@ def test_quick_build_writes_a_loadable_base_lora_and_settings(quick_build):
     assert image.size == (128, 128)
 
 
+@pytest.mark.slow
 def test_lora_only_rebuild_keeps_the_base_and_its_recorded_times(quick_build):
     out, first = quick_build
     base_weights = sorted((out / BASE_DIR_NAME).rglob("*.safetensors"))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import invoke
+from cli_helpers import invoke, run_two_processes
 from nano_banana.errors import InvalidSettingError
 from nano_banana.gallery.png import read_record
 from nano_banana.generate.batch import read_jobs
@@ -67,32 +65,17 @@ def test_jsonl_requests_and_bad_lines_named(tmp_path):
         read_jobs(bad, GenerationRequest(), 0)
 
 
+@pytest.mark.slow
 def test_two_processes_split_the_work(tiny_sdxl_dir, tmp_path):
     """Two real processes (torchrun, the launcher under `accelerate launch --multi_gpu`) on CPU:
     accelerate's PartialState gives each its rank, and each prompt is made exactly once."""
     prompts = tmp_path / "p.txt"
     prompts.write_text("\n".join(f"object {i}" for i in range(5)) + "\n")
     out = tmp_path / "out"
-    env = {**os.environ, "NANO_BANANA_GALLERY": str(tmp_path / "g"), "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "nano_banana.cli",
-        "batch",
-        str(prompts),
-        "--base",
-        str(tiny_sdxl_dir),
-        "--steps",
-        "2",
-        "--out",
-        str(out),
-        "--json",
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = run_two_processes(
+        "batch", prompts, "--base", tiny_sdxl_dir, "--steps", 2, "--out", out, "--json",
+        env={"NANO_BANANA_GALLERY": str(tmp_path / "g")}, timeout=300,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     shards = sorted(Path(out).glob("batch-manifest.rank*.jsonl"))
     assert [s.name for s in shards] == ["batch-manifest.rank0.jsonl", "batch-manifest.rank1.jsonl"]

@@ -31,6 +31,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from nano_banana.gallery.png import read_record  # noqa: E402
 from nano_banana.gallery.store import Gallery  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a real studio server driven by a real browser
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 BROWSER_ARGS = [
     "--headless",
