@@ -21,28 +21,15 @@ from .lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "GenerationRequest": ".settings",
-    "LoraWeight": ".settings",
-    "Sampler": ".settings",
-    "NanoBananaError": ".errors",
-    "Engine": ".generate",
-    "GenerationResult": ".generate",
-    "SpeedConfig": ".generate",
-    "EngineSpec": ".generate",
-    "compare": ".generate",
-    "sweep": ".generate",
-    "Gallery": ".gallery",
-    "GenerationRecord": ".gallery",
-    "read_record": ".gallery",
-    "load_presets": ".prompt",
-    "TrainConfig": ".training",
-    "train": ".training",
-    "check_dataset": ".training",
-    "analyze_layout": ".analysis",
-    "annotate": ".analysis",
-    "evaluate": ".analysis",
-    "EvalConfig": ".analysis",
-}
-__all__ = ["__version__", *sorted(_EXPORTS)]
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".settings": "GenerationRequest LoraWeight Sampler",
+        ".errors": "NanoBananaError",
+        ".generate": "Engine GenerationResult SpeedConfig EngineSpec compare sweep",
+        ".gallery": "Gallery GenerationRecord read_record",
+        ".prompt": "load_presets",
+        ".training": "TrainConfig train check_dataset",
+        ".analysis": "analyze_layout annotate evaluate EvalConfig",
+    },
+)

@@ -13,9 +13,13 @@ from collections.abc import Callable
 
 
 def lazy_exports(
-    package: str, exports: dict[str, str]
-) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``: ``exports`` maps a name to its module (``.engine``)."""
+    package: str, modules: dict[str, str]
+) -> tuple[Callable[[str], object], Callable[[], list[str]], list[str]]:
+    """``(__getattr__, __dir__, __all__)`` for ``package``.
+
+    ``modules`` maps a module (``".engine"``) to the names it exports, space-separated.
+    """
+    exports = {name: module for module, names in modules.items() for name in names.split()}
 
     def __getattr__(name: str) -> object:
         module = exports.get(name)
@@ -26,4 +30,4 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(exports)
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(exports)

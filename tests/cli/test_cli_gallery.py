@@ -19,23 +19,16 @@ from PIL import Image, PngImagePlugin
 
 from cli_helpers import USER_ERROR, assert_user_error
 from nano_banana.gallery.png import write_png
-from nano_banana.gallery.record import GenerationRecord, LoraUse
+from nano_banana.gallery.record import GenerationRecord
 from nano_banana.gallery.store import ENV_VAR, Gallery
-from nano_banana.settings import GenerationRequest
+from record_fixtures import SDXL_LORA
+from record_fixtures import make_record as shared_record
 
 
 def make_record(prompt: str = "a mechanical watch", seed: int = 5, preset: str = "knolling"):
-    request = (
-        GenerationRequest(prompt=prompt, seed=seed, preset=preset).sized(1024, 1024).validated()
-    )
-    return GenerationRecord(
-        request=request,
-        prompt_used=f"{preset}, {prompt}",
-        negative_used="blurry",
-        prompt_tokens=5,
-        prompt_truncated=False,
-        base_model="stabilityai/stable-diffusion-xl-base-1.0",
-        loras=(LoraUse("knolling", "knolling.safetensors", "ab" * 32, 1.0, 0.8),),
+    """An SDXL image's record with one LoRA, as the CLI shows it."""
+    return shared_record(
+        prompt, seed, preset, "stabilityai/stable-diffusion-xl-base-1.0", (SDXL_LORA,)
     )
 
 

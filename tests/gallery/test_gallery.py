@@ -19,23 +19,8 @@ from PIL import Image
 from nano_banana.atomic import TEMP_PREFIX, TEMP_SUFFIX
 from nano_banana.errors import GalleryError
 from nano_banana.gallery.png import read_record
-from nano_banana.gallery.record import GenerationRecord
 from nano_banana.gallery.store import ENV_VAR, INDEX_NAME, Gallery, default_root
-from nano_banana.settings import GenerationRequest
-
-
-def make_record(prompt: str = "a mechanical watch", seed: int = 7, preset: str = "knolling"):
-    request = (
-        GenerationRequest(prompt=prompt, seed=seed, preset=preset).sized(1024, 1024).validated()
-    )
-    return GenerationRecord(
-        request=request,
-        prompt_used=f"{preset}, {prompt}",
-        negative_used="blurry",
-        prompt_tokens=5,
-        prompt_truncated=False,
-        base_model="tiny-sdxl",
-    )
+from record_fixtures import make_record
 
 
 def image(value: int = 0) -> Image.Image:
@@ -154,8 +139,9 @@ def test_concurrent_saves_from_processes(gallery: Gallery) -> None:
     script = textwrap.dedent(
         f"""
         import sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_gallery import image, make_record
+        sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]
+        from record_fixtures import make_record
+        from test_gallery import image
         from nano_banana.gallery import Gallery
         g = Gallery.open({str(gallery.root)!r})
         for i in range(5):
@@ -241,8 +227,9 @@ def test_process_killed_before_commit_leaves_a_whole_file_that_repair_adopts(
     script = textwrap.dedent(
         f"""
         import os, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_gallery import image, make_record
+        sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(Path(__file__).parents[1])!r}]
+        from record_fixtures import make_record
+        from test_gallery import image
         from nano_banana.gallery import Gallery
         g = Gallery.open({str(gallery.root)!r})
         g.save(image(9), make_record("killed", seed=99), before_commit=lambda p: os._exit(9))

@@ -1,17 +1,11 @@
-"""LoRA files: safe reading, key formats, kohya export, attaching to the base model by name, fusing.
-
-Each module is one job; the names below are the stage's public API, imported on first use."""
+"""LoRA files: safe reading, key formats, kohya export, attaching to the base model by name, fusing."""
 
 from ..lazy import lazy_exports
 
-_EXPORTS = {
-    "LoraFile": ".load",
-    "read_lora": ".load",
-    "attach_lora": ".load",
-    "detach_lora": ".load",
-    "export_kohya": ".load",
-    "add_lora_metadata": ".load",
-    "LoraFuser": ".fuse",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".load": "LoraFile read_lora attach_lora detach_lora export_kohya add_lora_metadata",
+        ".fuse": "LoraFuser",
+    },
+)

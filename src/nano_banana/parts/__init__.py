@@ -6,21 +6,13 @@ on first use."""
 
 from ..lazy import lazy_exports
 
-_EXPORTS = {
-    "CatalogError": ".catalog",
-    "CatalogObject": ".catalog",
-    "CatalogPart": ".catalog",
-    "load_catalog": ".catalog",
-    "find_object": ".catalog",
-    "resolve_object": ".catalog",
-    "BoardPlan": ".plan",
-    "PlacedPart": ".plan",
-    "plan_board": ".plan",
-    "cut_out": ".cutout",
-    "CutoutRejected": ".cutout",
-    "compose_board": ".compose",
-    "check_board": ".check",
-    "BoardCheck": ".check",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".catalog": "CatalogError CatalogObject CatalogPart load_catalog find_object resolve_object",
+        ".plan": "BoardPlan PlacedPart plan_board",
+        ".cutout": "cut_out CutoutRejected",
+        ".compose": "compose_board",
+        ".check": "check_board BoardCheck",
+    },
+)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
+from ..datafiles import read_data_files
 from ..errors import PresetError
 from ..options import reject_unknown
 from ..prompt.presets import user_preset_dir
@@ -69,27 +69,11 @@ def user_catalog_dir() -> Path:
 
 def load_catalog(user_dir: Path | None = None) -> dict[str, CatalogObject]:
     """Shipped objects, then the user's (a user file overrides a shipped one of the same name)."""
-    catalog: dict[str, CatalogObject] = {}
-    shipped = resources.files("nano_banana") / "assets" / "catalog"
-    for entry in sorted(shipped.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            obj = parse_catalog_file(
-                entry.name[:-5], entry.read_text("utf-8"), f"built-in {entry.name}"
-            )
-            catalog[obj.key] = obj
     folder = user_dir if user_dir is not None else user_catalog_dir()
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.toml")):
-            catalog_obj = parse_catalog_file(path.stem, _read_text(path), str(path))
-            catalog[catalog_obj.key] = catalog_obj
-    return catalog
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"catalog file {path} cannot be read as UTF-8 text: {exc}") from None
+    objects = (
+        parse_catalog_file(*entry) for entry in read_data_files("catalog", folder, CatalogError)
+    )
+    return {obj.key: obj for obj in objects}
 
 
 # --- parsing -----------------------------------------------------------------------------------

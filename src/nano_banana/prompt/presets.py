@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from platformdirs import user_config_dir
 
+from ..datafiles import read_data_files
 from ..errors import PresetError
 from ..options import reject_unknown
 
@@ -63,20 +63,9 @@ def user_preset_dir() -> Path:
 
 def load_presets(user_dir: Path | None = None) -> dict[str, Preset]:
     """Shipped presets, then the user's (which may override a shipped id)."""
-    presets: dict[str, Preset] = {}
-    shipped = resources.files("nano_banana") / "assets" / "presets"
-    for entry in sorted(shipped.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            preset = parse_preset(
-                entry.name[:-5], entry.read_text("utf-8"), f"built-in {entry.name}"
-            )
-            presets[preset.id] = preset
     folder = user_dir if user_dir is not None else user_preset_dir()
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.toml")):
-            preset = parse_preset(path.stem, path.read_text("utf-8"), str(path))
-            presets[preset.id] = preset
-    return presets
+    presets = (parse_preset(*entry) for entry in read_data_files("presets", folder, PresetError))
+    return {preset.id: preset for preset in presets}
 
 
 def parse_preset(preset_id: str, text: str, source: str) -> Preset:
