@@ -57,6 +57,15 @@ def tiny_sdxl_dir(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def demo_engine():
+    """The shipped demo model and its structure LoRA, on the CPU (loads in about 2 s)."""
+    from nano_banana.demo.assets import demo_base_dir, demo_lora_path
+    from nano_banana.generate.engine import Engine
+
+    return Engine.load(str(demo_base_dir()), loras=[str(demo_lora_path())], device="cpu")
+
+
 def make_peft_lora(
     base_dir: Path,
     out_path: Path,

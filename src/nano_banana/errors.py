@@ -23,6 +23,10 @@ class PresetError(NanoBananaError):
     """A scenario preset is unknown or its file is malformed."""
 
 
+class CatalogError(PresetError):
+    """A parts-catalog file, a --parts list or a board plan is malformed, or an object is unknown."""
+
+
 class UnsafeFileError(NanoBananaError):
     """A model or LoRA file is not a readable safetensors file (pickle, HTML, LFS pointer, truncated)."""
 

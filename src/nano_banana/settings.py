@@ -143,6 +143,27 @@ class GenerationRequest:
         "Seed 0..4294967295 for a reproducible image; None draws one.",
         Bounds(0, MAX_SEED),
     )
+    compose: bool = _opt(
+        False,
+        "Parts-first board: plan the parts, draw each alone, lay them out, unify, check. "
+        "Exact part count and callouts; the preset gives the layout.",
+    )
+    parts: str | None = _opt(
+        None,
+        "The parts of a composed board, e.g. 'case, dial, strap x2'. "
+        "None: the parts catalog's entry for the object in the prompt.",
+    )
+    explode: float = _opt(
+        1.0,
+        "How far apart an exploded view's parts are: 0 assembled .. 1 fully apart.",
+        Bounds(0.0, 1.0, step=0.05),
+    )
+    strength: float | None = _opt(
+        None,
+        "How much of an input image is redrawn, 0..1. A composed board's unifying pass "
+        "uses it too (None: 0.3; 0 keeps the board as composed).",
+        Bounds(0.0, 1.0, step=0.05),
+    )
 
     def validated(self) -> GenerationRequest:
         """Check every field and return a copy with the seed drawn if it was random."""
@@ -158,6 +179,11 @@ class GenerationRequest:
         for lora in self.loras or ():
             # a LoRA's own weight multiplies the scale, so it takes the scale's range
             check_float_range(f"weight of LoRA '{lora.name}'", lora.weight, *LORA_SCALE_RANGE)
+        check_float_range("explode", self.explode, *field_bounds("explode").range)
+        if self.strength is not None:
+            check_float_range("strength", self.strength, *field_bounds("strength").range)
+        if self.parts is not None:
+            _check_prompt(self.parts, "parts list")
         sampler = parse_sampler(self.sampler)
         seed = draw_seed() if self.seed is None else parse_seed(self.seed)
         return replace(self, sampler=sampler, seed=seed)

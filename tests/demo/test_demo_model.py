@@ -21,13 +21,6 @@ def offline(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
 
 
-@pytest.fixture(scope="module")
-def demo_engine():
-    from nano_banana.generate.engine import Engine
-
-    return Engine.load(str(demo_base_dir()), loras=[str(demo_lora_path())], device="cpu")
-
-
 def test_assets_fit_the_size_budget():
     files = [p for p in demo_base_dir().parent.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) <= 30 * 2**20

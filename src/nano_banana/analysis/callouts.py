@@ -79,18 +79,33 @@ def annotate(
     rgb = Image.fromarray(to_rgb_array(image))
     report = analyze_layout(rgb, config)
     labels, unused = assign_names(report.part_count, names)
+    return _annotated(rgb, report.parts, labels, report, unused)
+
+
+def annotate_parts(
+    image: Image.Image, parts: list[Part] | tuple[Part, ...], names: list[str]
+) -> Annotation:
+    """Callouts for parts known in advance (a parts-first board's plan), no guessing from
+    pixels: one per part, in the given order, with the given names."""
+    rgb = Image.fromarray(to_rgb_array(image))
+    report = analyze_layout(rgb)  # kept with the annotation, as for any image
+    return _annotated(rgb, tuple(parts), list(names), report, ())
+
+
+def _annotated(rgb: Image.Image, parts: tuple[Part, ...], labels: list[str], report: LayoutReport,
+               unused: tuple[str, ...] | list[str]) -> Annotation:  # fmt: skip
     scale = max(1.0, MIN_PICTURE_SIDE / max(rgb.size))
     picture = rgb.resize(
         (round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS
     )
     font_px = max(12, round(picture.height / 30))
     font = _font(font_px)
-    callouts = place_callouts(report.parts, labels, scale, picture.size, radius=font_px * 0.85)
-    canvas = _canvas_with_panel(picture, labels, report.parts, font, font_px)
+    callouts = place_callouts(parts, labels, scale, picture.size, radius=font_px * 0.85)
+    canvas = _canvas_with_panel(picture, labels, parts, font, font_px)
     draw = ImageDraw.Draw(canvas)
     for callout in callouts:
         _draw_callout(draw, callout, font, font_px * 0.85)
-    _draw_parts_list(draw, picture.width, labels, report.parts, font, font_px)
+    _draw_parts_list(draw, picture.width, labels, parts, font, font_px)
     return Annotation(canvas, tuple(callouts), report, tuple(unused))
 
 

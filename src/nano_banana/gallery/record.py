@@ -50,6 +50,8 @@ class GenerationRecord:
     )
     versions: dict[str, str] = field(default_factory=lambda: software_versions())
     format: int = RECORD_FORMAT
+    # A parts-first board's plan, its check against the image and every attempt (None otherwise)
+    board: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

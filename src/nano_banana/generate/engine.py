@@ -19,7 +19,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from PIL import Image
 from ..errors import CancelledError, GenerationError, InvalidSettingError, LoraError
 from ..gallery.record import GenerationRecord, LoraUse
 from ..lora import load as lora_lib
-from ..model.latents import unscale_latents
+from ..model.latents import scale_latents, unscale_latents
 from ..model.load import BaseSpec, load_base
 from ..prompt.plan import PromptPlan, plan_prompt
 from ..prompt.presets import Preset, get_preset, load_presets
@@ -90,6 +90,7 @@ class Engine:
         # use their own copies, with a lock of their own so they never wait for a job.
         self._plan_tokenizers = (copy.deepcopy(pipe.tokenizer), copy.deepcopy(pipe.tokenizer_2))
         self._plan_lock = threading.Lock()
+        self._img2img = None  # built on first use (_image_to_image)
         pipe.set_progress_bar_config(disable=True)
         # speed hook (speed.py): fused LoRA, prompt cache, precision, compile. A pipeline
         # handed in from outside (e.g. the trainer's) is left as it is unless asked.
@@ -215,9 +216,17 @@ class Engine:
         request: GenerationRequest,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        init_image: Image.Image | None = None,
     ) -> GenerationResult:
-        """Make one image. Raises our errors for user problems; cancelling raises CancelledError."""
+        """Make one image. Raises our errors for user problems; cancelling raises CancelledError.
+
+        With ``init_image`` the image is redrawn at ``request.strength`` (image to image);
+        with ``request.compose`` the result is a parts-first board (``generate/boards.py``).
+        """
         request = request.sized(*self.native_size).validated()
+        if request.compose:
+            return self._generate_board(request, progress, cancel)
+        source = self._init_latents_source(request, init_image)
         plan = self.plan(request)
         weights = self.lora_weights(request)
         with self._lock:
@@ -225,11 +234,57 @@ class Engine:
             active = {n: eff for n, (_, eff) in weights.items()}
             self.speed.set_adapters(active)  # speed hook: lora.apply_adapter_state, or fused
             self.pipe.scheduler = make_scheduler(request.sampler, self.pipe.scheduler.config)
-            latents = self._denoise(request, plan, progress, cancel, started, active)
+            latents = self._denoise(request, plan, progress, cancel, started, active, source)
             image = self.decode(latents)
             duration = time.perf_counter() - started
         record = self._record(request, plan, weights, duration)
         return GenerationResult(image, record, plan)
+
+    def _generate_board(
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> GenerationResult:
+        from .boards import make_board_for  # the board's steps call back into this engine
+
+        started = time.perf_counter()
+        board = make_board_for(self, request, progress, cancel)
+        plan = self.plan(request)
+        record = self._record(
+            request, plan, self.lora_weights(request), time.perf_counter() - started
+        )
+        return GenerationResult(board.image, replace(record, board=board.record()), plan)
+
+    def _init_latents_source(
+        self, request: GenerationRequest, init_image: Image.Image | None
+    ) -> Image.Image | None:
+        """The input image at the request's size, or None; refuses settings that draw nothing."""
+        if init_image is None:
+            return None
+        if request.strength is None:
+            raise InvalidSettingError("an input image needs a strength from 0 to 1 (--strength)")
+        if image_to_image_steps(request.steps, request.strength) == 0:
+            raise InvalidSettingError(
+                f"strength {request.strength} x {request.steps} steps redraws nothing; "
+                "raise the strength or the steps"
+            )
+        return init_image.convert("RGB").resize((request.width, request.height), Image.LANCZOS)
+
+    def encode(self, image: Image.Image) -> torch.Tensor:
+        """An image to the UNet's latents: the VAE posterior's mean (not a sample, whose noise
+        a light image-to-image pass would keep), scaled by the one latent convention."""
+        vae = self.pipe.vae
+        dtype = torch.float32 if vae.config.force_upcast else vae.dtype
+        pixels = self.pipe.image_processor.preprocess(image).to(vae.device, dtype)
+        original = vae.dtype
+        vae.to(dtype)
+        try:
+            with torch.no_grad():
+                mean = vae.encode(pixels).latent_dist.mean
+        finally:
+            vae.to(original)
+        return scale_latents(mean.float(), vae.config).to(self.pipe.unet.dtype)
 
     def _denoise(
         self,
@@ -239,13 +294,21 @@ class Engine:
         cancel: threading.Event | None,
         started: float,
         active: dict[str, float],
+        init_image: Image.Image | None = None,
     ) -> torch.Tensor:
+        pipe, extra, total = self.pipe, {}, request.steps
+        if init_image is not None:  # the same modules through diffusers' image-to-image pipeline
+            pipe = self._image_to_image()
+            # latents in, as diffusers allows: it would otherwise sample the VAE posterior
+            extra = {"image": self.encode(init_image), "strength": request.strength}
+            total = image_to_image_steps(request.steps, request.strength)
+
         def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
             if cancel is not None and cancel.is_set():
                 raise CancelledError("generation cancelled")
             if progress is not None:
                 elapsed = time.perf_counter() - started
-                progress(ProgressEvent(step + 1, request.steps, elapsed, tensors.get("latents")))
+                progress(ProgressEvent(step + 1, total, elapsed, tensors.get("latents")))
             return tensors
 
         if cancel is not None and cancel.is_set():
@@ -256,8 +319,9 @@ class Engine:
         prompts = self.speed.prompt_kwargs(plan.prompt, plan.negative, request.cfg, active)
         try:
             with self.speed.denoise_context():
-                out = self.pipe(
+                out = pipe(
                     **prompts,
+                    **extra,
                     num_inference_steps=request.steps,
                     guidance_scale=request.cfg,
                     width=request.width,
@@ -274,6 +338,17 @@ class Engine:
                 "try a smaller size or --dtype float16"
             ) from None
         return out.images
+
+    def _image_to_image(self):
+        """diffusers' SDXL image-to-image pipeline over this engine's own modules (no copies),
+        with this job's scheduler."""
+        from diffusers import StableDiffusionXLImg2ImgPipeline
+
+        if self._img2img is None:
+            self._img2img = StableDiffusionXLImg2ImgPipeline.from_pipe(self.pipe)
+            self._img2img.set_progress_bar_config(disable=True)
+        self._img2img.scheduler = self.pipe.scheduler
+        return self._img2img
 
     def decode(self, latents: torch.Tensor) -> Image.Image:
         """Latents to a PIL image; a NaN decode in half precision is retried in fp32, never returned."""
@@ -339,6 +414,12 @@ class Engine:
             dtype=str(self.dtype).removeprefix("torch."),
             duration_s=round(duration, 3),
         )
+
+
+def image_to_image_steps(steps: int, strength: float) -> int:
+    """Denoising steps diffusers runs for image to image: the last ``strength`` share of the
+    schedule (``StableDiffusionXLImg2ImgPipeline.get_timesteps``)."""
+    return min(int(steps * strength), steps)
 
 
 def make_scheduler(sampler: Sampler, config):

@@ -19,6 +19,7 @@ images and plans.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -73,10 +74,11 @@ class BoardResult:
 
     def record(self) -> dict:
         """What goes into the PNG beside the plan: the check and every attempt."""
-        return {
-            "accepted": self.accepted, "unified": self.unified, "check": self.check.to_dict(),
-            "attempts": [a.__dict__ for a in self.attempts],
+        record = {
+            "plan": self.plan.to_dict(), "accepted": self.accepted, "unified": self.unified,
+            "check": self.check.to_dict(), "attempts": [a.__dict__ for a in self.attempts],
         }  # fmt: skip
+        return json.loads(json.dumps(record))  # plain JSON data (lists, not tuples), as read back
 
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..datafiles import read_data_files
-from ..errors import PresetError
+from ..errors import CatalogError
 from ..options import reject_unknown
 from ..prompt.presets import user_preset_dir
 
@@ -29,10 +29,6 @@ MAX_PARTS = 40  # pieces on one board, copies included
 _OBJECT_FIELDS = {"phrase", "aliases", "pieces", "axis", "part"}
 _PART_FIELDS = {"name", "count", "size", "look"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9 _-]{0,63}$")
-
-
-class CatalogError(PresetError):
-    """A catalog file or a ``--parts`` list is malformed, or an object is not in the catalog."""
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..prompt.presets import BOARD_LAYOUTS
 from .catalog import CatalogError, CatalogObject
 
 PLAN_FORMAT = 1
-LAYOUTS = ("knolling", "exploded", "panels", "repair")
+LAYOUTS = BOARD_LAYOUTS
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in board pixels, x1/y1 exclusive
 SAME_SIZE = 0.15  # parts whose areas differ by less than this share a rank the seed may reorder
 MARGIN = 0.06  # of the board's shorter side, kept empty round the layout
@@ -78,20 +79,33 @@ class BoardPlan:
     format: int = PLAN_FORMAT
     notes: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> BoardPlan:
-        """Rebuild a plan written by ``to_json``; a malformed one is a ``CatalogError``."""
+    def from_dict(cls, data: dict[str, Any]) -> BoardPlan:
+        """Rebuild a plan from ``to_dict`` output (or an edited copy); a bad one is a ``CatalogError``."""
         try:
-            data = json.loads(text)
+            data = dict(data)
             parts = tuple(PlacedPart(**{**p, "box": tuple(p["box"])}) for p in data.pop("parts"))
             plan = cls(**data, parts=parts)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CatalogError(f"the board plan is not valid: {exc}") from None
         check_plan(plan)
         return plan
+
+    @classmethod
+    def from_json(cls, text: str) -> BoardPlan:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise CatalogError(f"the board plan is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise CatalogError("the board plan is not valid: expected a JSON object")
+        return cls.from_dict(data)
 
     def part_names(self) -> list[str]:
         """The parts list in callout order ("strap (2 of 2)" for copies)."""

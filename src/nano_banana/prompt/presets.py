@@ -26,7 +26,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 PRESET_ENV = "NANO_BANANA_PRESETS"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_FIELDS = {"title", "description", "trigger", "template", "negative", "examples"}
+_FIELDS = {"title", "description", "trigger", "template", "negative", "examples", "board"}
+# How a parts-first board (``--compose``) lays out the parts for a preset (see parts/plan.py).
+BOARD_LAYOUTS = ("knolling", "exploded", "panels", "repair")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Preset:
     negative: str  # default negative prompt
     examples: tuple[str, ...]
     source: str  # file it came from, for messages
+    board: str = ""  # the parts-first board layout (one of BOARD_LAYOUTS); "" for none
 
     def render(self, prompt: str) -> str:
         """The final prompt for ``prompt``: trigger words and template applied."""
@@ -94,7 +97,17 @@ def parse_preset(preset_id: str, text: str, source: str) -> Preset:
         negative=_string(data, "negative", source),
         examples=tuple(examples),
         source=source,
+        board=_board(data, source),
     )
+
+
+def _board(data: dict, source: str) -> str:
+    board = _string(data, "board", source)
+    if board and board not in BOARD_LAYOUTS:
+        raise PresetError(
+            f"preset file {source}: board must be one of {', '.join(BOARD_LAYOUTS)}, got '{board}'"
+        )
+    return board
 
 
 def _string(data: dict, key: str, source: str, required: bool = False) -> str:

@@ -1,0 +1,106 @@
+"""Parts-first boards on the engine: the base model draws each part, image to image unifies.
+
+``Engine.generate`` hands a request with ``compose`` here. The steps themselves
+live in ``parts/`` (plan, cut out, compose, check); this module supplies the
+model calls they need, as ordinary engine requests:
+
+* a part: the ``part`` preset ("..., single part, isolated on a white background"),
+  square at ``part_side``, with the structure LoRA off (it is trained to take an
+  object apart, and a lone part must stay whole);
+* the unifying pass: the board through image to image with the request's own
+  preset and LoRA, at ``request.strength`` (``UNIFY_STRENGTH`` when unset).
+
+Cost: one UNet evaluation per step per part drawn (copies share a drawing) at a
+quarter of the native pixels on SDXL, plus the pass's share of the steps at full
+size; ``benchmarks/bench_boards.py`` measures it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+
+from PIL import Image
+
+from ..errors import InvalidSettingError
+from ..parts.board import BoardResult, make_board
+from ..parts.catalog import load_catalog, resolve_object
+from ..parts.plan import BoardPlan, PlacedPart, plan_board
+from ..prompt.presets import BOARD_LAYOUTS
+from ..settings import GenerationRequest
+from .engine import Engine, ProgressCallback, ProgressEvent
+
+PART_PRESET = "part"
+UNIFY_STRENGTH = 0.3  # light: one light and soft shadows, parts stay in their boxes
+SMALL_MODEL_SIDE = 256  # models this small draw parts at their native size
+
+
+def part_side(native: int) -> int:
+    """The side parts are drawn at: half the native side (a quarter of the pixels), but never
+    below a small model's own native size, which it cannot draw under."""
+    return max(native // 2, min(native, SMALL_MODEL_SIDE))
+
+
+def part_prompt(part: PlacedPart, plan: BoardPlan) -> str:
+    """The words a part is drawn with: its look, then what it is part of."""
+    what = f"the {part.name} of {plan.phrase}"
+    return f"{part.look}, {what}" if part.look else what
+
+
+def board_plan(engine: Engine, request: GenerationRequest) -> BoardPlan:
+    """The plan for ``request``: its preset's layout, the catalog's (or --parts') parts."""
+    layout = engine.preset(request.preset).board
+    if not layout:
+        raise InvalidSettingError(
+            f"preset '{request.preset}' has no board layout for --compose; use a preset with one "
+            f"({', '.join(sorted(p.id for p in engine.presets.values() if p.board))})"
+        )
+    assert layout in BOARD_LAYOUTS  # presets.py checked it when the file was read
+    obj = resolve_object(request.prompt, request.parts, load_catalog())
+    return plan_board(
+        obj, layout, request.width, request.height, request.seed, explode=request.explode
+    )
+
+
+@dataclass
+class EngineRenderer:
+    """The two model calls of ``parts.board.Renderer``, made with ``engine`` for ``request``."""
+
+    engine: Engine
+    request: GenerationRequest
+    cancel: threading.Event | None = None
+
+    def render_part(self, part: PlacedPart, plan: BoardPlan, seed: int) -> Image.Image:
+        side = part_side(min(self.engine.native_size))
+        part_request = replace(
+            self.request, prompt=part_prompt(part, plan), preset=PART_PRESET, negative_prompt=None,
+            lora_scale=0.0, seed=seed, width=side, height=side, compose=False, parts=None,
+            strength=None,
+        )  # fmt: skip
+        return self.engine.generate(part_request, cancel=self.cancel).image
+
+    def unify(self, board: Image.Image, plan: BoardPlan, seed: int) -> Image.Image:
+        strength = UNIFY_STRENGTH if self.request.strength is None else self.request.strength
+        if strength == 0:
+            return board
+        unify_request = replace(
+            self.request, compose=False, parts=None, strength=strength, seed=seed
+        )
+        return self.engine.generate(unify_request, cancel=self.cancel, init_image=board).image
+
+
+def make_board_for(engine: Engine, request: GenerationRequest, progress: ProgressCallback | None = None,
+                   cancel: threading.Event | None = None) -> BoardResult:  # fmt: skip
+    """Plan, draw, compose, unify and check the board ``request`` asks for."""
+    plan = board_plan(engine, request)
+    total = len(plan.parts) + 1  # every part, then the unifying pass
+    started = time.perf_counter()
+
+    def report(what: str, done: int, _: int) -> None:
+        if progress is not None:
+            progress(ProgressEvent(done, total, time.perf_counter() - started))
+
+    result = make_board(plan, EngineRenderer(engine, request, cancel), request.seed, report)
+    report("unify", total, total)
+    return result
