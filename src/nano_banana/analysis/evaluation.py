@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..atomic import atomic_path, write_text
-from ..errors import InvalidSettingError
+from ..errors import GenerationError, InvalidSettingError
 from ..settings import GenerationRequest, Sampler
 from .layout import analyze_layout
 
 ARMS = ("lora off", "lora on")
+COMPOSED = (
+    "composed"  # the third arm with --compose: parts-first boards (LoRA in the unifying pass)
+)
+GOOD_CALLOUT_IOU = 0.7  # a plan box this close to the part the analyser found is a right callout
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class EvalConfig:
     width: int | None = None  # None: the model's native size
     height: int | None = None
     grid_seeds: int = 4  # seeds per prompt shown in the picture grid
+    compose: bool = False  # add a third arm: parts-first boards of the same prompts and seeds
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -60,6 +65,10 @@ class EvalConfig:
             raise InvalidSettingError(
                 f"lora scale of the 'on' arm must be in (0, 2], got {self.lora_scale}"
             )
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (*ARMS, COMPOSED) if self.compose else ARMS
 
     def prompt_list(self) -> list[tuple[str, str | None]]:
         """(prompt, demo object key or None) pairs."""
@@ -222,7 +231,7 @@ class EvalRow:
     prompt: str
     object: str | None
     seed: int
-    arm: str  # one of ARMS
+    arm: str  # one of EvalConfig.arms
     verdict: bool
     score: int
     parts: int
@@ -232,6 +241,12 @@ class EvalRow:
     recognised: bool | None  # None when the prompt is not a demo object
     seconds: float
     reasons: tuple[str, ...] = ()  # the analyser's reasons for a "no" verdict
+    # composed boards only (None otherwise): parts found == parts planned, the plan's callout
+    # boxes right (IoU >= GOOD_CALLOUT_IOU with a found part), and the plan's arrangement
+    exact_count: bool | None = None
+    callouts_right: int | None = None
+    callouts: int | None = None
+    arrangement_key: str | None = None
 
 
 @dataclass
@@ -243,10 +258,14 @@ class EvalReport:
     rows: list[EvalRow] = field(default_factory=list)
     images: dict[tuple[str, int, str], Image.Image] = field(default_factory=dict, repr=False)
 
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (*ARMS, COMPOSED) if self.config.get("compose") else ARMS
+
     def summary(self) -> dict[str, dict[str, float | None]]:
         """Per arm: share of images judged a disassembled layout, on one axis, recognised, ..."""
         out = {}
-        for arm in ARMS:
+        for arm in self.arms:
             rows = [r for r in self.rows if r.arm == arm]
             known = [r for r in rows if r.recognised is not None]
             out[arm] = {
@@ -258,6 +277,7 @@ class EvalReport:
                 "one_axis": _share(r.arrangement == "axis" for r in rows),
                 "recognised": _share(r.recognised for r in known) if known else None,
                 "seconds_per_image": float(np.mean([r.seconds for r in rows])) if rows else None,
+                **_board_summary(rows),
             }
         return out
 
@@ -265,6 +285,23 @@ class EvalReport:
         return {"config": self.config, "base": self.base, "loras": self.loras,
                 "classifier_holdout_accuracy": self.classifier_accuracy,
                 "summary": self.summary(), "rows": [asdict(r) for r in self.rows]}  # fmt: skip
+
+
+def _board_summary(rows: list[EvalRow]) -> dict[str, float | None]:
+    """Composed boards' own measures; None for the other arms."""
+    boards = [r for r in rows if r.exact_count is not None]
+    if not boards:
+        return {"exact_count": None, "callouts_right": None, "arrangements": None}
+    right = sum(r.callouts_right or 0 for r in boards)
+    total = sum(r.callouts or 0 for r in boards)
+    per_prompt = {}
+    for r in boards:
+        per_prompt.setdefault(r.prompt, set()).add(r.arrangement_key)
+    return {
+        "exact_count": _share(r.exact_count for r in boards),
+        "callouts_right": right / total if total else None,
+        "arrangements": float(min(len(keys) for keys in per_prompt.values())),
+    }
 
 
 def _share(flags) -> float | None:
@@ -288,13 +325,14 @@ def evaluate(engine, config: EvalConfig = EvalConfig(),
         classifier_accuracy=classifier.holdout_accuracy if classifier else None,
     )  # fmt: skip
     jobs = [(p, key, config.first_seed + i, arm) for p, key in prompts
-            for i in range(config.seeds) for arm in ARMS]  # fmt: skip
+            for i in range(config.seeds) for arm in config.arms]  # fmt: skip
     for done, (prompt, key, seed, arm) in enumerate(jobs, 1):
         request = make_request(config, prompt, seed, arm)
         started = time.perf_counter()
-        image = engine.generate(request).image
+        image, board = _render(engine, request)
         seconds = time.perf_counter() - started
-        report.rows.append(judge_image(image, prompt, key, seed, arm, classifier, seconds))
+        row = judge_image(image, prompt, key, seed, arm, classifier, seconds)
+        report.rows.append(judge_board(row, image, board) if arm == COMPOSED else row)
         if seed - config.first_seed < config.grid_seeds:
             report.images[(prompt, seed, arm)] = image
         if progress is not None:
@@ -302,10 +340,41 @@ def evaluate(engine, config: EvalConfig = EvalConfig(),
     return report
 
 
+def _render(engine, request: GenerationRequest) -> tuple[Image.Image, dict | None]:
+    """The image and, for a board, its record; a board that could not be drawn is a blank
+    image with the reason (it counts as a failure, it does not stop the evaluation)."""
+    if not request.compose:
+        return engine.generate(request).image, None
+    try:
+        result = engine.generate(request)
+    except GenerationError as exc:
+        side = request.width or min(engine.native_size)
+        return Image.new("RGB", (side, request.height or side), "white"), {"error": str(exc)}
+    return result.image, result.record.board
+
+
+def judge_board(row: EvalRow, image: Image.Image, board: dict | None) -> EvalRow:
+    """A composed board's row with the plan compared to what the analyser finds."""
+    from ..parts.check import check_board
+    from ..parts.plan import BoardPlan
+
+    if board is None or "error" in board:
+        reason = (board or {}).get("error", "no board")
+        return replace(row, verdict=False, exact_count=False, callouts_right=0, callouts=0,
+                       reasons=(*row.reasons, reason), arrangement_key=None)  # fmt: skip
+    plan = BoardPlan.from_dict(board["plan"])
+    check = check_board(image, plan)
+    key = json.dumps(sorted((p.name, p.copy, p.box) for p in plan.parts))
+    return replace(row, exact_count=check.exact_count, callouts=len(plan.parts),
+                   callouts_right=sum(iou >= GOOD_CALLOUT_IOU for iou in check.ious),
+                   arrangement_key=key)  # fmt: skip
+
+
 def make_request(config: EvalConfig, prompt: str, seed: int, arm: str) -> GenerationRequest:
-    """Both arms share every setting but the LoRA scale."""
+    """The arms share every setting but the LoRA scale (and composing, for the third)."""
     settings: dict[str, Any] = {"prompt": prompt, "preset": config.preset, "seed": seed,
-                                "lora_scale": 0.0 if arm == ARMS[0] else config.lora_scale}  # fmt: skip
+                                "lora_scale": 0.0 if arm == ARMS[0] else config.lora_scale,
+                                "compose": arm == COMPOSED}  # fmt: skip
     for name in ("steps", "cfg", "sampler", "width", "height"):
         if getattr(config, name) is not None:
             settings[name] = getattr(config, name)
@@ -332,6 +401,9 @@ METRICS = (
     ("mean_score", "mean layout score", False),
     ("mean_parts", "mean parts found", False),
     ("seconds_per_image", "seconds per image", False),
+    ("exact_count", "exact part count (boards)", True),
+    ("callouts_right", "callout boxes right, IoU >= 0.7 (boards)", True),
+    ("arrangements", "fewest arrangements of a prompt (boards)", False),
 )
 
 
@@ -340,8 +412,10 @@ def summary_rows(report: EvalReport) -> list[tuple[str, str, str]]:
     summary = report.summary()
     rows = []
     for key, label, percent in METRICS:
+        if all(summary[arm][key] is None for arm in report.arms) and "(boards)" in label:
+            continue  # no composed arm: no board rows
         cells = []
-        for arm in ARMS:
+        for arm in report.arms:
             value = summary[arm][key]
             cells.append("n/a" if value is None else f"{100 * value:.0f}%" if percent
                          else f"{value:.1f}")  # fmt: skip
@@ -353,10 +427,10 @@ def summary_table(report: EvalReport):
     from rich.table import Table
 
     n = report.summary()[ARMS[0]]["images"]
-    table = Table(title=f"{report.base}: LoRA off vs on ({n} images each, "
+    table = Table(title=f"{report.base}: {' vs '.join(report.arms)} ({n} images each, "
                         f"preset {report.config['preset']})")  # fmt: skip
     table.add_column("metric")
-    for arm in ARMS:
+    for arm in report.arms:
         table.add_column(arm, justify="right")
     for row in summary_rows(report):
         table.add_row(*row)
@@ -383,14 +457,14 @@ def draw_grid(report: EvalReport, cell: int = 128) -> Image.Image:
     prompts = list(dict.fromkeys(p for p, _, _ in report.images))
     seeds = sorted({s for _, s, _ in report.images})
     label_w, pad, head = 150, 4, 64
-    cols = len(seeds) * 2
+    cols = len(seeds) * len(report.arms)
     width = label_w + cols * (cell + pad) + pad + 12
     height = head + len(prompts) * (cell + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     verdicts = {(r.prompt, r.seed, r.arm): r.verdict for r in report.rows}
     summary = report.summary()
-    for i, arm in enumerate(ARMS):
+    for i, arm in enumerate(report.arms):
         x = label_w + i * (len(seeds) * (cell + pad) + 12)
         s = summary[arm]
         recog = "n/a" if s["recognised"] is None else f"{100 * s['recognised']:.0f}%"
@@ -401,7 +475,7 @@ def draw_grid(report: EvalReport, cell: int = 128) -> Image.Image:
     for row, prompt in enumerate(prompts):
         y = head + row * (cell + pad)
         draw.text((6, y + cell // 2 - 6), prompt[:24], fill="black")
-        for i, arm in enumerate(ARMS):
+        for i, arm in enumerate(report.arms):
             for j, seed in enumerate(seeds):
                 image = report.images.get((prompt, seed, arm))
                 if image is None:

@@ -51,7 +51,7 @@ def world(
     )
 
 
-# --- the demo model (nano_banana.demo.build) and evaluation (nano_banana.evaluate) ----------
+# --- the demo model (nano_banana.demo.build) and evaluation (nano_banana.analysis.evaluation)
 
 
 @demo_app.command("build")
@@ -104,10 +104,15 @@ def eval_command(
     cfg: Optional[float] = typer.Option(
         None, "--cfg", help="Guidance scale.", show_default="the demo's, or the request default"
     ),
+    compose: bool = typer.Option(
+        False,
+        "--compose",
+        help="Add a third arm: parts-first boards of the same prompts and seeds.",
+    ),
     model: EngineSpec = None,
     output: common.OutputOptions = None,
 ) -> None:
-    """Render prompts x seeds with the LoRA off and on and compare their layouts side by side."""
+    """Render prompts x seeds with the LoRA off and on (and composed) and compare their layouts."""
     import json
 
     from rich.console import Console
@@ -125,6 +130,7 @@ def eval_command(
         steps=defaults.steps if steps is None else steps,
         cfg=defaults.cfg if cfg is None else cfg,
         sampler=defaults.sampler,
+        compose=compose,
     )
     engine = common.build_engine(model, quiet=output.json)
     with common._progress_bar() as bar:
