@@ -140,3 +140,41 @@ def test_summary_of_unknown_prompts_has_no_recognition():
         )
     assert report.summary()["lora on"]["recognised"] is None
     assert np.isclose(report.summary()["lora off"]["mean_score"], 80)
+
+
+class FailingBoards(FakeEngine):
+    """Draws the two plain arms; every board fails to draw, as a model that cannot draw a part."""
+
+    native_size = (128, 128)
+
+    def generate(self, request):
+        if request.compose:
+            from nano_banana.errors import GenerationError
+
+            raise GenerationError("could not draw the part 'crown' as one clean piece")
+        return super().generate(request)
+
+
+def test_a_board_that_cannot_be_drawn_counts_as_a_failure_with_its_reason(classifier):
+    config = EvalConfig(prompts=("a mechanical watch",), seeds=2, compose=True)
+    report = evaluate(FailingBoards(), config, classifier=classifier)
+    boards = [r for r in report.rows if r.arm == "composed"]
+    assert len(boards) == 2 and not any(r.verdict or r.exact_count for r in boards)
+    assert all("could not draw the part 'crown'" in r.reasons[-1] for r in boards)
+    assert report.summary()["composed"]["disassembled"] == 0.0
+
+
+def test_eval_compose_arm_compares_each_board_with_its_plan(demo_engine, classifier, tmp_path):
+    config = EvalConfig(prompts=("a mechanical watch",), seeds=2, steps=20, cfg=1.5, compose=True)
+    report = evaluate(demo_engine, config, classifier=classifier)
+    assert report.arms == ("lora off", "lora on", "composed")
+    boards = [r for r in report.rows if r.arm == "composed"]
+    assert all(r.callouts == 7 and 0 <= r.callouts_right <= 7 for r in boards)
+    assert all(r.exact_count == (r.parts == 7) for r in boards)
+    summary = report.summary()["composed"]
+    assert summary["arrangements"] == 2.0  # two seeds, two plans
+    assert summary["exact_count"] is not None and report.summary()["lora on"]["exact_count"] is None
+    labels = [row[0] for row in summary_rows(report)]
+    assert "exact part count (boards)" in labels and len(summary_rows(report)[0]) == 4
+    grid = Image.open(write_report(report, tmp_path)["grid"])
+    assert grid.width > 6 * 128
