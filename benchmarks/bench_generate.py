@@ -283,7 +283,7 @@ def worker(args) -> None:
     import peft  # noqa: F401
     import torch
 
-    import nano_banana.generate  # noqa: F401
+    import nano_banana.generate.engine  # noqa: F401
 
     if args.threads:
         torch.set_num_threads(args.threads)

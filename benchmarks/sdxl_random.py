@@ -5,7 +5,7 @@ travels with the repository): each model is constructed on the meta device (no
 memory, no init cost), cast, materialized with ``to_empty`` on the target device
 and filled with random normal values, never zeros (zeros run faster than real
 data and hide bugs). The tokenizer is a CLIP BPE tokenizer made locally
-(``nano_banana.tiny``) with its vocabulary padded to CLIP's 49,408 entries.
+(``nano_banana.model.tiny``) with its vocabulary padded to CLIP's 49,408 entries.
 
     python benchmarks/sdxl_random.py --check --device cpu --size 64
 

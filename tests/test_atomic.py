@@ -138,6 +138,23 @@ def test_a_long_target_name_still_gets_a_temp_name(tmp_path):
     assert write_bytes(target, b"ok").read_bytes() == b"ok"
 
 
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("x" * 240 + ".png", "x" * 64),
+        ("\U0001f600" * 60 + ".png", "\U0001f600" * 16),  # 4-byte characters: 64 bytes, whole
+        ("ab" + "\u20ac" * 60 + ".png", "ab" + "\u20ac" * 20),  # the 21st would need 65 bytes
+        ("short.png", "short.png"),
+    ],
+)
+def test_temp_names_keep_whole_characters_and_fit_the_filesystem(tmp_path, name, kept):
+    target = tmp_path / name
+    with atomic_path(target) as tmp:
+        assert tmp.name.startswith(f"{TEMP_PREFIX}{kept}.") and len(os.fsencode(tmp.name)) < 255
+        tmp.write_bytes(b"ok")
+    assert target.read_bytes() == b"ok"
+
+
 def test_a_failing_rename_removes_the_temp_file(tmp_path):
     folder_in_the_way = tmp_path / "out.bin"
     (folder_in_the_way / "child").mkdir(parents=True)

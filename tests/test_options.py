@@ -36,6 +36,12 @@ class Knobs:
             "here: unknown key(s) sede, zzz (did you mean 'seed'?); see --help",
         ),
         ({"colour": 1}, ["steps"], {}, "here: unknown setting(s) colour; known: steps"),
+        (  # a reader may word the problem its own way
+            {"sede": 1},
+            ["seed"],
+            {"problem": "cannot override", "advice": "settable: seed"},
+            "here: cannot override sede (did you mean 'seed'?); settable: seed",
+        ),
     ],
 )
 def test_reject_unknown(data, known, kwargs, message):
@@ -97,6 +103,13 @@ def _record(bad: str) -> None:
     parse_record_json(json.dumps({**record.to_dict(), bad: 3}))
 
 
+def _overrides(bad: str) -> None:
+    from nano_banana.generate.reproduce import apply_overrides
+    from nano_banana.settings import GenerationRequest
+
+    apply_overrides(GenerationRequest(prompt="p"), {bad: 3})
+
+
 SITES = [  # (reader, a misspelt key, the key it suggests, the error, a fragment of the message)
     (_request, "stpes", "steps", InvalidSettingError, "generation request: unknown setting(s)"),
     (_train_config, "rnak", "rank", InvalidSettingError, "config file 'run.toml': unknown"),
@@ -104,6 +117,7 @@ SITES = [  # (reader, a misspelt key, the key it suggests, the error, a fragment
     (_demo_settings, "lora_scal", "lora_scale", InvalidSettingError, "unknown demo setting(s)"),
     (_studio_config, "galery", "gallery", InvalidSettingError, "unknown key(s) galery"),
     (_record, "prompt_usd", "prompt_used", MetadataError, "record: unknown field(s)"),
+    (_overrides, "stpes", "steps", InvalidSettingError, "request: cannot override stpes"),
 ]
 
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 TEMP_PREFIX = ".nb-"  # every temp file starts with this and ends with TEMP_SUFFIX
 TEMP_SUFFIX = ".tmp"
-_NAME_KEPT = 64  # characters of the target's name kept in its temp name (names stay < 255 bytes)
+# UTF-8 bytes of the target's name kept in its temp name: with the prefix, the random
+# part and the suffix a temp name stays far below the 255 bytes most filesystems allow.
+_NAME_KEPT = 64
 _CREATE_ATTEMPTS = 100
 
 
@@ -94,7 +96,7 @@ def _temp_file(path: Path) -> Iterator[Path]:
 def _create_temp(path: Path) -> Path:
     # Not tempfile.mkstemp: its files are private (0600); ours get the mode a plain
     # open() gives (0666 less the umask), like every file written without a temp file.
-    stem = f"{TEMP_PREFIX}{path.name[:_NAME_KEPT]}."
+    stem = f"{TEMP_PREFIX}{_name_start(path.name)}."
     for _ in range(_CREATE_ATTEMPTS):
         tmp = path.with_name(f"{stem}{secrets.token_hex(4)}{TEMP_SUFFIX}")
         try:
@@ -104,6 +106,13 @@ def _create_temp(path: Path) -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"no free temp file name beside {path}")
+
+
+def _name_start(name: str) -> str:
+    """The first ``_NAME_KEPT`` UTF-8 bytes of ``name``, cut between characters, not inside one."""
+    # Characters UTF-8 cannot encode (lone surrogates of an undecodable name) are left out:
+    # the kept start only makes a leftover recognisable.
+    return name.encode("utf-8", "ignore")[:_NAME_KEPT].decode("utf-8", "ignore")
 
 
 def _link_exclusive(tmp: Path, path: Path) -> None:

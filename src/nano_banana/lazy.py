@@ -9,6 +9,7 @@ would pull in diffusers through the engine, and the CLI would start seconds late
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 
 
@@ -28,6 +29,8 @@ def lazy_exports(
         return getattr(importlib.import_module(module, package), name)
 
     def __dir__() -> list[str]:
-        return sorted(exports)
+        # What the package holds now (``__version__``, submodules imported so far) and what
+        # it exports lazily: read at call time, as submodules arrive after this is built.
+        return sorted(set(sys.modules[package].__dict__) | set(exports))
 
     return __getattr__, __dir__, sorted(exports)

@@ -21,22 +21,23 @@ def reject_unknown(
     *,
     where: str,
     what: str = "setting",
+    problem: str | None = None,
     advice: str | None = None,
     error: type[Exception] = InvalidSettingError,
 ) -> None:
     """Raise ``error`` if ``data`` has keys outside ``known`` (names, or a dataclass's fields).
 
-    The message reads ``{where}: unknown {what}(s) a, b (did you mean 'c'?); {advice}``;
-    ``advice`` defaults to the list of known keys.
+    The message reads ``{where}: {problem} a, b (did you mean 'c'?); {advice}``;
+    ``problem`` defaults to ``unknown {what}(s)``, ``advice`` to the list of known keys.
     """
     known = sorted(f.name for f in fields(known)) if isinstance(known, type) else sorted(known)
     unknown = sorted(set(data) - set(known))
     if not unknown:
         return
+    problem = f"unknown {what}(s)" if problem is None else problem
     tail = f"known: {', '.join(known)}" if advice is None else advice
     raise error(
-        f"{where}: unknown {what}(s) {', '.join(unknown)}{_close_name_hint(unknown[0], known)}"
-        f"; {tail}"
+        f"{where}: {problem} {', '.join(unknown)}{_close_name_hint(unknown[0], known)}; {tail}"
     )
 
 

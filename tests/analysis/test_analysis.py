@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from nano_banana.analysis.layout import AnalysisConfig, analyze_layout, bands, load_image
+from nano_banana.analysis.layout import (
+    AnalysisConfig,
+    analyze_layout,
+    bands,
+    describe_report,
+    load_image,
+)
 from nano_banana.errors import ImageAnalysisError, InvalidSettingError
 
 COLORS = [(200, 40, 40), (40, 90, 200), (30, 150, 60), (230, 150, 30), (120, 60, 170), (40, 40, 40)]
@@ -149,6 +155,15 @@ def test_scattered_parts_have_no_arrangement():
     ]
     report = analyze_layout(canvas(boxes))
     assert report.part_count == 5 and report.arrangement == "none" and not report.verdict
+
+
+def test_the_arrangement_in_words():
+    grid = analyze_layout(canvas(grid_boxes()))
+    assert describe_report(grid)["arrangement"] == "grid, 2 rows x 3 columns"
+    staircase = analyze_layout(canvas([(8, 20, 28, 40), (40, 34, 60, 54), (72, 48, 92, 68)]))
+    assert describe_report(staircase)["arrangement"] == "none"  # the CLI's table, as always
+    friendly = describe_report(staircase, no_arrangement="no clear arrangement")  # the studio's
+    assert friendly["arrangement"] == "no clear arrangement"
 
 
 def test_misaligned_row_is_not_an_axis():

@@ -13,6 +13,7 @@ from PIL import Image
 
 from cli_helpers import invoke
 from nano_banana.gallery.png import parse_a1111, read_png_text, read_record
+from nano_banana.generate.spec import EngineSpec
 
 
 def run_cli(args, capsys, monkeypatch):
@@ -134,6 +135,25 @@ def test_compare_and_sweep_write_panels_and_sheet(model_args, capsys, monkeypatc
     assert code == 0, err
     scales = [read_record(i["path"]).request.lora_scale for i in json.loads(out)["images"]]
     assert scales == [0.0, 0.6, 1.0]
+
+
+def test_compare_without_a_lora_fails_before_loading_and_sweep_runs(
+    model_args, capsys, monkeypatch, tmp_path
+):
+    assert model_args[2] == "--lora"
+    without_lora = model_args[:2] + model_args[4:]
+    with monkeypatch.context() as patch:
+        loads = []
+        patch.setattr(EngineSpec, "load", lambda spec: loads.append(spec))
+        code, _, err = run_cli(["compare", "a camera", *without_lora], capsys, monkeypatch)
+    assert "choose a LoRA first (--lora FILE" in one_line_error(code, err) and loads == []
+    code, out, err = run_cli(  # a LoRA-scale sweep with no LoRA is allowed on the CLI
+        ["sweep", "a camera", "--values", "0,1", "--out", tmp_path, "--json", *without_lora],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    assert [read_record(i["path"]).loras for i in json.loads(out)["images"]] == [(), ()]
 
 
 @pytest.mark.parametrize(

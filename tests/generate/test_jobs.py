@@ -165,7 +165,7 @@ def test_errors_stay_with_their_job(queue, engine, monkeypatch, caplog):
         queue.submit(JobKind.GENERATE, request(prompt=p))
         for p in ("user problem", "bug", "oom", "fine")
     ]
-    with caplog.at_level(logging.ERROR, logger="nano_banana.jobs"):
+    with caplog.at_level(logging.ERROR, logger="nano_banana.generate.jobs"):
         assert jobs[-1].wait(WAIT_S)
     assert [j.status for j in jobs] == [JobStatus.FAILED] * 3 + [JobStatus.DONE]
     assert jobs[0].error == "the VAE decode gave NaN; use another VAE"
@@ -207,6 +207,12 @@ def test_compare_and_sweep_jobs_save_every_panel_with_one_seed(queue, gallery):
     assert np.abs(off - on).mean() > 1.0  # the LoRA changes the picture
     assert gallery.count() == 5
     assert swp.progress.images == 3 and swp.progress.image == 3
+
+
+def test_a_sweep_job_without_values_sweeps_the_three_lora_strengths(queue):
+    job = queue.submit(JobKind.SWEEP, request())
+    assert job.sweep_values == (0.6, 0.8, 1.0)  # the studio's "Base vs LoRA" shows scale 0
+    assert job.wait(WAIT_S) and job.status is JobStatus.DONE, job.error
 
 
 def test_concurrent_callers_each_get_their_own_image(queue, engine):

@@ -28,8 +28,8 @@ REQUEST = GenerationRequest(prompt="a watch", seed=3, lora_scale=0.8)
         ({}, None, None),  # no model loaded yet: the LoRAs are checked later
         ({"lora_scale": -0.5}, ["structure"], None),  # an inverted LoRA is still a LoRA
         ({}, [], "compare shows what a LoRA does: choose a LoRA first"),
-        ({"lora_scale": 0.0}, ["structure"], "set a LoRA scale above 0"),
-        ({"lora_scale": 0.0}, None, "set a LoRA scale above 0"),
+        ({"lora_scale": 0.0}, ["structure"], "set a LoRA scale other than 0"),
+        ({"lora_scale": 0.0}, None, "set a LoRA scale other than 0"),
     ],
 )
 def test_check_compare(request_changes, loras, message):
@@ -48,6 +48,7 @@ def test_check_compare(request_changes, loras, message):
         ("cfg", (1.0, 5.0), [], None),  # only a LoRA-scale sweep needs a LoRA
         ("seed", (1, 2), None, None),
         ("lora_scale", (0.6,), [], "sweep shows what a LoRA does: choose a LoRA first"),
+        ("lora_scale", (0.6,), None, None),  # no model loaded yet: the LoRAs are checked later
         ("lora_scale", (), ["structure"], "a sweep needs at least one value"),
         ("lora_scale", (0.6, 5.0), ["structure"], "lora scale 5.0 is out of range"),
         ("steps", (10, 0), None, "steps 0 is out of range"),
@@ -62,6 +63,22 @@ def test_check_sweep(setting, values, loras, message):
         return
     with pytest.raises(InvalidSettingError, match=message):
         check_sweep(REQUEST, setting, values, loras)
+
+
+def test_the_cli_may_sweep_the_lora_scale_without_a_lora():
+    variants = check_sweep(REQUEST, "lora_scale", (0.0, 1.0), [], require_lora=False)
+    assert [v.lora_scale for v in variants] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("kind", ["compare", "sweep"])
+def test_without_a_lora_both_shells_are_told_how_to_give_one(kind):
+    with pytest.raises(InvalidSettingError) as info:
+        check_compare(REQUEST, []) if kind == "compare" else check_sweep(
+            REQUEST, "lora_scale", (1.0,), []
+        )
+    assert str(info.value) == (
+        f"{kind} shows what a LoRA does: choose a LoRA first (--lora FILE, or the demo model)"
+    )
 
 
 def test_one_set_of_sweep_values():

@@ -56,6 +56,17 @@ def test_request_defaults_are_the_models_own(tiny_sdxl_dir, tmp_path):
     assert (defaults.steps, defaults.cfg) == (7, 3.5)
 
 
+def test_without_a_base_the_defaults_are_the_demos_or_sdxls(request, monkeypatch):
+    from nano_banana.demo.assets import demo_settings
+
+    monkeypatch.setattr("nano_banana.demo.assets.demo_base_dir", lambda: FAKE_DEMO)
+    request.getfixturevalue("demo_installed")
+    assert EngineSpec().request_defaults() == demo_settings().request()
+    request.getfixturevalue("no_demo")
+    monkeypatch.setattr("nano_banana.demo.assets.demo_base_dir", lambda: None)
+    assert EngineSpec().request_defaults() == GenerationRequest()
+
+
 def test_checks_before_loading(tmp_path):
     spec = EngineSpec(base="b", loras=(str(tmp_path / "missing.safetensors:0.5"),))
     with pytest.raises(NanoBananaError, match="missing.safetensors:0.5: no such file"):
@@ -80,6 +91,14 @@ def test_a_spec_passes_through_json_and_stays_hashable():
     assert again == spec and hash(again) == hash(spec)
     with pytest.raises(InvalidSettingError, match="unknown setting.*loras_dir"):
         EngineSpec.from_dict({**spec.to_dict(), "loras_dir": "x"})
+    speed = {**spec.to_dict()["speed"], "prompt_cahce": 1}
+    with pytest.raises(InvalidSettingError, match=r"\[speed\]: unknown setting.*'prompt_cache'"):
+        EngineSpec.from_dict({**spec.to_dict(), "speed": speed})
+
+
+def test_a_lone_lora_file_is_one_lora():
+    assert EngineSpec(loras="a.safetensors:0.5").loras == ("a.safetensors:0.5",)
+    assert EngineSpec(loras=Path("a.safetensors")).loras == ("a.safetensors",)
 
 
 def test_loading_builds_the_engine_the_spec_describes(tiny_sdxl_dir, tiny_lora):

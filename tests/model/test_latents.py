@@ -80,7 +80,7 @@ def test_a_half_or_doubly_normalised_config_is_refused(config):
 # --- training and the engine share one latent space ----------------------------------------
 
 
-def _train_cache(vae, images: np.ndarray) -> torch.Tensor:
+def _training_cache(vae, images: np.ndarray) -> torch.Tensor:
     from nano_banana.demo.build import to_tensor
     from nano_banana.training.cache import encode_latents
 
@@ -99,7 +99,7 @@ def _preview_fit(vae, images: np.ndarray) -> torch.Tensor:
     return _encode(vae, torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
 
 
-ENCODERS = [_train_cache, _demo_build, _preview_fit]
+ENCODERS = [_training_cache, _demo_build, _preview_fit]
 
 
 @pytest.fixture(scope="module")

@@ -112,6 +112,8 @@ def test_file_carries_metadata(trained):
     assert meta["nano_banana.resolution"] == "64" and meta["nano_banana.steps"] == "40"
     assert json.loads(meta["nano_banana.dataset"])["images"] == 4
     assert TrainConfig.from_dict(json.loads(meta["nano_banana.train_config"])) == config.validated()
+    # flat names, as before the settings were grouped (external readers index it so)
+    assert json.loads(meta["nano_banana.train_config"]) == config.validated().flat_dict()
     peft_meta = json.loads(
         meta["lora_adapter_metadata"]
     )  # diffusers' key: rank/alpha for reloading

@@ -154,8 +154,12 @@ class BackgroundModel:
     noise: float  # robust per-channel standard deviation of the border around the fit
 
 
-def describe_report(report: LayoutReport) -> dict[str, str]:
-    """The report's measures in words, labelled, in reading order (the CLI's table, the studio)."""
+def describe_report(report: LayoutReport, no_arrangement: str = "none") -> dict[str, str]:
+    """The report's measures in words, labelled, in reading order (the CLI's table, the studio).
+
+    ``no_arrangement`` words a report without one: the CLI's table says "none", the
+    studio's caption something friendlier.
+    """
     gap = "-" if report.min_gap_px is None else f"{report.min_gap_px:.0f} px"
     r, g, b = report.background
     shade = "light" if report.background_light else "dark"
@@ -163,7 +167,7 @@ def describe_report(report: LayoutReport) -> dict[str, str]:
         "verdict": "yes" if report.verdict else "no",
         "layout score": f"{report.score}/100",
         "parts": str(report.part_count),
-        "arrangement": describe_arrangement(report),
+        "arrangement": describe_arrangement(report, no_arrangement),
         "separation": f"{report.separation:.2f} (smallest gap {gap})",
         "alignment": f"{report.alignment:.2f}",
         "gap evenness": f"{report.gap_evenness:.2f}",
@@ -173,13 +177,13 @@ def describe_report(report: LayoutReport) -> dict[str, str]:
     }
 
 
-def describe_arrangement(report: LayoutReport) -> str:
-    """'grid, 2 rows x 3 columns', 'parts along one axis (horizontal)' or 'no clear arrangement'."""
+def describe_arrangement(report: LayoutReport, no_arrangement: str = "none") -> str:
+    """'grid, 2 rows x 3 columns', 'parts along one axis (horizontal)' or ``no_arrangement``."""
     if report.arrangement == "grid":
         return f"grid, {report.rows} rows x {report.columns} columns"
     if report.arrangement == "axis":
         return f"parts along one axis ({report.axis})"
-    return "no clear arrangement"
+    return no_arrangement
 
 
 # --- public entry point -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """``show`` and ``gallery …``: read an image's settings, browse and manage the gallery.
 
-A thin shell over ``nano_banana.metadata`` and ``nano_banana.gallery``; every
+A thin shell over ``nano_banana.gallery`` (``png`` for a file's record, ``store``); every
 check (ids, paths, confirmations aside) lives in the library.
 """
 

@@ -76,11 +76,12 @@ def compare(
     output: common.OutputOptions,
 ) -> None:
     """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
-    from ..generate.sheets import check_compare
+    from ..generate.sheets import active_loras, check_compare
     from ..generate.sheets import compare as run_compare
 
     request = model.check_request(_fresh_request(prompt, model, settings))
-    check_compare(request)  # the LoRAs are checked once loaded
+    # The LoRAs the model will load, checked before loading it (minutes for SDXL).
+    check_compare(request, active_loras(request, model.resolve().loras))
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
         output, "compare", request, lambda cb: run_compare(engine, request, cb), 2
@@ -109,13 +110,15 @@ def sweep(
 
     request = model.check_request(_fresh_request(prompt, model, settings))
     parsed = parse_sweep_values(setting, values)
-    check_sweep(request, setting, parsed)  # every variant, before the first image is made
+    # Every variant, before the first image is made; a LoRA-scale sweep without a LoRA
+    # is allowed here (a row of base-model images), as it always was on the CLI.
+    check_sweep(request, setting, parsed, require_lora=False)
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
         output,
         "sweep",
         request,
-        lambda cb: run_sweep(engine, request, setting, parsed, cb),
+        lambda cb: run_sweep(engine, request, setting, parsed, cb, require_lora=False),
         len(parsed),
     )
     common.report_sheet(result, output, kind="sweep")

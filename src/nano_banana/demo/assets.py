@@ -38,19 +38,19 @@ def demo_lora_path() -> Path:
     return DEMO_DIR / "structure_lora.safetensors"
 
 
-def recommended_request(base: str | Path | None):
+def recommended_request(base: str | Path):
     """Request defaults for a base model: a demo build's own settings, SDXL's otherwise.
 
-    ``base`` None means "no --base given", which is the shipped demo when it is installed.
+    ``base`` is a resolved one (``EngineSpec.resolve`` turns "no --base" into the demo).
     A demo model rebuilt elsewhere (``nano-banana demo build --out DIR``) has its
     ``demo.toml`` beside it, and that file's settings apply to it the same way.
     """
     from ..settings import GenerationRequest
 
     demo = demo_base_dir()
-    if demo is not None and (base is None or Path(base).resolve() == demo.resolve()):
+    if demo is not None and Path(base).resolve() == demo.resolve():
         return demo_settings().request()
-    if base is not None and Path(base).is_dir():
+    if Path(base).is_dir():
         beside = Path(base).resolve().parent / "demo.toml"
         if beside.is_file():
             return demo_settings(beside).request()

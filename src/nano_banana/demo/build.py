@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from platformdirs import user_cache_dir
 
-from ..atomic import write_text
+from ..atomic import atomic_path, write_text
 from ..errors import InvalidSettingError
 from ..model.latents import scale_latents
 from ..model.tiny import (
@@ -240,7 +240,8 @@ def save_reconstructions(vae, images: np.ndarray, path: Path) -> Path:
 
     pixels = reconstruct(vae, images)
     sheet = np.concatenate([np.concatenate(list(images), 1), np.concatenate(list(pixels), 1)], 0)
-    Image.fromarray(sheet).save(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG")
     return path
 
 

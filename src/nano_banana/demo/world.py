@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import atomic_path, write_text
 from ..errors import InvalidSettingError
 from .draw import Box, background_image, draw_part
 from .objects import (
@@ -230,16 +231,16 @@ def write_world(
         )
     renders = generate_world(count, seed, size, views)  # validates before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    manifest = out / MANIFEST_NAME
-    images = 0
-    with manifest.open("w", encoding="utf-8") as rows:
-        for index, render in renders:
-            name = f"{index:05d}_{render.object}_{render.view.value}"
-            render.image.save(out / f"{name}.png")
-            (out / f"{name}.txt").write_text(render.caption + "\n", encoding="utf-8")
-            rows.write(json.dumps({"file": f"{name}.png", **render.truth()}) + "\n")
-            images += 1
-    return WorldWritten(out, images, manifest)
+    rows = []
+    for index, render in renders:  # every file whole or absent (atomic), even after a crash
+        name = f"{index:05d}_{render.object}_{render.view.value}"
+        with atomic_path(out / f"{name}.png") as tmp:
+            render.image.save(tmp, format="PNG")
+        write_text(out / f"{name}.txt", render.caption + "\n")
+        rows.append(json.dumps({"file": f"{name}.png", **render.truth()}) + "\n")
+    # The ground truth last: a folder with a manifest holds every image it lists.
+    manifest = write_text(out / MANIFEST_NAME, "".join(rows))
+    return WorldWritten(out, len(rows), manifest)
 
 
 def world_vocabulary() -> list[str]:

@@ -41,7 +41,7 @@ from ..lora.load import LoraFile
 from ..settings import GenerationRequest
 from .engine import Engine, GenerationResult, ProgressEvent, release_device_memory
 from .preview import LatentPreview, fit_preview
-from .sheets import DEFAULT_SWEEP_SCALES, active_loras, check_compare, check_sweep, compare, sweep
+from .sheets import LORA_STRENGTHS, active_loras, check_compare, check_sweep, compare, sweep
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class JobQueue:
         self,
         kind: JobKind | str,
         request: GenerationRequest,
-        sweep_values: Sequence[float] = DEFAULT_SWEEP_SCALES,
+        sweep_values: Sequence[float] = LORA_STRENGTHS,
     ) -> Job:
         """Check ``request`` now (errors raise here, nothing is queued) and queue the job."""
         kind = JobKind(kind)
@@ -245,7 +245,7 @@ class JobQueue:
         self,
         kind: JobKind,
         request: GenerationRequest,
-        sweep_values: Sequence[float] = DEFAULT_SWEEP_SCALES,
+        sweep_values: Sequence[float] = LORA_STRENGTHS,
     ) -> GenerationRequest:
         """The validated request (seed drawn) or our error saying what is wrong with it.
 

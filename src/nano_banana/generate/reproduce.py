@@ -23,8 +23,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from ..errors import InvalidSettingError
 from ..gallery.record import GenerationRecord
+from ..options import reject_unknown
 from ..settings import GenerationRequest, Sampler, parse_seed_option
 
 # Request fields a user may set on top of a starting request (the model's defaults or a
@@ -45,11 +45,13 @@ OVERRIDABLE = (
 
 def apply_overrides(request: GenerationRequest, overrides: Mapping[str, Any]) -> GenerationRequest:
     """``request`` with every override given (None: not given); seed 'random' draws anew."""
-    unknown = sorted(set(overrides) - set(OVERRIDABLE))
-    if unknown:
-        raise InvalidSettingError(
-            f"cannot override {', '.join(unknown)}; settable: {', '.join(OVERRIDABLE)}"
-        )
+    reject_unknown(
+        overrides,
+        OVERRIDABLE,
+        where="generation request",
+        problem="cannot override",
+        advice=f"settable: {', '.join(OVERRIDABLE)}",
+    )
     changes = {name: value for name, value in overrides.items() if value is not None}
     if "seed" in changes:
         changes["seed"] = parse_seed_option(changes["seed"])

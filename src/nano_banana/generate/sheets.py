@@ -4,7 +4,8 @@
 seed, LoRA off and on. ``sweep`` renders a row over values of one setting
 (default: LoRA scale 0, 0.6, 0.8, 1.0), like A1111's X/Y plot. Their checks
 (``check_compare``, ``check_sweep``) are the ones the CLI runs before loading a
-model and the job queue runs before queueing a job.
+model and the job queue runs before queueing a job; the two shells differ in one
+rule only, which ``check_sweep``'s ``require_lora`` names.
 """
 
 from __future__ import annotations
@@ -70,10 +71,14 @@ def sweep(
     values: Sequence[object] = DEFAULT_SWEEP_SCALES,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    *,
+    require_lora: bool = True,
 ) -> SheetResult:
-    """One image per value of ``setting``, everything else (the seed too) held fixed."""
+    """One image per value of ``setting``, everything else (the seed too) held fixed
+    (``require_lora`` as in ``check_sweep``)."""
     request = request.sized(*engine.native_size).validated()
-    variants = check_sweep(request, setting, values, active_loras(request, engine.adapter_names))
+    loras = active_loras(request, engine.adapter_names)
+    variants = check_sweep(request, setting, values, loras, require_lora=require_lora)
     panels = [
         Panel(
             f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}",
@@ -95,13 +100,16 @@ def active_loras(request: GenerationRequest, loaded: Collection[str]) -> list[st
 def check_compare(request: GenerationRequest, loras: Collection[str] | None = None) -> None:
     """A comparison switches a LoRA off and on: it needs one, at a scale other than 0.
 
-    ``loras``: the LoRAs the request uses (``active_loras``); None while no model is
-    loaded yet, and ``compare`` checks again with the engine's.
+    ``loras``: the LoRAs the request uses (``active_loras``); None when they are not
+    known yet, and ``compare`` checks again with the engine's.
     """
     if loras is not None and not loras:
-        raise InvalidSettingError("compare shows what a LoRA does: choose a LoRA first")
-    if request.lora_scale == 0:
-        raise InvalidSettingError("compare shows the LoRA at its scale: set a LoRA scale above 0")
+        raise InvalidSettingError(_needs_lora("compare"))
+    if request.lora_scale == 0:  # a negative scale inverts the LoRA: still worth comparing
+        raise InvalidSettingError(
+            "compare shows the LoRA at its scale: set a LoRA scale other than 0 "
+            "(a scale above 0 applies it, below 0 inverts it)"
+        )
 
 
 def check_sweep(
@@ -109,15 +117,26 @@ def check_sweep(
     setting: str,
     values: Sequence[object],
     loras: Collection[str] | None = None,
+    *,
+    require_lora: bool = True,
 ) -> list[GenerationRequest]:
-    """Every variant of a sweep, validated; a LoRA-scale sweep needs a LoRA (``loras`` as in
-    ``check_compare``)."""
+    """Every variant of a sweep, validated.
+
+    With ``require_lora`` a LoRA-scale sweep needs a LoRA (``loras`` as in
+    ``check_compare``): the studio refuses one without. The CLI passes False: it has
+    always allowed one, which makes a row of base-model images.
+    """
     _check_sweepable(setting)
     if not values:
         raise InvalidSettingError("a sweep needs at least one value")
-    if setting == "lora_scale" and loras is not None and not loras:
-        raise InvalidSettingError("sweep shows what a LoRA does: choose a LoRA first")
+    if require_lora and setting == "lora_scale" and loras is not None and not loras:
+        raise InvalidSettingError(_needs_lora("sweep"))
     return [replace(request, **{setting: value}).validated() for value in values]
+
+
+def _needs_lora(kind: str) -> str:
+    # Worded for both shells: the CLI's --lora, the studio's LoRA choice, the demo's own LoRA.
+    return f"{kind} shows what a LoRA does: choose a LoRA first (--lora FILE, or the demo model)"
 
 
 def parse_sweep_values(setting: str, text: str) -> list[object]:

@@ -63,7 +63,9 @@ class EngineSpec:
 
     def __post_init__(self) -> None:
         # Shells hand over lists (repeated --lora) and strings (JSON); keep the spec hashable.
-        object.__setattr__(self, "loras", tuple(str(spec) for spec in self.loras or ()))
+        # A lone file is one LoRA, not a sequence of one-letter names.
+        loras = (self.loras,) if isinstance(self.loras, (str, Path)) else self.loras or ()
+        object.__setattr__(self, "loras", tuple(str(spec) for spec in loras))
         if self.preset_dir is not None:
             object.__setattr__(self, "preset_dir", Path(self.preset_dir))
 
@@ -99,7 +101,7 @@ class EngineSpec:
             from ..demo.assets import recommended_request
         except ImportError:  # pragma: no cover - only in trimmed installs
             return GenerationRequest()
-        return recommended_request(self.base)
+        return recommended_request(self.resolve().base)  # no base: the demo, as ``resolve`` says
 
     # --- checks before loading -------------------------------------------------
 
@@ -139,6 +141,7 @@ class EngineSpec:
     # --- passing it on (the studio gets it through an environment variable) --------
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (paths as strings, ``speed`` as a table) that ``from_dict`` reads."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["loras"] = list(self.loras)
         data["preset_dir"] = None if self.preset_dir is None else str(self.preset_dir)
@@ -151,6 +154,7 @@ class EngineSpec:
         reject_unknown(data, cls, where="model settings")
         data = dict(data)
         if data.get("speed") is not None:
+            reject_unknown(data["speed"], SpeedConfig, where="model settings [speed]")
             data["speed"] = SpeedConfig(**data["speed"])
         return cls(**data)
 

@@ -1,7 +1,7 @@
 """LoRA state-dict keys: which format a file is in, which module each key adapts, and its alpha.
 
-Pure functions over ``{key: tensor}`` dicts, shared by reading (``lora.py``),
-fit checking and the kohya exporter (``lora_kohya.py``). Conversions between
+Pure functions over ``{key: tensor}`` dicts, shared by reading and fit checking
+(``lora.load``) and the kohya exporter (``lora.kohya``). Conversions between
 formats are diffusers' own (``diffusers.utils.state_dict_utils``); this module
 only groups their output by module.
 """

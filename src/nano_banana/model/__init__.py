@@ -6,7 +6,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".load": "BaseSpec LoadedBase load_base load_vae pick_device pick_dtype SDXL_REPO",
-        ".latents": "scale_latents unscale_latents",
+        ".latents": "scale_latents unscale_latents LATENT_CONVENTION",
         ".tiny": "TinySDXLConfig build_pipeline save_tiny_pipeline",
     },
 )

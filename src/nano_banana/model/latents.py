@@ -22,6 +22,11 @@ import torch
 
 from ..errors import ModelLoadError
 
+# Names the arithmetic below; stored latents (the trainer's cache) are keyed by it, so a
+# change here must give a new tag. v1 subtracted shift_factor only and ignored
+# latents_mean/std; v2 reads all three styles.
+LATENT_CONVENTION = "latents-v2"
+
 
 def scale_latents(raw: torch.Tensor, vae_config: Any) -> torch.Tensor:
     """The VAE's posterior latents (``..., C, H, W``) in the space the UNet is trained on."""

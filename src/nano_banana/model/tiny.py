@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_text
+
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 DEFAULT_WORDS = [
     "a",
@@ -113,8 +115,8 @@ def write_tokenizer_files(words: tuple[str, ...] | list[str], out_dir: Path) -> 
     merges = list(dict.fromkeys(merges))
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab_path, merges_path = out_dir / "vocab.json", out_dir / "merges.txt"
-    vocab_path.write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
-    merges_path.write_text("".join(f"{m}\n" for m in ["#version: 0.2", *merges]), encoding="utf-8")
+    write_text(vocab_path, json.dumps({tok: i for i, tok in enumerate(vocab)}))
+    write_text(merges_path, "".join(f"{m}\n" for m in ["#version: 0.2", *merges]))
     return vocab_path, merges_path
 
 
@@ -231,5 +233,5 @@ def save_tiny_pipeline(config: TinySDXLConfig, out_dir: Path, seed: int = 0) -> 
     out_dir = Path(out_dir)
     pipe = build_pipeline(config, out_dir.parent / f".{out_dir.name}-work", seed=seed)
     pipe.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / "nano_banana_tiny.json").write_text(json.dumps(asdict(config), indent=1))
+    write_text(out_dir / "nano_banana_tiny.json", json.dumps(asdict(config), indent=1))
     return out_dir

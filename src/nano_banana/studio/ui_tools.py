@@ -1,4 +1,4 @@
-"""Result tools: layout analysis (score and verdict) and numbered callouts, from ``analysis``/``annotate``."""
+"""Result tools: layout analysis (score and verdict) and numbered callouts, from ``analysis``."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _show_analysis(report) -> None:
         return
     verdict = ":green[yes]" if report.verdict else ":red[no]"
     st.markdown(f"**Layout score {report.score} / 100** · disassembled layout: {verdict}")
-    measures = describe_report(report)
+    measures = describe_report(report, no_arrangement="no clear arrangement")
     shown = [f"{name}: {value}" for name, value in measures.items() if name not in _HEADLINE]
     st.caption(" · ".join(shown))
     for reason in report.reasons:

@@ -62,6 +62,8 @@ def prepare_data(
 
 @dataclass
 class Batch:
+    """One micro-batch, ready for the UNet: latents, the captions to encode, SDXL's time ids."""
+
     latents: torch.Tensor  # (B, 4, h, w), scaled
     captions: list[str]
     time_ids: torch.Tensor  # (B, 6): original size, crop top-left, target size
@@ -70,6 +72,8 @@ class Batch:
 def make_batch(
     data: TrainData, dataset: DatasetConfig, seed: int, epoch: int, indices: list[int]
 ) -> Batch:
+    """The items at ``indices`` as a batch; each item's flip and caption (shuffle, dropout)
+    come from its own generator for (``seed``, ``epoch``, index), so a resumed run repeats them."""
     latents, captions, time_ids = [], [], []
     for index in indices:
         item = data.items[index]

@@ -2,7 +2,8 @@
 
 The frozen VAE and text encoders give the same output for the same input every
 time, so we compute them once. A latent is keyed by the image file's bytes, its
-bucket/crop/flip and the VAE's weights; a text embedding by the caption and the
+bucket/crop/flip, the VAE's weights and config, and the latent convention
+(``model.latents.LATENT_CONVENTION``); a text embedding by the caption and the
 text encoders' weights. Change any of them and the key changes: a stale entry
 is never used. Entries are written atomically (temporary file, then rename).
 """
@@ -20,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
-from ..model.latents import scale_latents
+from ..model.latents import LATENT_CONVENTION, scale_latents
 from .data import TrainItem, load_pixels
 
 
@@ -90,7 +91,15 @@ def cache_latents(
         for flipped in flips:
             p = item.placement
             key = _key(
-                "latent", item.sha256, p.resized, p.crop_left, p.crop_top, p.bucket, flipped, vae_id
+                "latent",
+                item.sha256,
+                p.resized,
+                p.crop_left,
+                p.crop_top,
+                p.bucket,
+                flipped,
+                vae_id,
+                LATENT_CONVENTION,  # latents cached under another convention are not reused
             )
             path = cache_dir / "latents" / f"{key}.safetensors"
             cached = _read(path)

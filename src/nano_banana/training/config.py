@@ -99,6 +99,7 @@ class ModelConfig:
     )
 
     def validated(self) -> ModelConfig:
+        """This section with its precision parsed (its paths are checked when loading)."""
         return _coerced(self)
 
 
@@ -129,6 +130,7 @@ class DatasetConfig:
     cache_dir: str | None = _opt(None, "Latent/text-embedding cache. Default: OUT/cache.")
 
     def validated(self) -> DatasetConfig:
+        """This section checked (data given; resolution, caption extension, fractions), a copy."""
         cfg = _coerced(self)
         if not cfg.data:
             raise InvalidSettingError("no training data given: pass --data FOLDER")
@@ -157,6 +159,7 @@ class AdapterConfig:
     )
 
     def validated(self) -> AdapterConfig:
+        """This section checked (rank, alpha, dropout in range), targets parsed, a copy."""
         cfg = _coerced(self)
         check_int_range("rank", cfg.rank, 1, 1024)
         check_float_range("alpha", cfg.alpha, 1e-6, 1e6)
@@ -187,6 +190,7 @@ class OptimConfig:
     )
 
     def validated(self) -> OptimConfig:
+        """This section checked (rates, steps, batch, clipping, EMA in range), a copy."""
         cfg = _coerced(self)
         check_float_range("lr", cfg.lr, 1e-8, 1.0)
         if cfg.text_encoder_lr is not None:
@@ -218,6 +222,7 @@ class LossConfig:
     )
 
     def validated(self) -> LossConfig:
+        """This section checked (min-SNR gamma, noise offset in range), a copy."""
         cfg = _coerced(self)
         check_float_range("min_snr_gamma", cfg.min_snr_gamma, 0.0, 1e3)
         check_float_range("noise_offset", cfg.noise_offset, 0.0, 1.0)
@@ -241,6 +246,7 @@ class SampleConfig:
     sample_size: int | None = _opt(None, "Side of the sample images (default: resolution).")
 
     def validated(self) -> SampleConfig:
+        """This section checked (seed, steps, sizes in range), a copy."""
         cfg = _coerced(self)
         check_int_range("sample_seed", cfg.sample_seed, 0, 2**32 - 1)
         check_int_range("sample_steps", cfg.sample_steps, 1, 150)
@@ -282,6 +288,7 @@ class OutputConfig:
     log_every: int = _opt(1, "Write a loss-curve row every N steps.")
 
     def validated(self) -> OutputConfig:
+        """This section checked (out given, a plain LoRA name, counts in range), a copy."""
         cfg = _coerced(self)
         if not cfg.out:
             raise InvalidSettingError("no output folder given: pass --out FOLDER")

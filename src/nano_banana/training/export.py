@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from ..atomic import atomic_path, write_text
+from ..atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_path, write_text
 from ..errors import NanoBananaError
 from .config import ExportFormat, TrainConfig
 
@@ -99,8 +99,10 @@ def lora_metadata(
         "nano_banana.alpha": str(config.adapter.alpha),
         RECOMMENDED_SCALE_KEY: str(config.output.recommended_scale),
         "nano_banana.dataset": json.dumps(dataset_summary, sort_keys=True),
+        # Flat names, as this key has always held them: readers outside this project
+        # index it by setting name (TrainConfig.from_dict reads flat and sectioned alike).
         "nano_banana.train_config": json.dumps(
-            config.to_dict(), sort_keys=True, ensure_ascii=False
+            config.flat_dict(), sort_keys=True, ensure_ascii=False
         ),
         "modelspec.sai_model_spec": "1.0.0",
         "modelspec.architecture": ARCHITECTURE,
@@ -124,7 +126,11 @@ def save_lora(adapters: Adapters, path: Path, metadata: dict[str, str]) -> Path:
     check_finite(layers)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".lora-") as tmp:
+    # diffusers writes a folder: ours is named like atomic's temp files, so that a crash's
+    # leftover is recognisable (``atomic.is_temp_name``).
+    with tempfile.TemporaryDirectory(
+        dir=path.parent, prefix=f"{TEMP_PREFIX}lora-", suffix=TEMP_SUFFIX
+    ) as tmp:
         StableDiffusionXLPipeline.save_lora_weights(tmp, weight_name="lora.safetensors", **layers)
         tensors, file_meta = _read_back(Path(tmp) / "lora.safetensors")
     return write_safetensors_atomic(tensors, path, {**file_meta, **metadata})

@@ -382,6 +382,7 @@ def finish(run: Run, report, config_path, start_step: int, loop_started: float) 
 
 
 def nan_message(loss: float, state: RunState, config: TrainConfig) -> str:
+    """What a user reads when the loss turns NaN/Inf: the step, the checkpoint left, what to try."""
     last = find_latest(config.output.out_dir)
     where = f"the last good checkpoint is {last}" if last else "there is no checkpoint yet"
     return (

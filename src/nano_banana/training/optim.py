@@ -119,6 +119,7 @@ class AdapterEMA:
         self.shadow = {n: p.detach().clone().float() for n, p in params.items()}
 
     def update(self, params: dict[str, torch.nn.Parameter], step: int) -> None:
+        """Fold the weights after optimiser step ``step`` into the averages (warmed-up decay)."""
         averages = [self.shadow[name] for name in params]
         ema_update(averages, params.values(), ema_decay(step, self.decay))
 
