@@ -69,6 +69,22 @@ _REQUEST_PARAMS = [
     ("height", Optional[int], _request_option("height", "--height")),
     ("sampler", Optional[Sampler], _request_option("sampler", "--sampler")),
     (
+        "compose",
+        Optional[bool],
+        typer.Option(None, "--compose", help=field_help("compose"), show_default="off"),
+    ),
+    (
+        "parts",
+        Optional[str],
+        typer.Option(None, "--parts", help=field_help("parts"), show_default="the catalog's"),
+    ),
+    ("explode", Optional[float], _request_option("explode", "--explode")),
+    (
+        "strength",
+        Optional[float],
+        typer.Option(None, "--strength", help=field_help("strength"), show_default="0.3"),
+    ),
+    (
         "seed",
         Optional[str],
         typer.Option(

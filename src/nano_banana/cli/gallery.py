@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import click
 import typer
@@ -46,6 +47,14 @@ def register(app: typer.Typer) -> None:
 def show(
     image: Path = typer.Argument(..., help="A PNG saved by nano-banana or another SD tool."),
     as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
+    callouts: bool = typer.Option(
+        False,
+        "--callouts",
+        help="Write IMAGE_annotated.png: numbered callouts and a parts list (a board's from its plan).",
+    ),
+    parts_csv: Optional[Path] = typer.Option(
+        None, "--parts-csv", help="Write a composed board's parts list to this CSV file."
+    ),
 ) -> None:
     """Print the generation settings stored in an image (ours and AUTOMATIC1111's)."""
     chunks = read_png_text(image)
@@ -61,6 +70,7 @@ def show(
                 raise
             problem = str(exc)  # still worth showing the A1111 text
     others = {k: v for k, v in chunks.items() if k not in (A1111_KEY, RECORD_KEY)}
+    written = _write_board_files(image, record, callouts, parts_csv)
     if as_json:
         _echo_json(
             {
@@ -89,6 +99,47 @@ def show(
     for key, value in others.items():
         console.rule(f"chunk {key!r}")
         typer.echo(value[:2000])
+    _print_board(console, record)
+    for path in written:
+        typer.echo(str(path))
+
+
+def _write_board_files(image: Path, record, callouts: bool, parts_csv: Path | None) -> list[Path]:
+    """--callouts and --parts-csv; a parts list needs a composed board's plan."""
+    from ..parts.labels import plan_of, write_callouts, write_parts_csv
+
+    plan = plan_of(record) if record is not None else None
+    if parts_csv is not None and plan is None:
+        raise MetadataError(
+            f"{image} is not a parts-first board, so it has no parts list; make one with "
+            "--compose, or use 'nano-banana annotate' to number the parts found in an image"
+        )
+    written = []
+    if callouts:
+        from ..analysis.layout import load_image
+
+        written.append(write_callouts(load_image(image), record, image))
+    if parts_csv is not None:
+        written.append(write_parts_csv(plan, parts_csv))
+    return written
+
+
+def _print_board(console, record) -> None:
+    """A composed board's parts list and check, in plan order."""
+    from ..parts.labels import plan_of
+
+    plan = plan_of(record) if record is not None else None
+    if plan is None:
+        return
+    console.rule(f"board: {plan.layout}, {len(plan.parts)} parts")
+    for name, part in zip(plan.part_names(), plan.parts, strict=True):
+        typer.echo(f"{part.number:3d}  {name}")
+    check = record.board.get("check", {})
+    problems = "; ".join(check.get("problems", []))
+    problems = f"({problems})" if problems else ""
+    verdict = "accepted" if record.board.get("accepted") else f"not accepted {problems}".strip()
+    found, planned = check.get("found"), check.get("planned")
+    typer.echo(f"check: {found} parts found of {planned} planned; {verdict}")
 
 
 # --- gallery ------------------------------------------------------------------

@@ -44,6 +44,12 @@ def generate(
         help="Reproduce an image from the settings stored in its PNG.",
         show_default=False,
     ),
+    callouts: bool = typer.Option(
+        False,
+        "--callouts",
+        help="Also write IMAGE_annotated.png: numbered callouts and a parts list "
+        "(from the plan with --compose, else from the parts found in the image).",
+    ),
     *,
     settings: dict,
     model: EngineSpec,
@@ -66,6 +72,12 @@ def generate(
         job = replace(first, seed=(first.seed + i) % (2**32)) if i else first
         results.append(common.run_job(engine, job, output, label=f"image {i + 1}/{count}"))
     common.report(results, output)
+    if callouts:
+        from ..parts.labels import write_callouts
+
+        for result, path in results:
+            common.err_console.print("[dim]callouts:[/]")
+            typer.echo(str(write_callouts(result.image, result.record, path)))
 
 
 def compare(

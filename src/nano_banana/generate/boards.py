@@ -25,9 +25,9 @@ from PIL import Image
 
 from ..errors import InvalidSettingError
 from ..parts.board import BoardResult, make_board
-from ..parts.catalog import load_catalog, resolve_object
+from ..parts.catalog import CatalogObject, load_catalog, resolve_object
 from ..parts.plan import BoardPlan, PlacedPart, plan_board
-from ..prompt.presets import BOARD_LAYOUTS
+from ..prompt.presets import Preset, get_preset
 from ..settings import GenerationRequest
 from .engine import Engine, ProgressCallback, ProgressEvent
 
@@ -48,19 +48,29 @@ def part_prompt(part: PlacedPart, plan: BoardPlan) -> str:
     return f"{part.look}, {what}" if part.look else what
 
 
+def board_layout(preset_id: str, presets: dict[str, Preset]) -> str:
+    """The preset's board layout, or an error naming the presets that have one."""
+    preset = get_preset(presets, preset_id)
+    if not preset.board:
+        with_board = ", ".join(sorted(p.id for p in presets.values() if p.board))
+        raise InvalidSettingError(
+            f"preset '{preset.id}' has no board layout for --compose; use one that has ({with_board})"
+        )
+    return preset.board
+
+
+def board_object(request: GenerationRequest) -> CatalogObject:
+    """What the board shows: the request's --parts, else the catalog's entry for its prompt."""
+    return resolve_object(request.prompt, request.parts, load_catalog())
+
+
 def board_plan(engine: Engine, request: GenerationRequest) -> BoardPlan:
     """The plan for ``request``: its preset's layout, the catalog's (or --parts') parts."""
-    layout = engine.preset(request.preset).board
-    if not layout:
-        raise InvalidSettingError(
-            f"preset '{request.preset}' has no board layout for --compose; use a preset with one "
-            f"({', '.join(sorted(p.id for p in engine.presets.values() if p.board))})"
-        )
-    assert layout in BOARD_LAYOUTS  # presets.py checked it when the file was read
-    obj = resolve_object(request.prompt, request.parts, load_catalog())
+    layout = board_layout(request.preset, engine.presets)
     return plan_board(
-        obj, layout, request.width, request.height, request.seed, explode=request.explode
-    )
+        board_object(request), layout, request.width, request.height, request.seed,
+        explode=request.explode,
+    )  # fmt: skip
 
 
 @dataclass

@@ -40,6 +40,10 @@ OVERRIDABLE = (
     "height",
     "sampler",
     "seed",
+    "compose",
+    "parts",
+    "explode",
+    "strength",
 )
 
 

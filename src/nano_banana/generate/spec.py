@@ -109,8 +109,14 @@ class EngineSpec:
         """``request`` validated and its preset found, before any model work (SDXL loads slowly)."""
         from ..prompt.presets import get_preset, load_presets
 
-        get_preset(load_presets(self.preset_dir), request.preset)
-        return request.validated()
+        preset = get_preset(load_presets(self.preset_dir), request.preset)
+        request = request.validated()
+        if request.compose:  # the board's layout and parts, known before loading too
+            from .boards import board_layout, board_object
+
+            board_layout(preset)
+            board_object(request)
+        return request
 
     def check_files(self) -> None:
         """Fail now, not after minutes of loading, on a LoRA file that is not there."""

@@ -19,7 +19,6 @@ from ..analysis.layout import AnalysisConfig, LayoutReport, Part, analyze_layout
 from .plan import BoardPlan, Box, label
 
 MATCH_IOU = 0.3  # below this a found part is not the planned one
-GOOD_IOU = 0.7  # a callout box this close to the found part is "right"
 COVER = 0.5  # a found part covering this share of a planned box has taken it in
 
 
@@ -60,7 +59,8 @@ class BoardCheck:
         return {"planned": self.planned, "found": self.found, "verdict": self.verdict,
                 "score": self.score, "lost": list(self.lost),
                 "merged": [list(m) for m in self.merged],
-                "ious": [round(v, 3) for v in self.ious]}  # fmt: skip
+                "ious": [round(v, 3) for v in self.ious],
+                "problems": self.problems()}  # fmt: skip
 
 
 def check_board(

@@ -9,30 +9,61 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
-from ..analysis.callouts import Annotation, annotate_parts
+from ..analysis.callouts import (
+    Annotation,
+    annotate,
+    annotate_parts,
+    default_output_path,
+    write_atomically,
+)
 from ..analysis.layout import Part
+from ..atomic import write_text
 from .plan import BoardPlan, label
 
 CSV_COLUMNS = ("number", "name", "copy", "count", "look", "x0", "y0", "x1", "y1")
 
 
-def plan_parts(plan: BoardPlan) -> list[Part]:
-    """The plan's boxes as parts for the callout drawer (leader lines end at box centres)."""
+def plan_of(record) -> BoardPlan | None:
+    """The board plan a generation record carries (a parts-first board), or None."""
+    board = getattr(record, "board", None)
+    return BoardPlan.from_dict(board["plan"]) if board and "plan" in board else None
+
+
+def image_callouts(image: Image.Image, record=None) -> Annotation:
+    """Callouts for any image: from its board plan when it has one, else from the parts the
+    layout analyser finds (numbered in reading order, "part N")."""
+    plan = plan_of(record) if record is not None else None
+    return board_callouts(image, plan) if plan is not None else annotate(image)
+
+
+def plan_parts(plan: BoardPlan, image: Image.Image) -> list[Part]:
+    """The plan's boxes as parts for the callout drawer: leader lines end at box centres, and
+    each part's colour (for the parts list) is the median of its box's darker pixels."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
     parts = []
     for placed in plan.parts:
         x0, y0, x1, y1 = placed.box
         centre = ((x0 + x1) / 2, (y0 + y1) / 2)
-        parts.append(Part(placed.box, (x1 - x0) * (y1 - y0), centre, centre, (0, 0, 0), False))
+        colour = _box_colour(rgb[y0:y1, x0:x1])
+        parts.append(Part(placed.box, (x1 - x0) * (y1 - y0), centre, centre, colour, False))
     return parts
+
+
+def _box_colour(pixels: np.ndarray) -> tuple[int, int, int]:
+    ink = pixels[pixels.min(axis=-1) < 235]  # not the white board showing round the part
+    values = np.median(ink if len(ink) else pixels.reshape(-1, 3), axis=0)
+    return tuple(int(v) for v in values)
 
 
 def board_callouts(image: Image.Image, plan: BoardPlan) -> Annotation:
     """Numbered callouts and the parts list, one per planned part, in the plan's order."""
-    return annotate_parts(image, plan_parts(plan), plan.part_names())
+    return annotate_parts(image, plan_parts(plan, image), plan.part_names())
 
 
 def parts_rows(plan: BoardPlan) -> list[dict[str, Any]]:
@@ -51,3 +82,15 @@ def parts_csv(plan: BoardPlan) -> str:
     writer.writeheader()
     writer.writerows(parts_rows(plan))
     return out.getvalue()
+
+
+def write_callouts(image: Image.Image, record, source: Path) -> Path:
+    """``<source>_annotated.png`` beside ``source``: the image with its callouts, written whole."""
+    out = default_output_path(source)
+    write_atomically(image_callouts(image, record).image, out, "PNG")
+    return out
+
+
+def write_parts_csv(plan: BoardPlan, out: Path) -> Path:
+    """The parts list as a CSV file, written whole."""
+    return write_text(Path(out), parts_csv(plan))
