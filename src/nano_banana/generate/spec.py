@@ -109,12 +109,13 @@ class EngineSpec:
         """``request`` validated and its preset found, before any model work (SDXL loads slowly)."""
         from ..prompt.presets import get_preset, load_presets
 
-        preset = get_preset(load_presets(self.preset_dir), request.preset)
+        presets = load_presets(self.preset_dir)
+        get_preset(presets, request.preset)
         request = request.validated()
         if request.compose:  # the board's layout and parts, known before loading too
             from .boards import board_layout, board_object
 
-            board_layout(preset)
+            board_layout(request.preset, presets)
             board_object(request)
         return request
 
