@@ -15,6 +15,7 @@ import pytest
 from nano_banana.analysis.layout import analyze_layout
 from nano_banana.demo import (
     OBJECTS,
+    VIEWS,
     View,
     generate_world,
     make_instance,
@@ -58,7 +59,7 @@ def test_world_is_deterministic_and_balanced():
 
 def test_views_of_one_instance_share_its_parts():
     instance = make_instance("camera", seed=3)
-    renders = [render_view(instance, v) for v in View]
+    renders = [render_view(instance, v) for v in VIEWS]
     for render in renders:
         assert [p.name for p in render.parts] == [p.name for p in instance.parts]
         assert [p.color for p in render.parts] == [p.color for p in instance.parts]
@@ -198,3 +199,23 @@ def _iou(a, b) -> float:
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union
+
+
+def test_a_part_view_is_one_part_of_the_instance_alone_on_white_in_the_boards_words():
+    instance = make_instance("watch", seed=5)
+    seen = set()
+    for seed in range(12):
+        render = render_view(make_instance("watch", seed=seed), "part")
+        (part,) = render.parts
+        seen.add(part.name)
+        assert render.view is View.PART and render.background == "white"
+        assert render.caption.endswith("single part, isolated on a white background, product photo")
+        assert f"the {part.name} of a mechanical watch" in render.caption
+        assert set(re.findall(r"[a-z]+", render.caption)) <= set(world_vocabulary())
+        report = analyze_layout(render.image)
+        assert report.part_count == 1 and report.background_light
+    assert len(seen) >= 4  # the seed picks which part
+    assert "part" not in [v.value for v in VIEWS]  # asked for by name only
+    assert [p.name for p in render_view(instance, "part").parts][0] in {
+        p.name for p in instance.parts
+    }

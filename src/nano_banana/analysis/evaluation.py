@@ -215,7 +215,8 @@ def _world_features(count: int, seed: int, size: int, copies: int, originals: bo
 
     rng = np.random.default_rng(seed)
     feats, keys = [], []
-    for _, render in generate_world(count, seed=seed, size=size):
+    views = ("assembled", "knolling", "exploded")  # the objects, not their parts alone
+    for _, render in generate_world(count, seed=seed, size=size, views=views):
         images = [render.image] if originals else []
         images += [with_generator_flaws(render.image, rng) for _ in range(copies)]
         feats += [image_features(image) for image in images]

@@ -77,6 +77,9 @@ class BuildConfig:
     seed: int = 0  # every other seed derives from this one
     image_size: int = 128  # the world renders and the model's native size
     base_instances: int = 1200  # assembled renders for the base (200 per object)
+    # Single parts on white, captioned as parts-first boards ask for them (100 per object):
+    # a base that has seen parts alone can draw a board's parts.
+    base_part_instances: int = 0  # 600 in the rebuild under way (parts-first boards issue)
     vae_instances: int = 400  # x 3 views for the autoencoder
     lora_instances: int = 400  # x 2 views (knolling + exploded) for the LoRA dataset
     vae_steps: int = 2500  # flat colours: hue and white balance settle late
@@ -107,7 +110,7 @@ class BuildConfig:
 
     def quick(self) -> BuildConfig:
         """A few steps of everything: checks the pipeline end to end in about a minute."""
-        return replace(self, base_instances=48, vae_instances=24, lora_instances=12,
+        return replace(self, base_instances=48, base_part_instances=12, vae_instances=24, lora_instances=12,
                        vae_steps=10, vae_decoder_steps=3, unet_steps=10, lora_steps=5)  # fmt: skip
 
 
@@ -278,6 +281,18 @@ def cosine_factor(step: int, total: int, warmup: int) -> float:
     return lr_factor(
         step, warmup=warmup, total=total, decay=Schedule.COSINE, floor=0.1, warmup_offset=0
     )
+
+
+def render_base_data(config: BuildConfig) -> tuple[np.ndarray, list[str]]:
+    """The base's training data: assembled product shots, then single parts on white."""
+    size = config.image_size
+    images, captions = render_images(config.base_instances, config.seed + 20, ("assembled",), size)
+    if config.base_part_instances:
+        parts, part_captions = render_images(
+            config.base_part_instances, config.seed + 21, ("part",), size
+        )
+        images, captions = np.concatenate([images, parts]), captions + part_captions
+    return images, captions
 
 
 # --- 3. tokenizer and text encoders ------------------------------------------------
@@ -523,8 +538,7 @@ def build_base(base_dir: Path, work: Path, config: BuildConfig, timed, log: Log)
     save_reconstructions(vae, vae_images[::97][:8], work / "vae_check.png")
     tokenizer, te1, te2 = timed("text encoders", build_text_stack, work, config.seed + 6)
     pipe = make_pipeline(vae, tokenizer, te1, te2, build_unet(DEMO_MODEL))
-    images, captions = timed("render base data", render_images, config.base_instances,
-                             config.seed + 20, ("assembled",), size)  # fmt: skip
+    images, captions = timed("render base data", render_base_data, config)
     latents = timed("encode base data", encode_latents, vae, images)
     text = encode_captions(pipe, captions + [""])
     pipe.unet = timed("train base unet", train_base_unet, latents, captions, text, config, log)

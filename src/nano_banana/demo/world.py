@@ -46,15 +46,19 @@ MARGIN = (0.06, 0.09)  # empty border around flat lays, fraction of the canvas s
 EXPLODED_MARGIN = (0.04, 0.06)
 MIN_SIDE = 0.045  # smallest drawn side of a part, fraction of the canvas (legible at 128 px)
 AXIS_TIE = 0.85  # both axes fit within this ratio of scale: pick one at random
+PART_FILL = (0.5, 0.75)  # a lone part's longer side, as a share of the canvas
 
 
 class View(str, Enum):
     ASSEMBLED = "assembled"  # the whole object, a product shot on varied backgrounds
     KNOLLING = "knolling"  # parts in rows and columns with even gaps, on white
     EXPLODED = "exploded"  # parts spread along one axis with even gaps, on white
+    PART = "part"  # one part alone on white, captioned as parts-first boards draw parts
 
 
-VIEWS: tuple[View, ...] = tuple(View)
+# The object's own views, what a world is drawn in unless told otherwise; a lone part
+# (View.PART) is asked for by name.
+VIEWS: tuple[View, ...] = (View.ASSEMBLED, View.KNOLLING, View.EXPLODED)
 
 
 @dataclass(frozen=True)
@@ -137,9 +141,11 @@ def render_view(instance: Instance, view: View | str, size: int = DEFAULT_SIZE) 
     view = parse_view(view)
     check_size(size)
     rng = np.random.default_rng(
-        [instance.seed, _object_index(instance.spec), 1 + VIEWS.index(view)]
+        [instance.seed, _object_index(instance.spec), 1 + list(View).index(view)]
     )
     axis = None
+    if view is View.PART:
+        return render_part(instance, size, rng)
     if view is View.ASSEMBLED:
         background = _pick_background(rng)
         boxes = assembled_boxes(instance.parts, size, rng)
@@ -160,6 +166,35 @@ def render_view(instance: Instance, view: View | str, size: int = DEFAULT_SIZE) 
     return Render(
         image, caption, instance.spec.key, view, background.name, axis, truths, instance.seed
     )
+
+
+def render_part(instance: Instance, size: int, rng: np.random.Generator) -> Render:
+    """One part of ``instance``, chosen by ``rng``, alone on white and captioned in the catalog's
+    words through the ``part`` preset: what the base model is asked when a board draws it."""
+    index = int(rng.integers(len(instance.parts)))
+    part = instance.parts[index]
+    background = _layout_white(rng)
+    scale = size * rng.uniform(*PART_FILL) / max(part.size)
+    w, h = part.size[0] * scale, part.size[1] * scale
+    x0 = (size - w) * rng.uniform(0.4, 0.6)
+    y0 = (size - h) * rng.uniform(0.4, 0.6)
+    box = (x0, y0, x0 + w, y0 + h)
+    image = draw_scene([part], [box], [0], background, size)
+    caption = part_caption(instance.spec, part.name)
+    truth = (PartTruth(part.name, box, part.color),)
+    return Render(image, caption, instance.spec.key, View.PART, background.name, None, truth,
+                  instance.seed)  # fmt: skip
+
+
+def part_caption(spec: ObjectSpec, name: str) -> str:
+    """The part's caption: the part preset around the catalog's words for it."""
+    from ..parts.catalog import load_catalog, part_words
+    from ..prompt.presets import load_presets
+
+    entry = load_catalog(user_dir=_NO_USER_FILES).get(spec.key)
+    look = next((p.look for p in entry.parts if p.name == name), "") if entry else ""
+    preset = load_presets(user_dir=_NO_USER_FILES)["part"]
+    return preset.render(part_words(name, look, spec.phrase))
 
 
 def render_object(
@@ -206,6 +241,8 @@ class WorldWritten:
     manifest: Path
 
 
+# The world is the package's own: its captions never depend on a user's presets or catalog.
+_NO_USER_FILES = Path("/nonexistent/nano-banana-user-folder")
 MANIFEST_NAME = "world.jsonl"  # not metadata.jsonl: the trainer would read that as captions
 
 
@@ -246,6 +283,7 @@ def write_world(
 def world_vocabulary() -> list[str]:
     """Every word any caption or part name of the world can contain, sorted (for a tokenizer)."""
     texts: list[str] = [p.name for o in OBJECTS for p in o.parts]
+    texts += [part_caption(o, p.name) for o in OBJECTS for p in o.parts]
     for template in (t for ts in CAPTION_TEMPLATES.values() for t in ts):
         for obj in OBJECTS:
             for bg in BACKGROUNDS:
@@ -262,7 +300,7 @@ def parse_view(value: View | str) -> View:
     try:
         return View(value)
     except ValueError:
-        names = ", ".join(v.value for v in VIEWS)
+        names = ", ".join(v.value for v in View)
         raise InvalidSettingError(f"unknown view {value!r}; choose from {names}") from None
 
 

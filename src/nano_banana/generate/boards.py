@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..errors import InvalidSettingError
 from ..parts.board import BoardResult, make_board
-from ..parts.catalog import CatalogObject, load_catalog, resolve_object
+from ..parts.catalog import CatalogObject, load_catalog, part_words, resolve_object
 from ..parts.plan import BoardPlan, PlacedPart, plan_board
 from ..prompt.presets import Preset, get_preset
 from ..settings import GenerationRequest
@@ -43,9 +43,8 @@ def part_side(native: int) -> int:
 
 
 def part_prompt(part: PlacedPart, plan: BoardPlan) -> str:
-    """The words a part is drawn with: its look, then what it is part of."""
-    what = f"the {part.name} of {plan.phrase}"
-    return f"{part.look}, {what}" if part.look else what
+    """The words a part is drawn with (the ``part`` preset adds "single part, isolated ...")."""
+    return part_words(part.name, part.look, plan.phrase)
 
 
 def board_layout(preset_id: str, presets: dict[str, Preset]) -> str:

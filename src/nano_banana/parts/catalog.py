@@ -206,6 +206,12 @@ class _Where:
         return None
 
 
+def part_words(name: str, look: str, phrase: str) -> str:
+    """How a lone part is named when it is drawn: its look, then what it is part of."""
+    what = f"the {name} of {phrase}"
+    return f"{look}, {what}" if look else what
+
+
 # --- finding an object, and --parts --------------------------------------------------------------
 
 
