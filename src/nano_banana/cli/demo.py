@@ -113,11 +113,7 @@ def eval_command(
     output: common.OutputOptions = None,
 ) -> None:
     """Render prompts x seeds with the LoRA off and on (and composed) and compare their layouts."""
-    import json
-
-    from rich.console import Console
-
-    from ..analysis.evaluation import EvalConfig, evaluate, summary_table, write_report
+    from ..analysis.evaluation import EvalConfig, evaluate, write_report
 
     # The model's own defaults (a demo build's demo.toml, else SDXL's); given options win.
     defaults = model.request_defaults()
@@ -141,12 +137,20 @@ def eval_command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     paths = write_report(report, output.out or Path("eval"))  # --out: the report folder
-    if output.json:
-        typer.echo(
-            json.dumps(
-                {"summary": report.summary(), **{k: str(v) for k, v in paths.items()}}, indent=1
-            )
-        )
+    _print_eval(report, paths, output.json)
+
+
+def _print_eval(report, paths: dict[str, Path], as_json: bool) -> None:
+    """The summary table (or JSON for scripts) and where the report went."""
+    import json
+
+    from rich.console import Console
+
+    from ..analysis.evaluation import summary_table
+
+    if as_json:
+        summary = {"summary": report.summary(), **{k: str(v) for k, v in paths.items()}}
+        typer.echo(json.dumps(summary, indent=1))
         return
     Console().print(summary_table(report))
     if report.classifier_accuracy is not None:  # fitted only when a prompt names a demo object
