@@ -580,12 +580,7 @@ def judge(
     separation = 0.0 if min_gap is None else min(1.0, max(0.0, min_gap) / (2 * touching))
     if any(p.touches_border for p in parts):
         separation *= 0.5
-    has_layout = arrangement.kind != "none"
-    alignment = 0.0
-    if has_layout:
-        alignment = max(0.0, 1.0 - arrangement.misalignment / (2 * config.max_misalignment))
-    cv = arrangement.gap_cv if has_layout else None
-    evenness = 0.0 if not has_layout else 1.0 if cv is None else float(np.clip(1 - 2 * cv, 0, 1))
+    alignment, evenness, cv = _layout_terms(arrangement, config)
     quality = (0.15 * count_term + 0.25 * separation + 0.30 * alignment + 0.15 * evenness
                + 0.15 * cleanliness)  # fmt: skip
     score = int(round(50 * verdict + 50 * quality))
@@ -612,6 +607,18 @@ def judge(
         score=score,
         reasons=tuple(reasons),
     )
+
+
+def _layout_terms(
+    arrangement: Arrangement, config: AnalysisConfig
+) -> tuple[float, float, float | None]:
+    """(alignment, evenness, gap_cv) of the score; alignment and evenness are 0 without a layout."""
+    if arrangement.kind == "none":
+        return 0.0, 0.0, None
+    alignment = max(0.0, 1.0 - arrangement.misalignment / (2 * config.max_misalignment))
+    cv = arrangement.gap_cv
+    evenness = 1.0 if cv is None else float(np.clip(1 - 2 * cv, 0, 1))
+    return alignment, evenness, cv
 
 
 def _reasons(n, light, lum, min_gap, touching, arrangement, config) -> list[str]:
