@@ -92,3 +92,10 @@ def test_the_same_seed_gives_the_same_board(watch_plan):
     first = make_board(watch_plan, WorldRenderer("watch"), seed=9)
     again = make_board(watch_plan, WorldRenderer("watch"), seed=9)
     assert first.image.tobytes() == again.image.tobytes() and first.plan == again.plan
+
+
+def test_seeds_near_the_top_wrap_round_instead_of_leaving_the_range(watch_plan):
+    renderer = WorldRenderer("watch", bad={"crown": 1})
+    make_board(watch_plan, renderer, seed=2**32 - 1)
+    assert all(0 <= seed < 2**32 for _, seed in renderer.calls)
+    assert min(seed for _, seed in renderer.calls) < 10_000  # wrapped

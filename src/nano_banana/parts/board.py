@@ -35,6 +35,12 @@ from .plan import BoardPlan, PlacedPart
 PART_TRIES = 4  # seeds tried per part before the board fails (a clean cut-out is the norm)
 UNIFY_TRIES = 2  # unifying passes tried before falling back to the composed board
 SEED_STRIDE = 1000  # part k's n-th try draws seed + k * SEED_STRIDE + n: distinct, reproducible
+SEEDS = 2**32  # seeds wrap round within what a request accepts
+
+
+def derived_seed(seed: int, offset: int) -> int:
+    """The seed ``offset`` steps on from ``seed``, within the seeds a request accepts."""
+    return (seed + offset) % SEEDS
 
 
 class Renderer(Protocol):
@@ -102,7 +108,7 @@ def draw_parts(plan: BoardPlan, renderer: Renderer, seed: int, attempts: list[At
     for done, part in enumerate(plan.parts, 1):
         if part.name not in drawn:
             drawn[part.name] = draw_one(
-                part, plan, renderer, seed + part.number * SEED_STRIDE, attempts
+                part, plan, renderer, derived_seed(seed, part.number * SEED_STRIDE), attempts
             )
         cutouts[part.number] = drawn[part.name]
         if progress is not None:
@@ -115,13 +121,14 @@ def draw_one(part: PlacedPart, plan: BoardPlan, renderer: Renderer, seed: int,
     """The part's first clean cut-out over ``PART_TRIES`` seeds, or a GenerationError."""
     problems = []
     for n in range(PART_TRIES):
+        try_seed = derived_seed(seed, n)
         try:
-            cutout = cut_out(renderer.render_part(part, plan, seed + n))
+            cutout = cut_out(renderer.render_part(part, plan, try_seed))
         except CutoutRejected as rejected:
-            attempts.append(Attempt("part", seed + n, False, part.name, rejected.reason))
+            attempts.append(Attempt("part", try_seed, False, part.name, rejected.reason))
             problems.append(rejected.reason)
             continue
-        attempts.append(Attempt("part", seed + n, True, part.name))
+        attempts.append(Attempt("part", try_seed, True, part.name))
         return cutout
     raise GenerationError(
         f"could not draw the part '{part.name}' as one clean piece on white in {PART_TRIES} "
@@ -135,10 +142,13 @@ def unify_and_check(composed: Image.Image, plan: BoardPlan, renderer: Renderer, 
     else the best attempt with what failed."""
     tried: list[BoardResult] = []
     for n in range(UNIFY_TRIES):
-        image = renderer.unify(composed, plan, seed + n)
+        unify_seed = derived_seed(seed, n)
+        image = renderer.unify(composed, plan, unify_seed)
         check = check_board(image, plan)
         attempts.append(
-            Attempt("unify", seed + n, check.accepted, problem="; ".join(check.problems()) or None)
+            Attempt(
+                "unify", unify_seed, check.accepted, problem="; ".join(check.problems()) or None
+            )
         )
         tried.append(BoardResult(image, plan, check, True, attempts))
         if check.accepted:
