@@ -164,6 +164,11 @@ class GenerationRequest:
         "uses it too (None: 0.3; 0 keeps the board as composed).",
         Bounds(0.0, 1.0, step=0.05),
     )
+    plan: str | None = _opt(
+        None,
+        "A composed board's plan as JSON, e.g. an edited one (show --plan-json writes it): the "
+        "board is drawn from it as it is. None: planned from the preset's layout and the parts.",
+    )
 
     def validated(self) -> GenerationRequest:
         """Check every field and return a copy with the seed drawn if it was random."""
@@ -184,6 +189,8 @@ class GenerationRequest:
             check_float_range("strength", self.strength, *field_bounds("strength").range)
         if self.parts is not None:
             _check_prompt(self.parts, "parts list")
+        if self.plan is not None:
+            _check_prompt(self.plan, "board plan")
         sampler = parse_sampler(self.sampler)
         seed = draw_seed() if self.seed is None else parse_seed(self.seed)
         return replace(self, sampler=sampler, seed=seed)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import invoke, run_two_processes
+from cli_helpers import assert_user_error, invoke, run_two_processes
 from nano_banana.errors import InvalidSettingError
 from nano_banana.gallery.png import read_record
 from nano_banana.generate.batch import read_jobs
+from nano_banana.generate.spec import EngineSpec
 from nano_banana.settings import GenerationRequest
 
 
@@ -82,3 +83,56 @@ def test_two_processes_split_the_work(tiny_sdxl_dir, tmp_path):
     lines = [json.loads(x)["line"] for s in shards for x in s.read_text().splitlines()]
     assert sorted(lines) == [1, 2, 3, 4, 5]
     assert len(list(Path(out).glob("*.png"))) == 5
+
+
+def test_boards_from_a_text_file_with_compose_and_jsonl_lines(tmp_path, capsys, monkeypatch):
+    """The demo model (no --base): --compose makes every text line a board; a JSONL line asks
+    for one with "compose" and its own "parts", beside a plain image."""
+    monkeypatch.setenv("NANO_BANANA_GALLERY", str(tmp_path / "gallery"))
+    text = tmp_path / "boards.txt"
+    text.write_text("a mechanical watch\n")
+    lines = tmp_path / "boards.jsonl"
+    lines.write_text(
+        '{"prompt": "a mechanical watch", "compose": true, "parts": "case, dial, strap x2"}\n'
+        '{"prompt": "a mechanical watch"}\n'
+    )
+    made = []
+    for prompts, extra in ((text, ["--compose"]), (lines, [])):
+        args = ["batch", prompts, *extra, "--json", "--out", tmp_path / prompts.stem]
+        code, out, err = invoke(monkeypatch, capsys, args)
+        assert code == 0, err
+        made += [read_record(m["path"]) for m in json.loads(out)["made"]]
+    catalog_board, parts_board, plain = made
+    assert catalog_board.request.compose and len(catalog_board.board["plan"]["parts"]) == 7
+    names = sorted(p["name"] for p in parts_board.board["plan"]["parts"])  # knolling: by size
+    assert names == ["case", "dial", "strap", "strap"]
+    assert parts_board.request.parts == "case, dial, strap x2"
+    assert plain.board is None and not plain.request.compose
+
+
+@pytest.mark.parametrize(
+    ("line", "extra", "where", "message"),
+    [
+        ('{"prompt": "a hooded sweatshirt", "compose": true}', [], 2, "not in the parts catalog"),
+        ('{"prompt": "a watch", "preset": "nope"}', [], 2, "unknown preset 'nope'"),
+        ('{"prompt": "a watch"}', ["--compose", "--preset", "none"], 1, "has no board layout"),
+    ],
+)
+def test_a_line_that_cannot_be_made_is_named_before_the_model_loads(
+    line, extra, where, message, tmp_path, capsys, monkeypatch
+):
+    loads = []
+    monkeypatch.setattr(EngineSpec, "load", lambda spec: loads.append(spec))
+    prompts = tmp_path / "jobs.jsonl"
+    prompts.write_text('{"prompt": "a mechanical watch"}\n' + line + "\n")
+    result = invoke(monkeypatch, capsys, ["batch", prompts, *extra, "--out", tmp_path / "o"])
+    assert_user_error(result, f"jobs.jsonl:{where}: ", message)
+    assert loads == []
+
+
+def test_a_jsonl_board_plan_may_be_an_object(tmp_path):
+    plan = {"object": "custom", "layout": "knolling", "width": 64, "height": 64}
+    lines = tmp_path / "plan.jsonl"
+    lines.write_text(json.dumps({"prompt": "a watch", "compose": True, "plan": plan}) + "\n")
+    (job,) = read_jobs(lines, GenerationRequest(), 0)
+    assert json.loads(job.request.plan) == plan

@@ -120,3 +120,13 @@ def test_boards_it_cannot_plan_are_refused_before_drawing(
     request = GenerationRequest(prompt=prompt, preset=preset, seed=1, compose=True)
     with pytest.raises(error, match=fragment):
         demo_engine.generate(request)
+
+
+def test_a_given_plan_is_drawn_at_its_own_size_or_refused(demo_engine, tmp_path):
+    from nano_banana.parts.plan import plan_board
+
+    plan = plan_board(load_catalog(user_dir=tmp_path)["watch"], "knolling", 64, 64, seed=0)
+    request = GenerationRequest(prompt="a mechanical watch", seed=1, compose=True,
+                                plan=plan.to_json())  # fmt: skip
+    with pytest.raises(InvalidSettingError, match="the board plan is 64x64 but the image is asked"):
+        demo_engine.generate(request)  # the demo's own size: 128x128

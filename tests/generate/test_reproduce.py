@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
-from nano_banana.errors import InvalidSettingError
+from nano_banana.errors import CatalogError, InvalidSettingError
 from nano_banana.gallery.record import GenerationRecord, LoraUse
 from nano_banana.generate.reproduce import (
     apply_overrides,
     keep_loaded_loras,
     model_differences,
+    plan_settings,
+    plan_text,
+    read_plan_file,
     request_from_record,
     reused_lora_names,
     settings_line,
     settings_rows,
 )
+from nano_banana.parts.catalog import load_catalog
+from nano_banana.parts.plan import BoardPlan, plan_board
 from nano_banana.settings import GenerationRequest, LoraWeight, Sampler
 
 SAVED = GenerationRequest(
@@ -168,3 +174,77 @@ def test_the_studio_form_remakes_what_generate_from_remakes():
     gone = FormValues.from_record(record, sizes, ["other"])  # its LoRA is not loaded now
     assert gone.f_lora == "none" and gone.f_seed == 42
     assert keep_loaded_loras(request_from_record(record), ["other"]).loras == ()
+
+
+# --- board plans (rule 5) -----------------------------------------------------------------
+
+
+@pytest.fixture
+def plan(tmp_path) -> BoardPlan:
+    return plan_board(load_catalog(user_dir=tmp_path)["watch"], "knolling", 64, 64, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "kept"),
+    [
+        ({}, True),  # --from alone redraws the recorded (maybe edited) plan
+        ({"seed": "7", "steps": 3, "strength": 0.2, "compose": None}, True),  # same plan, redrawn
+        ({"prompt": "a camera"}, False),  # another object
+        ({"parts": "case, strap x2"}, False),
+        ({"explode": 0.5}, False),
+        ({"preset": "exploded-view"}, False),
+        ({"width": 128}, False),
+        ({"parts": "case", "plan": "{}"}, True),  # a plan given with them is the plan drawn
+    ],
+)
+def test_a_recorded_plan_is_kept_unless_another_is_asked_for(plan, overrides, kept):
+    record = record_of(replace(SAVED, compose=True, plan=plan.to_json()))
+    request = request_from_record(record, overrides)
+    assert (request.plan is not None) is kept
+    if "plan" in overrides:
+        assert request.plan == overrides["plan"]
+
+
+def test_a_plan_file_round_trips_one_line_per_part(plan, tmp_path):
+    text = plan_text(plan)
+    assert BoardPlan.from_json(text) == plan
+    part_lines = [line for line in text.splitlines() if line.startswith('    {"number": ')]
+    assert [json.loads(line.rstrip(","))["name"] for line in part_lines] == [
+        p.name for p in plan.parts
+    ]
+    path = tmp_path / "plan.json"
+    path.write_text(text.replace('"name": "crown"', '"name": "winding crown"'))
+    settings = plan_settings(path, {"seed": "3", "width": None, "compose": None})
+    assert settings["compose"] is True and settings["seed"] == "3"
+    assert (settings["width"], settings["height"]) == (64, 64)  # the plan's size, where unset
+    edited = BoardPlan.from_json(settings["plan"])
+    assert "winding crown" in edited.part_names() and "crown" not in edited.part_names()
+    assert plan_settings(path, {"width": 128})["width"] == 128  # given: kept, refused when drawn
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "cannot read the board plan"),
+        ("not json", "the board plan is not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"record": {"board": {}}}', "write its plan alone with nano-banana show IMAGE"),
+        ('{"parts": []}', "the board plan is not valid"),
+    ],
+)
+def test_a_bad_plan_file_is_refused_naming_it(tmp_path, content, fragment):
+    path = tmp_path / "plan.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CatalogError, match=fragment) as caught:
+        read_plan_file(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_plan_with_a_part_off_the_board_is_refused(plan, tmp_path):
+    data = plan.to_dict()
+    data["parts"][0]["box"] = [0, 0, 65, 10]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CatalogError, match="is outside the board"):
+        read_plan_file(path)

@@ -39,7 +39,8 @@ def batch(
     from ..generate.reproduce import apply_overrides
 
     defaults = apply_overrides(model.request_defaults(), settings)
-    jobs = read_jobs(prompts, defaults, base_seed)  # every line checked before any model work
+    # every line checked before any model work: its settings, preset and board
+    jobs = read_jobs(prompts, defaults, base_seed, check=model.check_request)
     # Without CUDA, accelerate counts processes only when told the run is on CPU.
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.num_processes > 1 and model.device == "auto":

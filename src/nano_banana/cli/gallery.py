@@ -55,6 +55,12 @@ def show(
     parts_csv: Optional[Path] = typer.Option(
         None, "--parts-csv", help="Write a composed board's parts list to this CSV file."
     ),
+    plan_json: Optional[Path] = typer.Option(
+        None,
+        "--plan-json",
+        help="Write a composed board's plan to this JSON file, to edit and draw again "
+        "with generate --from IMAGE --plan FILE.",
+    ),
 ) -> None:
     """Print the generation settings stored in an image (ours and AUTOMATIC1111's)."""
     chunks = read_png_text(image)
@@ -70,7 +76,7 @@ def show(
                 raise
             problem = str(exc)  # still worth showing the A1111 text
     others = {k: v for k, v in chunks.items() if k not in (A1111_KEY, RECORD_KEY)}
-    written = _write_board_files(image, record, callouts, parts_csv)
+    written = _write_board_files(image, record, callouts, parts_csv, plan_json)
     if as_json:
         _echo_json(
             {
@@ -104,15 +110,22 @@ def show(
         typer.echo(str(path))
 
 
-def _write_board_files(image: Path, record, callouts: bool, parts_csv: Path | None) -> list[Path]:
-    """--callouts and --parts-csv; a parts list needs a composed board's plan."""
+def _write_board_files(
+    image: Path, record, callouts: bool, parts_csv: Path | None, plan_json: Path | None
+) -> list[Path]:
+    """--callouts, --parts-csv and --plan-json; a parts list and a plan need a composed board."""
+    from ..generate.reproduce import write_plan_file
     from ..parts.labels import plan_of, write_callouts, write_parts_csv
 
     plan = plan_of(record) if record is not None else None
-    if parts_csv is not None and plan is None:
+    if plan is None and parts_csv is not None:
         raise MetadataError(
             f"{image} is not a parts-first board, so it has no parts list; make one with "
             "--compose, or use 'nano-banana annotate' to number the parts found in an image"
+        )
+    if plan is None and plan_json is not None:
+        raise MetadataError(
+            f"{image} is not a parts-first board, so it has no plan; make one with --compose"
         )
     written = []
     if callouts:
@@ -121,6 +134,8 @@ def _write_board_files(image: Path, record, callouts: bool, parts_csv: Path | No
         written.append(write_callouts(load_image(image), record, image))
     if parts_csv is not None:
         written.append(write_parts_csv(plan, parts_csv))
+    if plan_json is not None:
+        written.append(write_plan_file(plan, plan_json))
     return written
 
 

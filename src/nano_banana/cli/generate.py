@@ -50,6 +50,14 @@ def generate(
         help="Also write IMAGE_annotated.png: numbered callouts and a parts list "
         "(from the plan with --compose, else from the parts found in the image).",
     ),
+    plan_file: Path | None = typer.Option(
+        None,
+        "--plan",
+        help="Draw the board from this plan file as it is (implies --compose): "
+        "'show IMAGE --plan-json FILE' writes one to edit, '--from IMAGE --plan FILE' re-renders "
+        "that board as edited.",
+        show_default=False,
+    ),
     *,
     settings: dict,
     model: EngineSpec,
@@ -57,6 +65,8 @@ def generate(
 ) -> None:
     """Generate exploded-view / knolling images and save them with their settings."""
     record = _read_from(from_image)
+    if plan_file is not None:
+        settings = reproduce.plan_settings(plan_file, settings)
     if record is None:
         request = _fresh_request(prompt, model, settings)
     else:
@@ -87,8 +97,9 @@ def compare(
     model: EngineSpec,
     output: common.OutputOptions,
 ) -> None:
-    """Same prompt and seed with the LoRA off and on, side by side (the design's comparison)."""
-    from ..generate.sheets import active_loras, check_compare
+    """Same prompt and seed with the LoRA off and on, side by side (the design's comparison);
+    with --compose a third panel, the parts-first board."""
+    from ..generate.sheets import active_loras, check_compare, compare_images
     from ..generate.sheets import compare as run_compare
 
     request = model.check_request(_fresh_request(prompt, model, settings))
@@ -96,7 +107,11 @@ def compare(
     check_compare(request, active_loras(request, model.resolve().loras))
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
-        output, "compare", request, lambda cb: run_compare(engine, request, cb), 2
+        output,
+        "compare",
+        request,
+        lambda cb: run_compare(engine, request, cb),
+        compare_images(request),
     )
     common.report_sheet(result, output, kind="compare")
 

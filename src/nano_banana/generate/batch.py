@@ -5,6 +5,9 @@ skipped) or a JSONL file of request objects (``{"prompt": ..., "preset": ...,
 "seed": ...}``, any ``GenerationRequest`` field). Every job gets a fixed seed
 up front (its own, or ``base_seed + line index``), so a rerun asks for exactly
 the same images, and a job whose key is already in the manifest is skipped.
+A request with ``compose`` (``--compose`` for a text file, ``"compose": true``
+on a JSONL line, with its ``"parts"``, ``"explode"`` ...) makes a parts-first
+board like any other image.
 
 Under ``accelerate launch`` each process takes every N-th job and loads its own
 pipeline on its own device; each writes its own manifest shard, so no two
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import InvalidSettingError
+from ..errors import InvalidSettingError, PresetError
 from ..settings import GenerationRequest, parse_seed
 
 MANIFEST_PREFIX = "batch-manifest"
@@ -45,8 +48,18 @@ class BatchReport:
     failed: list[tuple[BatchJob, str]]
 
 
-def read_jobs(path: Path, defaults: GenerationRequest, base_seed: int = 0) -> list[BatchJob]:
-    """Parse a prompts file into jobs with fixed seeds; every bad line is named with its number."""
+def read_jobs(
+    path: Path,
+    defaults: GenerationRequest,
+    base_seed: int = 0,
+    check: Callable[[GenerationRequest], GenerationRequest] = GenerationRequest.validated,
+) -> list[BatchJob]:
+    """Parse a prompts file into jobs with fixed seeds; every bad line is named with its number.
+
+    ``check`` returns a line's request validated, or raises; the CLI passes
+    ``EngineSpec.check_request``, which also finds its preset and a board's layout and parts
+    before any model loads.
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidSettingError(f"prompts file '{path}' does not exist")
@@ -60,9 +73,9 @@ def read_jobs(path: Path, defaults: GenerationRequest, base_seed: int = 0) -> li
         if request.seed is None:
             request = replace(request, seed=(base_seed + number) % 2**32)
         try:
-            jobs.append(BatchJob(number, request.validated()))
-        except InvalidSettingError as exc:
-            raise InvalidSettingError(f"{path}:{number}: {exc}") from None
+            jobs.append(BatchJob(number, check(request)))
+        except (InvalidSettingError, PresetError) as exc:  # a board's catalog errors too
+            raise type(exc)(f"{path}:{number}: {exc}") from None
     if not jobs:
         raise InvalidSettingError(f"prompts file '{path}' has no prompts")
     return jobs
@@ -81,6 +94,8 @@ def _jsonl_request(line: str, defaults: GenerationRequest, where: str) -> Genera
         raise InvalidSettingError(f"{where}: each line must be an object with a 'prompt'")
     if data.get("seed") is not None:
         data["seed"] = parse_seed(data["seed"])
+    if isinstance(data.get("plan"), dict):  # a board plan may come as an object, not as text
+        data["plan"] = json.dumps(data["plan"], ensure_ascii=False)
     try:
         return GenerationRequest.from_dict({**defaults.to_dict(), **data})
     except InvalidSettingError as exc:

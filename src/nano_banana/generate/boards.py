@@ -64,8 +64,19 @@ def board_object(request: GenerationRequest) -> CatalogObject:
 
 
 def board_plan(engine: Engine, request: GenerationRequest) -> BoardPlan:
-    """The plan for ``request``: its preset's layout, the catalog's (or --parts') parts."""
+    """The plan for ``request``: the one it carries (an edited plan, drawn as it is), else its
+    preset's layout with the catalog's (or --parts') parts."""
     layout = board_layout(request.preset, engine.presets)
+    if request.plan is not None:
+        plan = BoardPlan.from_json(request.plan)
+        if (plan.width, plan.height) != (request.width, request.height):
+            # its boxes are in board pixels: another size would put every part elsewhere
+            raise InvalidSettingError(
+                f"the board plan is {plan.width}x{plan.height} but the image is asked at "
+                f"{request.width}x{request.height}: a plan is drawn at its own size "
+                "(leave out --width and --height)"
+            )
+        return plan
     return plan_board(
         board_object(request), layout, request.width, request.height, request.seed,
         explode=request.explode,

@@ -41,7 +41,15 @@ from ..lora.load import LoraFile
 from ..settings import GenerationRequest
 from .engine import Engine, GenerationResult, ProgressEvent, release_device_memory
 from .preview import LatentPreview, fit_preview
-from .sheets import LORA_STRENGTHS, active_loras, check_compare, check_sweep, compare, sweep
+from .sheets import (
+    LORA_STRENGTHS,
+    active_loras,
+    check_compare,
+    check_sweep,
+    compare,
+    compare_images,
+    sweep,
+)
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +402,9 @@ class JobQueue:
 
     def _execute(self, job: Job) -> JobResult:
         """Run the job's generations with progress, then save every image."""
-        images = {JobKind.GENERATE: 1, JobKind.COMPARE: 2}.get(job.kind, len(job.sweep_values))
+        images = {JobKind.GENERATE: 1, JobKind.COMPARE: compare_images(job.request)}.get(
+            job.kind, len(job.sweep_values)
+        )
         progress = self._progress_callback(job, images)
         if job.kind is JobKind.GENERATE:
             result = self.engine.generate(job.request, progress=progress, cancel=job._cancel)

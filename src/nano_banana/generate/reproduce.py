@@ -12,6 +12,10 @@ saved image is remade by one set of rules:
    name (``keep_loaded_loras``); a request for "every loaded LoRA" stays that.
 4. Another base model or a LoRA file not loaded now cannot give the same image;
    ``model_differences`` says so, for the shell to warn.
+5. A board's plan, once recorded or given (``--plan FILE``, ``plan_settings``), is
+   drawn as it is: an edited plan re-renders the board. A recorded plan gives way
+   when the user asks for another one (another prompt, preset, parts list, explode
+   or size, ``REPLANNING``).
 
 ``settings_rows`` and ``settings_line`` describe a record the same way in the
 studio's panels and under the CLI's output.
@@ -19,12 +23,17 @@ studio's panels and under the CLI's output.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text
+from ..errors import CatalogError
 from ..gallery.record import GenerationRecord
 from ..options import reject_unknown
+from ..parts.plan import BoardPlan
 from ..settings import GenerationRequest, Sampler, parse_seed_option
 
 # Request fields a user may set on top of a starting request (the model's defaults or a
@@ -44,7 +53,10 @@ OVERRIDABLE = (
     "parts",
     "explode",
     "strength",
+    "plan",
 )
+# Overrides that ask for another board plan than the recorded one (rule 5).
+REPLANNING = ("prompt", "preset", "parts", "explode", "width", "height")
 
 
 def apply_overrides(request: GenerationRequest, overrides: Mapping[str, Any]) -> GenerationRequest:
@@ -65,8 +77,14 @@ def apply_overrides(request: GenerationRequest, overrides: Mapping[str, Any]) ->
 def request_from_record(
     record: GenerationRecord, overrides: Mapping[str, Any] | None = None
 ) -> GenerationRequest:
-    """The request that remakes ``record``'s image (rule 1), with the user's overrides (rule 2)."""
-    return apply_overrides(record.request, overrides or {})
+    """The request that remakes ``record``'s image (rule 1), with the user's overrides (rule 2);
+    a recorded board plan is kept unless they ask for another (rule 5)."""
+    overrides = overrides or {}
+    request = apply_overrides(record.request, overrides)
+    given = {name for name, value in overrides.items() if value is not None}
+    if "plan" not in given and given.intersection(REPLANNING):
+        request = replace(request, plan=None)
+    return request
 
 
 def keep_loaded_loras(request: GenerationRequest, loaded: Collection[str]) -> GenerationRequest:
@@ -94,6 +112,58 @@ def model_differences(
                 f"image used LoRA {use.file} (sha256 {use.sha256[:12]}), which is not loaded now"
             )
     return notes
+
+
+# --- board plans as files (rule 5) ---------------------------------------------------
+
+
+def plan_settings(path: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` drawing the board plan in ``path`` as it is: the plan, compose on, and the
+    plan's size where the user gave none (a size they gave that differs is refused later)."""
+    plan = read_plan_file(path)
+    given = {name: value for name, value in settings.items() if value is not None}
+    return {"width": plan.width, "height": plan.height, **given, "compose": True,
+            "plan": plan.to_json()}  # fmt: skip
+
+
+def read_plan_file(path: Path) -> BoardPlan:
+    """The board plan a JSON file holds (``write_plan_file``'s, maybe edited), checked; a
+    file that cannot be one is refused in one line naming it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogError(f"cannot read the board plan {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CatalogError(f"{path}: the board plan is not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "record" in data:  # all of `show --json`, not the plan alone
+        raise CatalogError(
+            f"{path} holds an image's whole metadata; write its plan alone with "
+            "nano-banana show IMAGE --plan-json FILE"
+        )
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: the board plan is not valid: expected a JSON object")
+    try:
+        return BoardPlan.from_dict(data)
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}") from None
+
+
+def write_plan_file(plan: BoardPlan, path: Path) -> Path:
+    """The plan as JSON laid out for a person to edit (``plan_text``); written whole."""
+    return write_text(Path(path), plan_text(plan))
+
+
+def plan_text(plan: BoardPlan) -> str:
+    """The plan as JSON, one line per setting and one per part: a part's name, box and look
+    read (and are edited) together."""
+
+    def line(key: str, value: Any) -> str:
+        if key == "parts":
+            rows = ",\n".join(f"    {json.dumps(part, ensure_ascii=False)}" for part in value)
+            return f'  "parts": [\n{rows}\n  ]'
+        return f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}"
+
+    return "{\n" + ",\n".join(line(k, v) for k, v in plan.to_dict().items()) + "\n}\n"
 
 
 # --- describing a record ------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Side-by-side comparisons and sweep grids, built from ordinary engine calls.
 
 ``compare`` is the design's "pure SDXL vs SDXL + LoRA" table: one prompt, one
-seed, LoRA off and on. ``sweep`` renders a row over values of one setting
-(default: LoRA scale 0, 0.6, 0.8, 1.0), like A1111's X/Y plot. Their checks
+seed, LoRA off and on; a request with ``compose`` adds the parts-first board of
+the same prompt, seed and preset as a third panel. ``sweep`` renders a row over
+values of one setting (default: LoRA scale 0, 0.6, 0.8, 1.0), like A1111's X/Y plot. Their checks
 (``check_compare``, ``check_sweep``) are the ones the CLI runs before loading a
 model and the job queue runs before queueing a job; the two shells differ in one
 rule only, which ``check_sweep``'s ``require_lora`` names.
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InvalidSettingError
 from ..settings import GenerationRequest
+from .boards import board_plan
 from .engine import Engine, GenerationResult, ProgressCallback
 
 LORA_STRENGTHS = (0.6, 0.8, 1.0)  # the design's three LoRA strengths: loose, balanced, strict
@@ -52,16 +54,29 @@ def compare(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> SheetResult:
-    """Same prompt and seed, LoRA off then on; the seed is fixed first so both share it."""
+    """Same prompt and seed, LoRA off then on; with ``request.compose`` the composed board
+    too (``compare_images``). The seed is fixed first so every panel shares it."""
     check_compare(request, active_loras(request, engine.adapter_names))
     request = request.sized(*engine.native_size).validated()
-    base = engine.generate(replace(request, lora_scale=0.0), progress, cancel)
-    with_lora = engine.generate(request, progress, cancel)
+    if request.compose:
+        board_plan(engine, request)  # a board it cannot plan fails before the first image
+    plain = replace(request, compose=False)  # the request itself when it asks for no board
+    base = engine.generate(replace(plain, lora_scale=0.0), progress, cancel)
+    with_lora = engine.generate(plain, progress, cancel)
     panels = [
         Panel("base model (LoRA off)", base),
         Panel(f"base + LoRA (scale {request.lora_scale:g})", with_lora),
     ]
+    if request.compose:
+        board = engine.generate(request, progress, cancel)
+        parts = len(board.record.board["plan"]["parts"])
+        panels.append(Panel(f"composed board ({parts} parts)", board))
     return SheetResult(panels, compose_sheet(panels, title=request.prompt))
+
+
+def compare_images(request: GenerationRequest) -> int:
+    """How many images ``compare`` makes: base and base + LoRA, and the board with ``compose``."""
+    return 3 if request.compose else 2
 
 
 def sweep(

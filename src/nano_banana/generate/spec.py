@@ -116,7 +116,8 @@ class EngineSpec:
             from .boards import board_layout, board_object
 
             board_layout(request.preset, presets)
-            board_object(request)
+            if request.plan is None:  # a given plan names its own parts
+                board_object(request)
         return request
 
     def check_files(self) -> None:

@@ -126,6 +126,11 @@ def check_plan(plan: BoardPlan) -> None:
         raise CatalogError(f"board plan layout '{plan.layout}' is not one of {', '.join(LAYOUTS)}")
     if not plan.parts:
         raise CatalogError("the board plan has no parts")
+    numbers = [part.number for part in plan.parts]
+    if sorted(numbers) != list(range(1, len(numbers) + 1)):
+        raise CatalogError(
+            f"board plan parts must be numbered 1..{len(numbers)} once each, got {numbers}"
+        )
     for part in plan.parts:
         x0, y0, x1, y1 = part.box
         if not (0 <= x0 < x1 <= plan.width and 0 <= y0 < y1 <= plan.height):
