@@ -21,6 +21,7 @@ from nano_banana.errors import UnsafeFileError  # noqa: E402
 from nano_banana.gallery.png import read_record  # noqa: E402
 from nano_banana.generate.jobs import JobStatus  # noqa: E402
 from nano_banana.generate.spec import EngineSpec  # noqa: E402
+from nano_banana.parts.catalog import load_catalog  # noqa: E402
 from nano_banana.settings import GenerationRequest  # noqa: E402
 from nano_banana.studio import APP_PATH  # noqa: E402
 from nano_banana.studio.config import ENV_VAR, StudioConfig  # noqa: E402
@@ -249,3 +250,140 @@ def test_a_model_that_cannot_load_is_a_message(config, monkeypatch, tmp_path):
     at = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT_S).run()
     assert not at.exception
     assert any("could not start" in e.value for e in at.error)
+
+
+# --- parts-first boards ------------------------------------------------------------------------
+
+
+def parts_table(at: AppTest):
+    (table,) = at.data_editor
+    return table
+
+
+def edit_table(at: AppTest, added=(), deleted=(), edited=None) -> AppTest:
+    """Edits as the browser's table sends them (rows by position, new rows by column)."""
+    at.session_state[parts_table(at).key] = {
+        "edited_rows": edited or {}, "added_rows": list(added), "deleted_rows": list(deleted)
+    }  # fmt: skip
+    return at.run()
+
+
+def watch_parts(tmp_path_factory) -> list[str]:
+    catalog = load_catalog(user_dir=tmp_path_factory.mktemp("no-user-catalog"))
+    return [p.name for p in catalog["watch"].parts]
+
+
+def test_board_mode_sends_compose_and_the_tables_parts(config, studio, tmp_path_factory):
+    at = new_app(f_compose=True, f_preset="knolling")
+    at.text_area(key="f_prompt").input("a mechanical watch").run()
+    assert list(parts_table(at).value["part"]) == watch_parts(tmp_path_factory)
+    assert list(parts_table(at).value["count"]) == [1] * 7
+    assert "f_explode" not in [s.key for s in at.slider]  # knolling: nothing to explode
+    at.button(key="generate").click().run()
+    job = at.session_state["job"]
+    assert job.request.compose and job.request.parts is None  # the catalog's list as it is
+    at, _ = wait_for_job(at)  # random weights draw no clean part: the job fails, saying so
+    assert any("could not draw the part" in e.value for e in at.error)
+
+    edit_table(at, added=[{"part": "screw", "count": 4}], deleted=[0, 3, 4, 5, 6])
+    assert list(parts_table(at).value["part"]) == ["dial", "case", "screw"]  # starts again
+    assert at.session_state["f_parts"] == "dial, case, screw x4"
+    at.button(key="generate").click().run()
+    request = at.session_state["job"].request
+    assert request.compose and request.parts == "dial, case, screw x4"
+    assert request.strength is None  # the board's own unifying strength
+    wait_for_job(at)
+    # Another object in the prompt starts from its own catalog list.
+    at.text_area(key="f_prompt").input("a professional camera").run()
+    assert at.session_state["f_parts"] == "" and "lens" in " ".join(parts_table(at).value["part"])
+
+
+def test_a_prompt_not_in_the_catalog_asks_for_its_parts(config):
+    at = new_app(f_compose=True)
+    at.text_area(key="f_prompt").input("a hooded sweatshirt").run()
+    note = "not in the parts catalog: list its parts in the table"
+    assert any(note in i.value for i in at.info)
+    assert parts_table(at).value.empty
+    at.button(key="generate").click().run()
+    assert any(note in e.value for e in at.error) and "job" not in at.session_state
+
+    edit_table(at, added=[{"part": "hood"}, {"part": "sleeve", "count": 2}])
+    edit_table(at, edited={1: {"count": 30}})  # past what a board holds of one part
+    assert any("row 2 (sleeve)" in e.value for e in at.error)
+    edit_table(at, edited={1: {"count": 2}})
+    assert [e.value for e in at.error] == []
+    at.button(key="generate").click().run()
+    assert at.session_state["job"].request.parts == "hood, sleeve x2"
+    wait_for_job(at)
+
+
+def test_board_options_follow_the_scenario(config):
+    watch = "a mechanical watch"  # the prompt a parts list was made for (as Reuse sets it)
+    at = new_app(f_compose=True, f_preset="exploded-view", f_prompt=watch,
+                 f_parts="case, strap x2", f_parts_prompt=watch)  # fmt: skip
+    assert at.slider(key="f_explode").value == pytest.approx(1.0)
+    assert at.number_input(key="f_strength").value is None
+    at.slider(key="f_explode").set_value(0.4)
+    at.number_input(key="f_strength").set_value(0.2)
+    at.button(key="generate").click().run()
+    request = at.session_state["job"].request
+    assert (request.parts, request.explode, request.strength) == ("case, strap x2", 0.4, 0.2)
+    wait_for_job(at)
+    at.selectbox(key="f_preset").set_value("none").run()
+    assert any("has no board layout" in w.value for w in at.warning)
+    at.button(key="generate").click().run()
+    assert any("has no board layout" in e.value for e in at.error)
+    at.checkbox(key="f_compose").uncheck().run()  # board mode off: a plain request again
+    assert not at.data_editor
+    at.button(key="generate").click().run()
+    request = at.session_state["job"].request
+    assert not request.compose and request.parts is None and request.strength is None
+    wait_for_job(at)
+
+
+@pytest.fixture
+def demo_studio(config, monkeypatch, tmp_path_factory):
+    """A studio on the demo model, whose base draws parts the board can cut out."""
+    cfg = StudioConfig(
+        engine=EngineSpec(device="cpu"),
+        gallery=str(tmp_path_factory.mktemp("demo-gallery")),
+        upload_dir=str(tmp_path_factory.mktemp("demo-uploads")),
+    )
+    monkeypatch.setenv(ENV_VAR, cfg.to_env()[ENV_VAR])
+    return _studio_for(cfg)
+
+
+def test_a_board_shows_its_check_parts_list_callouts_and_csv_and_reuses(demo_studio):
+    steps = demo_studio.request_defaults.steps
+    at = new_app(f_compose=True, f_preset="exploded-view", f_prompt="a mechanical watch",
+                 f_parts="case, dial", f_parts_prompt="a watch", f_explode=0.5, f_steps=steps,
+                 f_seed_mode="Fixed", f_seed=5)  # fmt: skip
+    at, job = wait_for_job(generate(at, "a mechanical watch"))
+    assert job.status is JobStatus.DONE, job.error
+    (image,) = job.result.images
+    board = image.result.record.board
+    assert board["plan"]["explode"] == 0.5 and [p["name"] for p in board["plan"]["parts"]] == [
+        "case", "dial"
+    ]  # fmt: skip
+    check = [m.value for m in (*at.success, *at.warning) if "Board check" in m.value]
+    assert check == [
+        "Board check passed: all 2 parts found where planned "
+        f"(layout score {board['check']['score']})."
+        if board["accepted"]
+        else "Board check failed: " + "; ".join(board["check"]["problems"]) + "."
+    ]
+    assert any(m.value.startswith("1. case") and "\n2. dial" in m.value for m in at.markdown)
+    assert len(images(at)) == 2  # the board and its callouts from the plan
+    labels = [d.label for d in at.get("download_button")]
+    assert labels == ["Download PNG", "Download parts list (CSV)", "Download callouts PNG"]
+    assert "names_" + f"{job.id}_0" not in [t.key for t in at.text_input]  # names: the plan's
+
+    # The gallery's Reuse brings the board settings back to the Create form.
+    at.switch_page("pages/gallery.py").run()
+    at.button(key=f"g_open_{image.entry.id}").click().run()
+    assert any("Board check" in m.value for m in (*at.success, *at.warning))
+    at.button(key=f"g_reuse_{image.entry.id}").click().run()
+    state = at.session_state
+    assert (state["f_compose"], state["f_parts"], state["f_explode"]) == (True, "case, dial", 0.5)
+    assert state["f_preset"] == "exploded-view" and state["f_seed"] == 5
+    assert list(parts_table(at).value["part"]) == ["case", "dial"]

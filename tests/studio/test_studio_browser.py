@@ -6,6 +6,8 @@ API; screenshots go to artifacts/ (git-ignored) for a human to look at.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 import signal
 import socket
@@ -48,7 +50,9 @@ BROWSER_ARGS = [
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
+WATCH_PARTS = ("strap top", "dial", "case", "crown", "movement", "strap bottom", "buckle")
 VIEWPORT = {"width": 1400, "height": 1250}
+TALL_HEIGHT = 2400  # a board's result: the board, its check, parts list and callouts
 START_TIMEOUT_S = 120
 UI_TIMEOUT_MS = 90_000  # first page load loads the model; CI boxes are slow and shared
 
@@ -78,15 +82,15 @@ def gallery_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("browser-gallery")
 
 
-@pytest.fixture(scope="module")
-def studio_url(tiny_sdxl_dir, tiny_lora, gallery_dir, tmp_path_factory):
-    """The real command, as a user starts it, with the tiny model and a temporary gallery."""
+@contextlib.contextmanager
+def running_studio(model_args: list[str], gallery: Path, log_name: str):
+    """The real command, as a user starts it, on a free port with a temporary gallery."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
-    log = ARTIFACTS / "studio-server.log"
+    log = ARTIFACTS / log_name
     env = {
         **os.environ,
-        "NANO_BANANA_GALLERY": str(gallery_dir),
+        "NANO_BANANA_GALLERY": str(gallery),
         "OMP_NUM_THREADS": "1",  # shared CI cores: spinning BLAS threads make jobs 10x slower
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
@@ -98,14 +102,9 @@ def studio_url(tiny_sdxl_dir, tiny_lora, gallery_dir, tmp_path_factory):
         "studio",
         "--port",
         str(port),
-        "--base",
-        str(tiny_sdxl_dir),
-        "--lora",
-        str(tiny_lora),
+        *model_args,
         "--device",
         "cpu",
-        "--max-lora-mb",
-        "2",
     ]
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -125,6 +124,22 @@ def studio_url(tiny_sdxl_dir, tiny_lora, gallery_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def studio_url(tiny_sdxl_dir, tiny_lora, gallery_dir):
+    """The studio on the tiny model and LoRA."""
+    model = ["--base", str(tiny_sdxl_dir), "--lora", str(tiny_lora), "--max-lora-mb", "2"]
+    with running_studio(model, gallery_dir, "studio-server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def demo_studio_url(tmp_path_factory):
+    """The studio on the built-in demo model (no --base): its base draws parts a board can use."""
+    gallery = tmp_path_factory.mktemp("browser-demo-gallery")
+    with running_studio([], gallery, "studio-demo-server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
         # Playwright gives every launch a fresh, empty profile folder.
@@ -135,14 +150,23 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, studio_url):
+@contextlib.contextmanager
+def create_page(browser, url: str):
+    """A fresh browser context on the studio's Create page."""
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
-    open_create(page, studio_url)
-    yield page
-    context.close()
+    open_create(page, url)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, studio_url):
+    with create_page(browser, studio_url) as page:
+        yield page
 
 
 def open_create(page, url: str) -> None:
@@ -256,3 +280,36 @@ def test_two_users_generating_at_once_get_their_own_images(browser, studio_url, 
     finally:
         for context, _, _ in users:
             context.close()
+
+
+def test_a_parts_first_board_shows_its_parts_list_and_check_and_gives_a_csv(
+    browser, demo_studio_url, tmp_path
+):
+    with create_page(browser, demo_studio_url) as page:
+        type_prompt(page, "a mechanical watch")
+        page.get_by_text("Parts-first board", exact=True).click()
+        sync_api.expect(
+            page.get_by_text("Parts of a mechanical watch, from the parts")
+        ).to_be_visible()
+        sync_api.expect(page.get_by_test_id("stDataFrame")).to_have_count(1)  # the parts table
+        press_generate_and_wait(page, "Download parts list (CSV)")
+        sync_api.expect(page.get_by_text("Board check")).to_be_visible()
+        parts = page.get_by_role("listitem")
+        sync_api.expect(parts).to_have_count(7)  # the watch's catalog entry, numbered
+        listed = [text.split(" · ")[0].strip() for text in parts.all_inner_texts()]
+        assert sorted(listed) == sorted(WATCH_PARTS)
+        sync_api.expect(page.get_by_text("Callouts from the board's plan")).to_be_visible()
+        sync_api.expect(result_images(page)).to_have_count(2)  # the board and its callouts
+        # Streamlit scrolls inside its own pane, not the document: a tall window shows it all.
+        page.set_viewport_size({**VIEWPORT, "height": TALL_HEIGHT})
+        shot(page, "studio-board.png")
+
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download parts list (CSV)").click()
+        saved = tmp_path / download_info.value.suggested_filename
+        download_info.value.save_as(saved)
+        assert saved.name.endswith("_parts.csv")
+        rows = list(csv.DictReader(saved.open(encoding="utf-8")))
+        assert [r["number"] for r in rows] == [str(n) for n in range(1, 8)]
+        assert [r["name"] for r in rows] == listed  # the page's list, in its order
+        assert all(int(r["x1"]) > int(r["x0"]) and int(r["y1"]) > int(r["y0"]) for r in rows)

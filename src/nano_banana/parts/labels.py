@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from ..analysis.callouts import (
 )
 from ..analysis.layout import Part
 from ..atomic import write_text
+from .catalog import _COUNTED, MAX_COUNT, CatalogError, CatalogObject, parse_parts
 from .plan import BoardPlan, label
 
 CSV_COLUMNS = ("number", "name", "copy", "count", "look", "x0", "y0", "x1", "y1")
@@ -94,3 +97,57 @@ def write_callouts(image: Image.Image, record, source: Path) -> Path:
 def write_parts_csv(plan: BoardPlan, out: Path) -> Path:
     """The parts list as a CSV file, written whole."""
     return write_text(Path(out), parts_csv(plan))
+
+
+# --- the parts list as an editable table (the studio's) ------------------------------------------
+
+TABLE_COLUMNS = ("part", "count")
+NOT_IN_CATALOG = "not in the parts catalog: list its parts in the table"
+
+
+def table_rows(obj: CatalogObject | None, parts: str | None = None) -> list[dict[str, Any]]:
+    """The rows a parts table starts from: ``parts`` ("case, strap x2") when given, else the
+    catalog object's own list, else none (an object the catalog does not know)."""
+    listed = parse_parts(parts).parts if parts else obj.parts if obj is not None else ()
+    return [{"part": part.name, "count": part.count} for part in listed]
+
+
+def table_parts(rows: Iterable[Mapping[str, Any]], obj: CatalogObject | None) -> str | None:
+    """A request's ``parts`` from an edited table: "case, strap x2", or None when the table is
+    ``obj``'s catalog list as it is (the record then says the catalog decided).
+
+    Rows without a name are skipped (a table's new, still blank row); a blank count is 1.
+    An empty table is an error: the catalog object's list was deleted, or there was none.
+    """
+    items = [item for n, row in enumerate(rows, 1) if (item := _table_item(row, n))]
+    if not items:
+        raise CatalogError(NOT_IN_CATALOG if obj is None else "the parts table is empty")
+    text = ", ".join(items)
+    listed = parse_parts(text).parts  # the checks --parts gets: repeated names, the total
+    if obj is not None and _counts(listed) == _counts(obj.parts):
+        return None
+    return text
+
+
+def _table_item(row: Mapping[str, Any], n: int) -> str | None:
+    """One row as a --parts item ("strap x2"), None for a blank row, or why it is wrong."""
+    name = str(row.get("part") or "").strip()
+    if not name:
+        return None
+    if "," in name:
+        raise CatalogError(f"parts table row {n}: a part name cannot contain a comma")
+    count = row.get("count")
+    if count is None or count != count:  # a blank cell: None, or NaN from a table's number column
+        count = 1
+    whole = isinstance(count, Real) and not isinstance(count, bool) and count == int(count)
+    if not whole or not 1 <= count <= MAX_COUNT:
+        raise CatalogError(
+            f"parts table row {n} ({name}): the count must be a whole number from 1 to {MAX_COUNT}"
+        )
+    # A name that itself ends in "x2" keeps an explicit count, so it is not read as one.
+    counted = count > 1 or _COUNTED.match(name)["count"] is not None
+    return f"{name} x{int(count)}" if counted else name
+
+
+def _counts(parts) -> list[tuple[str, int]]:
+    return [(part.name, part.count) for part in parts]

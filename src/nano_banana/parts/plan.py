@@ -127,9 +127,11 @@ def check_plan(plan: BoardPlan) -> None:
     if not plan.parts:
         raise CatalogError("the board plan has no parts")
     numbers = [part.number for part in plan.parts]
-    if sorted(numbers) != list(range(1, len(numbers) + 1)):
+    repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+    if repeated or min(numbers) < 1:
         raise CatalogError(
-            f"board plan parts must be numbered 1..{len(numbers)} once each, got {numbers}"
+            f"board plan parts need distinct callout numbers from 1 (an edited copy keeps its "
+            f"number?); got {numbers}"
         )
     for part in plan.parts:
         x0, y0, x1, y1 = part.box

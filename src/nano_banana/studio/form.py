@@ -73,6 +73,11 @@ class FormValues:
     f_sampler: str = DEFAULTS.sampler.value
     f_seed_mode: str = SEED_RANDOM
     f_seed: int = 0
+    f_compose: bool = DEFAULTS.compose  # a parts-first board
+    f_parts: str = ""  # the board's parts ("case, strap x2"); empty: the catalog's list
+    f_parts_prompt: str = ""  # the prompt f_parts was listed for: another object starts afresh
+    f_explode: float = DEFAULTS.explode
+    f_strength: float | None = DEFAULTS.strength  # None: the unifying pass's own strength
 
     @classmethod
     def starting_from(cls, request: GenerationRequest) -> FormValues:
@@ -124,7 +129,17 @@ class FormValues:
             height=height,
             sampler=Sampler(self.f_sampler),
             seed=int(self.f_seed) if self.f_seed_mode == SEED_FIXED else None,
+            **self.board_settings(),
         )
+
+    def board_settings(self) -> dict:
+        """The request's board fields; none without board mode, so a plain image's record
+        carries no stray parts list."""
+        if not self.f_compose:
+            return {}
+        strength = None if self.f_strength is None else float(self.f_strength)
+        return {"compose": True, "parts": self.f_parts.strip() or None,
+                "explode": float(self.f_explode), "strength": strength}  # fmt: skip
 
     @classmethod
     def from_record(
@@ -157,4 +172,9 @@ class FormValues:
             f_sampler=Sampler(req.sampler).value,
             f_seed_mode=SEED_FIXED,
             f_seed=int(req.seed),
+            f_compose=bool(req.compose),
+            f_parts=req.parts or "",
+            f_parts_prompt=req.prompt,
+            f_explode=float(req.explode),
+            f_strength=req.strength,
         )

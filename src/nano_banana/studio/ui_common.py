@@ -1,14 +1,18 @@
-"""Pieces every studio page uses: the cached studio, form-state keeping, messages, settings."""
+"""Pieces every studio page uses: the cached studio, form-state keeping, messages, settings,
+and the widgets for a request's numeric settings (bounded as ``settings`` says)."""
 
 from __future__ import annotations
 
+import io
 import logging
 
 import streamlit as st
+from PIL import Image
 
 from ..errors import NanoBananaError
 from ..gallery.record import GenerationRecord
 from ..generate.reproduce import settings_rows
+from ..settings import field_bounds, field_help
 from .config import StudioConfig
 from .form import FormValues
 from .service import Studio
@@ -73,3 +77,33 @@ def show_settings(record: GenerationRecord) -> None:
     st.markdown("  \n".join(f"**{label}:** {value}" for label, value in rows.items()))
     st.markdown("**Prompt used:**")
     st.code(record.prompt_used or " ", language=None, wrap_lines=True)
+
+
+def setting_slider(label: str, field: str, key: str, disabled: bool = False) -> None:
+    """A slider over the setting's useful range (``settings`` says which), widened for a reused
+    value outside it."""
+    bounds = field_bounds(field)
+    low, high = bounds.slider_range(st.session_state.get(key))
+    st.slider(
+        label, low, high, step=bounds.step, key=key, disabled=disabled, help=field_help(field)
+    )
+
+
+def setting_number(label: str, field: str, key: str, disabled: bool = False) -> None:
+    """A whole-number box bounded as ``settings`` validates the field."""
+    bounds = field_bounds(field)
+    st.number_input(
+        label,
+        min_value=int(bounds.low),
+        max_value=int(bounds.high),
+        step=int(bounds.step),
+        key=key,
+        disabled=disabled,
+    )
+
+
+def png_data(image: Image.Image) -> bytes:
+    """An image as PNG bytes, for a download button or a thumbnail (no metadata)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

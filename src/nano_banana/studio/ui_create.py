@@ -8,14 +8,13 @@ fragment that reruns every half second until the job has finished.
 from __future__ import annotations
 
 import concurrent.futures
-import io
 
 import streamlit as st
 
 from ..errors import NanoBananaError
 from ..gallery.record import GenerationRecord
 from ..generate.jobs import Job, JobImage, JobKind, JobStatus
-from ..settings import GenerationRequest, Sampler, field_bounds, field_help
+from ..settings import GenerationRequest, Sampler, field_help
 from .form import (
     CUSTOM_SIZE,
     MODES,
@@ -27,7 +26,16 @@ from .form import (
     size_presets,
 )
 from .service import NO_LORA, Studio
-from .ui_common import set_form, show_flash, show_settings, studio_or_stop
+from .ui_board import board_controls, board_panel
+from .ui_common import (
+    png_data,
+    set_form,
+    setting_number,
+    setting_slider,
+    show_flash,
+    show_settings,
+    studio_or_stop,
+)
 from .ui_tools import render_tools
 
 POLL_S = 1.0  # how often a waiting page looks at its job. Not faster: at 0.5 s with two pages
@@ -99,6 +107,7 @@ def _form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> FormValues:
         )
     elif form.kind is JobKind.COMPARE:
         st.caption("The base model alone beside base + LoRA, same seed.")
+    board_controls(studio)
     _lora_controls(studio)
     with st.expander("Sampling and size", expanded=False):
         _sampling_controls(studio, sizes)
@@ -161,7 +170,7 @@ def _lora_controls(studio: Studio) -> None:
         help="Structure LoRAs from the studio's LoRA folder, loaded ones, or your upload.",
     )
     off = st.session_state.f_lora == NO_LORA
-    _slider("LoRA scale", "lora_scale", "f_scale", disabled=off)
+    setting_slider("LoRA scale", "lora_scale", "f_scale", disabled=off)
     st.caption(SCALE_HINT)
     with st.expander("Upload a LoRA", expanded=False):
         st.file_uploader(
@@ -212,45 +221,24 @@ def _sampling_controls(studio: Studio, sizes: dict[str, tuple[int, int]]) -> Non
     )
     c1, c2 = st.columns(2)
     with c1:
-        _slider("CFG", "cfg", "f_cfg")
+        setting_slider("CFG", "cfg", "f_cfg")
     with c2:
-        _slider("Steps", "steps", "f_steps")
+        setting_slider("Steps", "steps", "f_steps")
     options = [*sizes, CUSTOM_SIZE]
     st.selectbox("Size", options, key="f_size", help="Aspect ratios at the model's native size.")
     if st.session_state.f_size == CUSTOM_SIZE:
         w, h = st.columns(2)
         with w:
-            _number("Width", "width", "f_width")
+            setting_number("Width", "width", "f_width")
         with h:
-            _number("Height", "height", "f_height")
+            setting_number("Height", "height", "f_height")
     st.selectbox("Sampler", [s.value for s in Sampler], key="f_sampler", help=field_help("sampler"))
     s1, s2 = st.columns(2)
     s1.radio("Seed", [SEED_RANDOM, SEED_FIXED], key="f_seed_mode", horizontal=True)
     with s2:
-        _number("Seed value", "seed", "f_seed", disabled=st.session_state.f_seed_mode != SEED_FIXED)
-
-
-def _slider(label: str, field: str, key: str, disabled: bool = False) -> None:
-    """A slider over the setting's useful range (``settings`` says which), widened for a reused
-    value outside it."""
-    bounds = field_bounds(field)
-    low, high = bounds.slider_range(st.session_state.get(key))
-    st.slider(
-        label, low, high, step=bounds.step, key=key, disabled=disabled, help=field_help(field)
-    )
-
-
-def _number(label: str, field: str, key: str, disabled: bool = False) -> None:
-    """A whole-number box bounded as ``settings`` validates the field."""
-    bounds = field_bounds(field)
-    st.number_input(
-        label,
-        min_value=int(bounds.low),
-        max_value=int(bounds.high),
-        step=int(bounds.step),
-        key=key,
-        disabled=disabled,
-    )
+        setting_number(
+            "Seed value", "seed", "f_seed", disabled=st.session_state.f_seed_mode != SEED_FIXED
+        )
 
 
 # --- submitting and watching -----------------------------------------------------------
@@ -263,9 +251,14 @@ def _active_job() -> Job | None:
 
 def _submit(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]]) -> None:
     st.session_state.pop("submit_error", None)
+    if form.f_compose and "parts_error" in st.session_state:  # the parts table's own message
+        st.session_state.submit_error = st.session_state.parts_error
+        return
     try:
         lora = studio.resolve_lora(form.f_lora)
         request = form.to_request(sizes, lora)
+        if request.compose:  # the board's layout and parts, checked now rather than in the queue
+            studio.config.engine.check_request(request)
         job = studio.queue.submit(form.kind, request, sweep_values=SWEEP_SCALES)
     except NanoBananaError as exc:
         st.session_state.submit_error = str(exc)
@@ -340,13 +333,14 @@ def _result(studio: Studio, job: Job, sizes: dict[str, tuple[int, int]]) -> None
                 _image_card(job, i, image, wide=False)
         st.download_button(
             "Download side-by-side sheet",
-            _png(result.sheet),
+            png_data(result.sheet),
             file_name=f"nano-banana-{job.kind.value}-{job.request.seed}.png",
             mime="image/png",
             key=f"sheet_{job.id}",
             on_click="ignore",
             icon=":material/download:",
         )
+    _boards(job, images)
     record = images[-1].result.record
     _settings(record)
     st.button(
@@ -362,7 +356,7 @@ def _result(studio: Studio, job: Job, sizes: dict[str, tuple[int, int]]) -> None
 def _image_card(job: Job, index: int, image: JobImage, wide: bool) -> None:
     caption = image.label if not wide else f"Seed {image.result.record.request.seed}"
     st.image(image.result.image, caption=caption, width="stretch")
-    name = image.entry.path.name if image.entry else f"nano-banana-{job.id}-{index}.png"
+    name = _file_name(job, index, image)
     st.download_button(
         "Download PNG",
         image.png,
@@ -372,6 +366,21 @@ def _image_card(job: Job, index: int, image: JobImage, wide: bool) -> None:
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+def _file_name(job: Job, index: int, image: JobImage) -> str:
+    return image.entry.path.name if image.entry else f"nano-banana-{job.id}-{index}.png"
+
+
+def _boards(job: Job, images: tuple[JobImage, ...]) -> None:
+    """Each board's check, parts list, callouts and CSV (one expander each beside others)."""
+    for index, image in enumerate(images):
+        if image.result.record.board is None:
+            continue
+        panel = st.container() if len(images) == 1 else st.expander(f"Board: {image.label}")
+        with panel:
+            stem = _file_name(job, index, image).removesuffix(".png")
+            board_panel(image.result.record, image.result.image, f"{job.id}_{index}", stem)
 
 
 def _settings(record: GenerationRecord) -> None:
@@ -385,9 +394,3 @@ def _settings(record: GenerationRecord) -> None:
 def _reuse(studio: Studio, record: GenerationRecord, sizes: dict[str, tuple[int, int]]) -> None:
     current = FormValues.from_state(st.session_state)
     set_form(FormValues.from_record(record, sizes, list(studio.queue.loras()), current))
-
-
-def _png(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

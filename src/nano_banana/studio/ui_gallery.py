@@ -1,8 +1,9 @@
 """The Gallery page: the same persistent gallery as the CLI, newest first.
 
-Search by prompt, filter by scenario, open an image for all its metadata,
-download the saved file's own bytes, reuse its settings, delete it (after a
-confirmation), or download a selection as a zip.
+Search by prompt, filter by scenario, open an image for all its metadata (and
+a board's check, parts list, callouts and CSV), download the saved file's own
+bytes, reuse its settings, delete it (after a confirmation), or download a
+selection as a zip.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from ..gallery.store import Gallery, GalleryEntry
 from ..generate.reproduce import model_differences
 from .form import FormValues, size_presets
 from .service import Studio
-from .ui_common import flash, set_form, show_flash, show_settings, studio_or_stop
+from .ui_board import board_panel
+from .ui_common import flash, png_data, set_form, show_flash, show_settings, studio_or_stop
 
 PAGE_SIZE = 24
 COLUMNS = 4
@@ -99,9 +101,7 @@ def _thumbnail(path: str, sha256: str) -> bytes | None:
         return None
     if max(image.size) > THUMB_SIDE:
         image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_data(image)
 
 
 def _selected() -> list[int]:
@@ -159,6 +159,7 @@ def _detail(studio: Studio, entry_id: int) -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.image(data, width="stretch")
+        _board(entry, data)
     with right:
         st.markdown(f"**{entry.prompt.strip() or '(empty prompt)'}**")
         st.caption(
@@ -202,6 +203,17 @@ def _facts(entry: GalleryEntry) -> None:
         st.caption(f"Its settings cannot be read ({exc}); see All metadata.")
         return
     show_settings(record)
+
+
+def _board(entry: GalleryEntry, data: bytes) -> None:
+    """A parts-first board's check, parts list, callouts and CSV, from its saved plan."""
+    try:
+        record = entry.generation_record()
+    except (NanoBananaError, KeyError, TypeError, ValueError):
+        return  # _facts says why
+    if record.board is not None:
+        with Image.open(io.BytesIO(data)) as image:
+            board_panel(record, image.convert("RGB"), f"g_{entry.id}", entry.path.stem)
 
 
 def _reuse(studio: Studio, entry: GalleryEntry) -> None:

@@ -1,17 +1,18 @@
-"""Result tools: layout analysis (score and verdict) and numbered callouts, from ``analysis``."""
+"""Result tools: layout analysis (score and verdict) and numbered callouts, from ``analysis``;
+a parts-first board's callouts come from its plan (``parts.labels``), never from guessing."""
 
 from __future__ import annotations
-
-import io
 
 import streamlit as st
 
 from ..errors import NanoBananaError
 from ..generate.jobs import Job, JobImage
+from .ui_common import png_data
 
 try:  # the demo world's analysis; the studio works without it
     from ..analysis.callouts import annotate, parse_part_names
     from ..analysis.layout import analyze_layout, describe_report
+    from ..parts.labels import image_callouts, plan_of
 except ImportError:  # pragma: no cover - only in trimmed installs
     analyze_layout = None
 
@@ -33,16 +34,30 @@ def render_tools(job: Job, images: tuple[JobImage, ...]) -> None:
         )
     image = images[index]
     key = f"{job.id}_{index}"
-    names = st.text_input(
-        "Part names for callouts (optional)", key=f"names_{key}", placeholder="strap, case, crown …"
-    )
+    record = image.result.record
+    names = None
+    if plan_of(record) is None:
+        names = st.text_input(
+            "Part names for callouts (optional)",
+            key=f"names_{key}",
+            placeholder="strap, case, crown …",
+        )
+    else:
+        st.caption("Callouts name and number the parts from the board's plan.")
     c1, c2 = st.columns(2)
     if c1.button("Analyze layout", key=f"analyze_{key}", width="stretch"):
         _run(key, "analysis", lambda: analyze_layout(image.result.image))
     if c2.button("Add callouts", key=f"callouts_{key}", width="stretch"):
-        _run(key, "callouts", lambda: annotate(image.result.image, parse_part_names(names)))
+        _run(key, "callouts", lambda: _callouts(image.result.image, record, names))
     _show_analysis(st.session_state.get(f"result_analysis_{key}"))
     _show_callouts(st.session_state.get(f"result_callouts_{key}"), key)
+
+
+def _callouts(image, record, names: str | None):
+    """A board's callouts from its plan; another image's from the parts found, named as given."""
+    if names is None:
+        return image_callouts(image, record)
+    return annotate(image, parse_part_names(names))
 
 
 def _run(key: str, what: str, work) -> None:
@@ -78,11 +93,9 @@ def _show_callouts(annotation, key: str) -> None:
     )
     for warning in annotation.warnings:
         st.warning(warning)
-    buffer = io.BytesIO()
-    annotation.image.save(buffer, format="PNG")
     st.download_button(
         "Download annotated PNG",
-        buffer.getvalue(),
+        png_data(annotation.image),
         file_name="annotated.png",
         mime="image/png",
         key=f"dl_callouts_{key}",

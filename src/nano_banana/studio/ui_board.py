@@ -1,0 +1,188 @@
+"""Parts-first boards in the studio: the Create form's board controls and a board's panel.
+
+The form's part: the "Parts-first board" switch, the parts list as an editable
+table (pre-filled from the parts catalog's entry for the object in the prompt),
+the explode slider for exploded views and the unifying pass's strength. The
+panel: the board's check, its numbered parts list, callouts and a CSV, all from
+the plan saved with the image (``parts.labels``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from ..errors import CatalogError
+from ..gallery.record import GenerationRecord
+from ..generate.boards import UNIFY_STRENGTH
+from ..parts.catalog import MAX_COUNT, CatalogObject, find_object, load_catalog
+from ..parts.labels import (
+    NOT_IN_CATALOG,
+    TABLE_COLUMNS,
+    board_callouts,
+    parts_csv,
+    plan_of,
+    table_parts,
+    table_rows,
+)
+from ..parts.plan import BoardPlan, label
+from ..settings import field_bounds, field_help
+from .service import Studio
+from .ui_common import png_data, setting_slider
+
+EXPLODED = "exploded"  # the board layout the explode slider moves
+CALLOUTS_KEPT = 4  # callouts images a session keeps drawn
+
+
+# --- the form's board controls -----------------------------------------------------------------
+
+
+def board_controls(studio: Studio) -> None:
+    """The board switch and, when it is on, the parts table, explode and strength."""
+    st.checkbox("Parts-first board", key="f_compose", help=field_help("compose"))
+    if not st.session_state.f_compose:
+        return
+    presets = studio.presets
+    preset = presets[st.session_state.f_preset]
+    if not preset.board:
+        with_board = ", ".join(sorted(p.title for p in presets.values() if p.board))
+        st.warning(f"'{preset.title}' has no board layout; pick one of: {with_board}.")
+    _parts_table()
+    if preset.board == EXPLODED:
+        setting_slider("Explode", "explode", "f_explode")
+    bounds = field_bounds("strength")
+    st.number_input(
+        "Unifying strength",
+        min_value=float(bounds.low),
+        max_value=float(bounds.high),
+        step=float(bounds.step),
+        value=None,  # empty: the board's own light pass
+        placeholder=f"{UNIFY_STRENGTH:g} (default)",
+        key="f_strength",
+        help=field_help("strength"),
+    )
+
+
+def _parts_table() -> None:
+    """The parts list as a table; its edits become ``f_parts`` (the request's parts)."""
+    state = st.session_state
+    try:
+        catalog = load_catalog()  # read each run: a user may add catalog files while it runs
+    except CatalogError as exc:  # a broken user file: say which, keep the page
+        state.parts_error = str(exc)
+        st.error(str(exc))
+        return
+    obj = find_object(state.f_prompt, catalog)
+    if state.f_parts and find_object(state.f_parts_prompt, catalog) != obj:
+        state.f_parts = ""  # the prompt names another object now: its own list
+    _table_note(obj)
+    rows = _start_rows(obj)
+    edited = st.data_editor(
+        pd.DataFrame(
+            {
+                "part": pd.Series([r["part"] for r in rows], dtype="object"),
+                "count": pd.Series([r["count"] for r in rows], dtype="int64"),
+            }
+        ),  # fmt: skip
+        # A new key for each starting list: the editor keeps its edits only while its rows stay.
+        key="parts_table_" + hashlib.sha256(repr(rows).encode()).hexdigest()[:12],
+        num_rows="dynamic",
+        hide_index=True,
+        width="stretch",
+        column_order=TABLE_COLUMNS,
+        column_config={
+            "part": st.column_config.TextColumn("Part", help="One kind of part"),
+            "count": st.column_config.NumberColumn(
+                "Count",
+                min_value=1,
+                max_value=MAX_COUNT,
+                step=1,
+                default=1,
+                help="How many identical copies go on the board",
+            ),
+        },  # fmt: skip
+    )
+    try:
+        parts = table_parts(
+            edited.astype(object).where(edited.notna(), None).to_dict("records"), obj
+        )
+    except CatalogError as exc:
+        state.parts_error = str(exc)
+        if str(exc) != NOT_IN_CATALOG:  # that one is the note above the table
+            st.error(str(exc))
+        return
+    state.pop("parts_error", None)
+    if (parts or "") != state.f_parts:
+        state.f_parts, state.f_parts_prompt = parts or "", state.f_prompt
+        state.pop("submit_error", None)  # it may have been about the list just edited
+        st.rerun()  # the table starts again from the edited list
+
+
+def _table_note(obj: CatalogObject | None) -> None:
+    if obj is not None:
+        st.caption(f"Parts of {obj.phrase}, from the parts catalog: edit, add or delete rows.")
+    elif st.session_state.f_prompt.strip():
+        st.info(f"'{st.session_state.f_prompt.strip()}' is {NOT_IN_CATALOG}.")
+    else:
+        st.info("Describe an object: its parts come from the parts catalog, or list them here.")
+
+
+def _start_rows(obj: CatalogObject | None) -> list[dict]:
+    """The form's parts list as rows, else the catalog's (a reused list may not parse)."""
+    try:
+        return table_rows(obj, st.session_state.f_parts or None)
+    except CatalogError as exc:
+        st.error(f"The reused parts list cannot be shown ({exc}); starting from the catalog.")
+        return table_rows(obj)
+
+
+# --- a board's panel -------------------------------------------------------------------------
+
+
+def board_panel(record: GenerationRecord, image: Image.Image, key: str, stem: str) -> None:
+    """A board's check, numbered parts list, callouts and downloads; nothing for other images."""
+    plan = plan_of(record)
+    if plan is None:
+        return
+    _check(record.board)
+    st.markdown(f"**Parts list** · {len(plan.parts)} {plan.pieces}")
+    lines = [f"{p.number}. {label(p)}" + (f" :gray[· {p.look}]" if p.look else "")
+             for p in plan.parts]  # fmt: skip
+    st.markdown("\n".join(lines))
+    callouts = _callouts(image, plan, key)
+    st.image(callouts, caption="Callouts from the board's plan", width="stretch")
+    downloads = (
+        ("Download parts list (CSV)", parts_csv(plan), "_parts.csv", "text/csv", ":material/table:"),
+        ("Download callouts PNG", png_data(callouts), "_annotated.png", "image/png",
+         ":material/download:"),
+    )  # fmt: skip
+    for column, (text, data, suffix, mime, icon) in zip(st.columns(2), downloads, strict=True):
+        column.download_button(text, data, file_name=stem + suffix, mime=mime, icon=icon,
+                               key=f"board{suffix}_{key}", on_click="ignore")  # fmt: skip
+
+
+def _callouts(image: Image.Image, plan: BoardPlan, key: str) -> Image.Image:
+    """The callouts image, drawn once per board shown (not on every rerun); a session keeps the
+    last few (a sweep's three boards), not every board it ever made."""
+    drawn: dict = st.session_state.setdefault("board_callouts", {})
+    if key not in drawn:
+        while len(drawn) >= CALLOUTS_KEPT:
+            drawn.pop(next(iter(drawn)))
+        drawn[key] = board_callouts(image, plan).image
+    return drawn[key]
+
+
+def _check(board: dict) -> None:
+    check = board["check"]
+    if board["accepted"]:
+        st.success(
+            f"Board check passed: all {check['planned']} parts found where planned "
+            f"(layout score {check['score']})."
+        )
+    else:
+        st.warning("Board check failed: " + "; ".join(check["problems"]) + ".")
+    if not board["unified"]:
+        st.caption("No unifying pass was accepted: this is the board as composed.")
