@@ -100,6 +100,9 @@ def test_a_user_file_that_is_not_text_is_one_clear_error(tmp_path):
         ("exploded gamepad", "controller"),
         ("a pop-up toaster", "toaster"),
         ("a hooded sweatshirt", None),
+        ("a watch next to a camera", "watch"),  # the object mentioned first
+        ("a keyboard and a mouse", "keyboard"),
+        ("a mouse and a keyboard", "mouse"),
     ],
 )
 def test_a_prompt_finds_its_object(prompt, key, tmp_path):

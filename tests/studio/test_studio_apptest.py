@@ -274,7 +274,8 @@ def watch_parts(tmp_path_factory) -> list[str]:
 
 
 def test_board_mode_sends_compose_and_the_tables_parts(config, studio, tmp_path_factory):
-    at = new_app(f_compose=True, f_preset="knolling")
+    # 4 steps: the unifying pass (30% of the steps) must run at least one
+    at = new_app(f_steps=4, f_compose=True, f_preset="knolling")
     at.text_area(key="f_prompt").input("a mechanical watch").run()
     assert list(parts_table(at).value["part"]) == watch_parts(tmp_path_factory)
     assert list(parts_table(at).value["count"]) == [1] * 7
@@ -299,7 +300,7 @@ def test_board_mode_sends_compose_and_the_tables_parts(config, studio, tmp_path_
 
 
 def test_a_prompt_not_in_the_catalog_asks_for_its_parts(config):
-    at = new_app(f_compose=True)
+    at = new_app(f_steps=4, f_compose=True)  # 4 steps: the unifying pass runs one
     at.text_area(key="f_prompt").input("a hooded sweatshirt").run()
     note = "not in the parts catalog: list its parts in the table"
     assert any(note in i.value for i in at.info)
@@ -319,7 +320,8 @@ def test_a_prompt_not_in_the_catalog_asks_for_its_parts(config):
 
 def test_board_options_follow_the_scenario(config):
     watch = "a mechanical watch"  # the prompt a parts list was made for (as Reuse sets it)
-    at = new_app(f_compose=True, f_preset="exploded-view", f_prompt=watch,
+    # 5 steps: a unifying pass at strength 0.2 runs one
+    at = new_app(f_steps=5, f_compose=True, f_preset="exploded-view", f_prompt=watch,
                  f_parts="case, strap x2", f_parts_prompt=watch)  # fmt: skip
     assert at.slider(key="f_explode").value == pytest.approx(1.0)
     assert at.number_input(key="f_strength").value is None

@@ -128,6 +128,11 @@ def eval_command(
         sampler=defaults.sampler,
         compose=compose,
     )
+    if compose:  # every board's layout and parts, before the model loads
+        from ..analysis.evaluation import COMPOSED, make_request
+
+        for prompt, _ in config.prompt_list():
+            model.check_request(make_request(config, prompt, config.first_seed, COMPOSED))
     engine = common.build_engine(model, quiet=output.json)
     with common._progress_bar() as bar:
         task = bar.add_task("evaluating", total=None)

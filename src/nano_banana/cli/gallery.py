@@ -127,6 +127,9 @@ def _write_board_files(
         raise MetadataError(
             f"{image} is not a parts-first board, so it has no plan; make one with --compose"
         )
+    for target in (parts_csv, plan_json):
+        if target is not None and not Path(target).parent.is_dir():
+            raise MetadataError(f"cannot write '{target}': its folder does not exist")
     written = []
     if callouts:
         from ..analysis.layout import load_image

@@ -86,8 +86,13 @@ def generate(
         from ..parts.labels import write_callouts
 
         for result, path in results:
-            common.err_console.print("[dim]callouts:[/]")
-            typer.echo(str(write_callouts(result.image, result.record, path)))
+            written = write_callouts(result.image, result.record, path)
+            # with --json, stdout holds only the JSON above: the callouts' path goes to stderr
+            common.err_console.print(
+                f"[dim]callouts:[/] {written}" if output.json else "[dim]callouts:[/]"
+            )
+            if not output.json:
+                typer.echo(str(written))
 
 
 def compare(

@@ -29,7 +29,7 @@ from ..parts.catalog import CatalogObject, load_catalog, part_words, resolve_obj
 from ..parts.plan import BoardPlan, PlacedPart, plan_board
 from ..prompt.presets import Preset, get_preset
 from ..settings import GenerationRequest
-from .engine import Engine, ProgressCallback, ProgressEvent
+from .engine import Engine, ProgressCallback, ProgressEvent, image_to_image_steps
 
 PART_PRESET = "part"
 UNIFY_STRENGTH = 0.3  # light: one light and soft shadows, parts stay in their boxes
@@ -45,6 +45,21 @@ def part_side(native: int) -> int:
 def part_prompt(part: PlacedPart, plan: BoardPlan) -> str:
     """The words a part is drawn with (the ``part`` preset adds "single part, isolated ...")."""
     return part_words(part.name, part.look, plan.phrase)
+
+
+def unify_strength(request: GenerationRequest) -> float:
+    """The unifying pass's strength: the request's, else ``UNIFY_STRENGTH``."""
+    return UNIFY_STRENGTH if request.strength is None else request.strength
+
+
+def check_unify_steps(request: GenerationRequest) -> None:
+    """Refuse a unifying pass that would run no step, before any part is drawn."""
+    strength = unify_strength(request)
+    if strength > 0 and image_to_image_steps(request.steps, strength) == 0:
+        raise InvalidSettingError(
+            f"a unifying pass at strength {strength} with {request.steps} steps redraws nothing; "
+            "raise --strength or --steps, or use --strength 0 to keep the composed board"
+        )
 
 
 def board_layout(preset_id: str, presets: dict[str, Preset]) -> str:
@@ -100,10 +115,10 @@ class EngineRenderer:
         )  # fmt: skip
         return self.engine.generate(part_request, cancel=self.cancel).image
 
-    def unify(self, board: Image.Image, plan: BoardPlan, seed: int) -> Image.Image:
-        strength = UNIFY_STRENGTH if self.request.strength is None else self.request.strength
+    def unify(self, board: Image.Image, plan: BoardPlan, seed: int) -> Image.Image | None:
+        strength = unify_strength(self.request)
         if strength == 0:
-            return board
+            return None  # the composed board is the result
         unify_request = replace(
             self.request, compose=False, parts=None, strength=strength, seed=seed
         )
@@ -113,6 +128,7 @@ class EngineRenderer:
 def make_board_for(engine: Engine, request: GenerationRequest, progress: ProgressCallback | None = None,
                    cancel: threading.Event | None = None) -> BoardResult:  # fmt: skip
     """Plan, draw, compose, unify and check the board ``request`` asks for."""
+    check_unify_steps(request)
     plan = board_plan(engine, request)
     total = len(plan.parts) + 1  # every part, then the unifying pass
     started = time.perf_counter()

@@ -249,11 +249,9 @@ class Engine:
         from .boards import make_board_for  # the board's steps call back into this engine
 
         started = time.perf_counter()
+        plan, weights = self.plan(request), self.lora_weights(request)  # as the board starts
         board = make_board_for(self, request, progress, cancel)
-        plan = self.plan(request)
-        record = self._record(
-            request, plan, self.lora_weights(request), time.perf_counter() - started
-        )
+        record = self._record(request, plan, weights, time.perf_counter() - started)
         return GenerationResult(board.image, replace(record, board=board.record()), plan)
 
     def _init_latents_source(
@@ -296,10 +294,12 @@ class Engine:
         active: dict[str, float],
         init_image: Image.Image | None = None,
     ) -> torch.Tensor:
-        pipe, extra, total = self.pipe, {}, request.steps
+        pipe, total = self.pipe, request.steps
+        extra = {"width": request.width, "height": request.height}
         if init_image is not None:  # the same modules through diffusers' image-to-image pipeline
             pipe = self._image_to_image()
             # latents in, as diffusers allows: it would otherwise sample the VAE posterior
+            # (the size is the input's; image to image takes no width or height)
             extra = {"image": self.encode(init_image), "strength": request.strength}
             total = image_to_image_steps(request.steps, request.strength)
 
@@ -324,8 +324,6 @@ class Engine:
                     **extra,
                     num_inference_steps=request.steps,
                     guidance_scale=request.cfg,
-                    width=request.width,
-                    height=request.height,
                     generator=generator,
                     output_type="latent",
                     callback_on_step_end=on_step_end,

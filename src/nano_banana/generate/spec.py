@@ -113,9 +113,10 @@ class EngineSpec:
         get_preset(presets, request.preset)
         request = request.validated()
         if request.compose:  # the board's layout and parts, known before loading too
-            from .boards import board_layout, board_object
+            from .boards import board_layout, board_object, check_unify_steps
 
             board_layout(request.preset, presets)
+            check_unify_steps(request)
             if request.plan is None:  # a given plan names its own parts
                 board_object(request)
         return request

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 from PIL import Image
 
 from ..errors import GenerationError
@@ -34,13 +35,15 @@ from .plan import BoardPlan, PlacedPart
 
 PART_TRIES = 4  # seeds tried per part before the board fails (a clean cut-out is the norm)
 UNIFY_TRIES = 2  # unifying passes tried before falling back to the composed board
-SEED_STRIDE = 1000  # part k's n-th try draws seed + k * SEED_STRIDE + n: distinct, reproducible
-SEEDS = 2**32  # seeds wrap round within what a request accepts
 
 
-def derived_seed(seed: int, offset: int) -> int:
-    """The seed ``offset`` steps on from ``seed``, within the seeds a request accepts."""
-    return (seed + offset) % SEEDS
+def derived_seed(seed: int, *path: int) -> int:
+    """A seed for one step of a board (``path``: which step, which part, which try), drawn from
+    the board's seed so that boards of neighbouring seeds share no drawing."""
+    return int(np.random.SeedSequence([seed, *path]).generate_state(1)[0])
+
+
+PART, UNIFY = 1, 2  # the first element of a derived seed's path
 
 
 class Renderer(Protocol):
@@ -50,8 +53,8 @@ class Renderer(Protocol):
         """The part alone on a white background."""
         ...
 
-    def unify(self, board: Image.Image, plan: BoardPlan, seed: int) -> Image.Image:
-        """The board through a light image-to-image pass (or unchanged, if the strength is 0)."""
+    def unify(self, board: Image.Image, plan: BoardPlan, seed: int) -> Image.Image | None:
+        """The board through a light image-to-image pass; None when there is no pass (strength 0)."""
         ...
 
 
@@ -107,9 +110,7 @@ def draw_parts(plan: BoardPlan, renderer: Renderer, seed: int, attempts: list[At
     drawn: dict[str, Cutout] = {}
     for done, part in enumerate(plan.parts, 1):
         if part.name not in drawn:
-            drawn[part.name] = draw_one(
-                part, plan, renderer, derived_seed(seed, part.number * SEED_STRIDE), attempts
-            )
+            drawn[part.name] = draw_one(part, plan, renderer, seed, attempts)
         cutouts[part.number] = drawn[part.name]
         if progress is not None:
             progress("parts", done, len(plan.parts))
@@ -121,7 +122,7 @@ def draw_one(part: PlacedPart, plan: BoardPlan, renderer: Renderer, seed: int,
     """The part's first clean cut-out over ``PART_TRIES`` seeds, or a GenerationError."""
     problems = []
     for n in range(PART_TRIES):
-        try_seed = derived_seed(seed, n)
+        try_seed = derived_seed(seed, PART, part.number, n)
         try:
             cutout = cut_out(renderer.render_part(part, plan, try_seed))
         except CutoutRejected as rejected:
@@ -142,8 +143,10 @@ def unify_and_check(composed: Image.Image, plan: BoardPlan, renderer: Renderer, 
     else the best attempt with what failed."""
     tried: list[BoardResult] = []
     for n in range(UNIFY_TRIES):
-        unify_seed = derived_seed(seed, n)
+        unify_seed = derived_seed(seed, UNIFY, n)
         image = renderer.unify(composed, plan, unify_seed)
+        if image is None:  # no unifying pass asked for: the composed board is the result
+            break
         check = check_board(image, plan)
         attempts.append(
             Attempt(

@@ -216,18 +216,20 @@ def part_words(name: str, look: str, phrase: str) -> str:
 
 
 def find_object(prompt: str, catalog: dict[str, CatalogObject]) -> CatalogObject | None:
-    """The catalog object a prompt names (its key, phrase or an alias), longest match first."""
+    """The catalog object a prompt names (its key, phrase or an alias): the one mentioned first,
+    the longest name where two start at the same word ("mechanical watch" over "watch")."""
     text = " " + re.sub(r"[^a-z0-9]+", " ", prompt.lower()) + " "
-    names = [(name, obj) for obj in catalog.values()
-             for name in (obj.key, obj.phrase.lower(), *obj.aliases)]  # fmt: skip
-    for name, obj in sorted(names, key=lambda pair: -len(pair[0])):
-        words = re.sub(r"[^a-z0-9]+", " ", name).strip()
-        if words and f" {words} " in text:
-            return obj
-    return None
+    best: tuple[int, int, CatalogObject] | None = None
+    for obj in catalog.values():
+        for name in (obj.key, obj.phrase.lower(), *obj.aliases):
+            words = re.sub(r"[^a-z0-9]+", " ", name).strip()
+            at = text.find(f" {words} ") if words else -1
+            if at >= 0 and (best is None or (at, -len(words)) < best[:2]):
+                best = (at, -len(words), obj)
+    return best[2] if best else None
 
 
-_COUNTED = re.compile(r"^(?P<name>.+?)\s*(?:[x×]\s*(?P<count>\d+))?$")
+COUNTED_PART = re.compile(r"^(?P<name>.+?)\s*(?:[x×]\s*(?P<count>\d+))?$")
 
 
 def parse_parts(text: str, phrase: str = "") -> CatalogObject:
@@ -236,7 +238,7 @@ def parse_parts(text: str, phrase: str = "") -> CatalogObject:
     for item in (s.strip() for s in text.split(",")):
         if not item:
             continue
-        match = _COUNTED.match(item)
+        match = COUNTED_PART.match(item)
         name, count = match["name"].strip(), int(match["count"] or 1)
         if not 1 <= count <= MAX_COUNT:
             raise CatalogError(

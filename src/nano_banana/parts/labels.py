@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..analysis.callouts import (
 )
 from ..analysis.layout import Part
 from ..atomic import write_text
-from .catalog import _COUNTED, MAX_COUNT, CatalogError, CatalogObject, parse_parts
+from .catalog import COUNTED_PART, MAX_COUNT, CatalogError, CatalogObject, parse_parts
 from .plan import BoardPlan, label
 
 CSV_COLUMNS = ("number", "name", "copy", "count", "look", "x0", "y0", "x1", "y1")
@@ -65,8 +66,23 @@ def _box_colour(pixels: np.ndarray) -> tuple[int, int, int]:
 
 
 def board_callouts(image: Image.Image, plan: BoardPlan) -> Annotation:
-    """Numbered callouts and the parts list, one per planned part, in the plan's order."""
-    return annotate_parts(image, plan_parts(plan, image), plan.part_names())
+    """Numbered callouts and the parts list, one per planned part, in the plan's order. An
+    image resized since it was made (its metadata kept) gets the plan's boxes scaled to it."""
+    return annotate_parts(image, plan_parts(fitted(plan, image.size), image), plan.part_names())
+
+
+def fitted(plan: BoardPlan, size: tuple[int, int]) -> BoardPlan:
+    """``plan`` with its boxes scaled to an image of ``size``."""
+    if size == (plan.width, plan.height):
+        return plan
+    sx, sy = size[0] / plan.width, size[1] / plan.height
+    parts = tuple(
+        replace(p, box=(int(p.box[0] * sx), int(p.box[1] * sy),
+                        max(int(p.box[0] * sx) + 1, round(p.box[2] * sx)),
+                        max(int(p.box[1] * sy) + 1, round(p.box[3] * sy))))
+        for p in plan.parts
+    )  # fmt: skip
+    return replace(plan, width=size[0], height=size[1], parts=parts)
 
 
 def parts_rows(plan: BoardPlan) -> list[dict[str, Any]]:
@@ -145,7 +161,7 @@ def _table_item(row: Mapping[str, Any], n: int) -> str | None:
             f"parts table row {n} ({name}): the count must be a whole number from 1 to {MAX_COUNT}"
         )
     # A name that itself ends in "x2" keeps an explicit count, so it is not read as one.
-    counted = count > 1 or _COUNTED.match(name)["count"] is not None
+    counted = count > 1 or COUNTED_PART.match(name)["count"] is not None
     return f"{name} x{int(count)}" if counted else name
 
 

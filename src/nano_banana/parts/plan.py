@@ -33,9 +33,10 @@ SAME_SIZE = 0.15  # parts whose areas differ by less than this share a rank the 
 MARGIN = 0.06  # of the board's shorter side, kept empty round the layout
 GAP = 0.045  # of the board's shorter side, between parts (the seed jitters it by +-20%)
 MIN_SIDE = 0.3  # a part's longer side, at least, as a share of the largest part's
-MIN_THICKNESS = 0.08  # a part's shorter side, at least, as a share of the largest part's
-LABEL_BAND = 0.22
-AXIS_SLACK = 0.8  # the other axis may be used while its parts are at least this large  # share of a repair cell under the part, kept free for its number
+MIN_PART_PX = 4  # a planned part narrower than this cannot be drawn or numbered
+MIN_THICKNESS = 0.12  # a part's shorter side, at least, as a share of the largest part's
+LABEL_BAND = 0.22  # share of a repair cell under the part, kept free for its number
+AXIS_SLACK = 0.8  # the other axis may be used while its parts are at least this large
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class BoardPlan:
         """Rebuild a plan from ``to_dict`` output (or an edited copy); a bad one is a ``CatalogError``."""
         try:
             data = dict(data)
-            parts = tuple(PlacedPart(**{**p, "box": tuple(p["box"])}) for p in data.pop("parts"))
+            parts = tuple(_placed_part(p) for p in data.pop("parts"))
             plan = cls(**data, parts=parts)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CatalogError(f"the board plan is not valid: {exc}") from None
@@ -99,6 +100,7 @@ class BoardPlan:
 
     @classmethod
     def from_json(cls, text: str) -> BoardPlan:
+        """Rebuild a plan from ``to_json`` text (or an edited copy)."""
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -112,7 +114,21 @@ class BoardPlan:
         return [label(p) for p in self.parts]
 
 
+def _placed_part(data: dict[str, Any]) -> PlacedPart:
+    """One part of a plan read from JSON, with its types checked (an edited plan may have any)."""
+    part = PlacedPart(**{**data, "box": tuple(data["box"])})
+    whole = (part.number, part.copy, part.count, *part.box)
+    if len(part.box) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in whole):
+        raise ValueError(
+            f"part '{part.name}': number, copy, count and the 4 box values are whole numbers"
+        )
+    if not isinstance(part.name, str) or not isinstance(part.look, str):
+        raise ValueError(f"part {part.number}: name and look are text")
+    return part
+
+
 def label(part: PlacedPart) -> str:
+    """A part's name in the parts list; copies say which ("strap (2 of 2)")."""
     return part.name if part.count == 1 else f"{part.name} ({part.copy} of {part.count})"
 
 
@@ -124,6 +140,10 @@ def check_plan(plan: BoardPlan) -> None:
         )
     if plan.layout not in LAYOUTS:
         raise CatalogError(f"board plan layout '{plan.layout}' is not one of {', '.join(LAYOUTS)}")
+    if plan.explode is not None and not 0 <= plan.explode <= 1:
+        raise CatalogError(f"board plan explode {plan.explode} is outside 0..1")
+    if plan.axis not in (None, "vertical", "horizontal"):
+        raise CatalogError(f"board plan axis '{plan.axis}' is not vertical or horizontal")
     if not plan.parts:
         raise CatalogError("the board plan has no parts")
     numbers = [part.number for part in plan.parts]
@@ -415,6 +435,17 @@ def _box(x0: float, y0: float, width: float, height: float) -> Box:
 # --- the plan -------------------------------------------------------------------------------------
 
 
+def _check_fit(placed: list[tuple[Piece, Box]], obj: CatalogObject, layout: str, width: int,
+               height: int) -> None:  # fmt: skip
+    """Refuse a layout whose smallest part would be too small to draw, cut out or number."""
+    smallest = min(min(box[2] - box[0], box[3] - box[1]) for _, box in placed)
+    if smallest < MIN_PART_PX:
+        raise CatalogError(
+            f"{obj.piece_count} parts of {obj.phrase} do not fit a {width}x{height} {layout} "
+            f"board (the smallest would be {max(0, smallest)} px); use a larger size or fewer parts"
+        )
+
+
 def plan_board(obj: CatalogObject, layout: str, width: int, height: int, seed: int, *,
                explode: float = 1.0, axis: str | None = None,
                centre_line: bool = True) -> BoardPlan:  # fmt: skip
@@ -435,6 +466,7 @@ def plan_board(obj: CatalogObject, layout: str, width: int, height: int, seed: i
     else:
         axis = axis or choose_axis(pieces, canvas, obj.axis, rng)
         placed = exploded(pieces, canvas, axis, explode)
+    _check_fit(placed, obj, layout, width, height)
     parts = tuple(
         PlacedPart(i, piece.name, box, piece.look, piece.copy, piece.count)
         for i, (piece, box) in enumerate(placed, 1)

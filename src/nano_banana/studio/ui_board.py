@@ -144,7 +144,11 @@ def _start_rows(obj: CatalogObject | None) -> list[dict]:
 
 def board_panel(record: GenerationRecord, image: Image.Image, key: str, stem: str) -> None:
     """A board's check, numbered parts list, callouts and downloads; nothing for other images."""
-    plan = plan_of(record)
+    try:
+        plan = plan_of(record)
+    except CatalogError as exc:  # an image made by another version, or edited by hand
+        st.warning(f"This image's board plan cannot be read: {exc}")
+        return
     if plan is None:
         return
     _check(record.board)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..errors import NanoBananaError
+from ..errors import CatalogError, NanoBananaError
 from ..generate.jobs import Job, JobImage
 from .ui_common import png_data
 
@@ -36,7 +36,11 @@ def render_tools(job: Job, images: tuple[JobImage, ...]) -> None:
     key = f"{job.id}_{index}"
     record = image.result.record
     names = None
-    if plan_of(record) is None:
+    try:
+        plan = plan_of(record)
+    except CatalogError:  # unreadable plan: number the parts found in the pixels instead
+        plan = None
+    if plan is None:
         names = st.text_input(
             "Part names for callouts (optional)",
             key=f"names_{key}",
