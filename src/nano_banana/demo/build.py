@@ -79,7 +79,7 @@ class BuildConfig:
     base_instances: int = 1200  # assembled renders for the base (200 per object)
     # Single parts on white, captioned as parts-first boards ask for them (100 per object):
     # a base that has seen parts alone can draw a board's parts.
-    base_part_instances: int = 0  # 600 in the rebuild under way (parts-first boards issue)
+    base_part_instances: int = 600
     vae_instances: int = 400  # x 3 views for the autoencoder
     lora_instances: int = 400  # x 2 views (knolling + exploded) for the LoRA dataset
     vae_steps: int = 2500  # flat colours: hue and white balance settle late
