@@ -40,13 +40,15 @@ class OutputOptions:
     json: bool = False
 
 
-def _request_option(name: str, *flags: str):
-    """An option whose help and shown default come from ``GenerationRequest``. Its value
-    defaults to None, so that --from and the demo's own settings can tell what the user set."""
-    default = getattr(DEFAULTS, name)
-    shown = default.value if hasattr(default, "value") else default
-    if default is None:
-        shown = "the model's native size"
+def _request_option(name: str, *flags: str, shown: str | None = None):
+    """An option whose help and shown default come from ``GenerationRequest`` (``shown`` says
+    what a None default means). Its value defaults to None, so that --from and the demo's own
+    settings can tell what the user set."""
+    if shown is None:
+        default = getattr(DEFAULTS, name)
+        shown = default.value if hasattr(default, "value") else default
+        if default is None:
+            shown = "the model's native size"
     return typer.Option(None, *flags, help=field_help(name), show_default=str(shown))
 
 
@@ -58,9 +60,7 @@ _REQUEST_PARAMS = [
     (
         "negative_prompt",
         Optional[str],
-        typer.Option(
-            None, "--negative", help=field_help("negative_prompt"), show_default="the preset's"
-        ),
+        _request_option("negative_prompt", "--negative", shown="the preset's"),
     ),
     ("lora_scale", Optional[float], _request_option("lora_scale", "--lora-scale")),
     ("cfg", Optional[float], _request_option("cfg", "--cfg")),
@@ -68,22 +68,10 @@ _REQUEST_PARAMS = [
     ("width", Optional[int], _request_option("width", "--width")),
     ("height", Optional[int], _request_option("height", "--height")),
     ("sampler", Optional[Sampler], _request_option("sampler", "--sampler")),
-    (
-        "compose",
-        Optional[bool],
-        typer.Option(None, "--compose", help=field_help("compose"), show_default="off"),
-    ),
-    (
-        "parts",
-        Optional[str],
-        typer.Option(None, "--parts", help=field_help("parts"), show_default="the catalog's"),
-    ),
+    ("compose", Optional[bool], _request_option("compose", "--compose", shown="off")),
+    ("parts", Optional[str], _request_option("parts", "--parts", shown="the catalog's")),
     ("explode", Optional[float], _request_option("explode", "--explode")),
-    (
-        "strength",
-        Optional[float],
-        typer.Option(None, "--strength", help=field_help("strength"), show_default="0.3"),
-    ),
+    ("strength", Optional[float], _request_option("strength", "--strength", shown="0.3")),
     (
         "seed",
         Optional[str],
