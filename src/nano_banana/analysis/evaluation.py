@@ -333,7 +333,7 @@ def evaluate(engine, config: EvalConfig = EvalConfig(),
         image, board = _render(engine, request)
         seconds = time.perf_counter() - started
         row = judge_image(image, prompt, key, seed, arm, classifier, seconds)
-        report.rows.append(judge_board(row, image, board) if arm == COMPOSED else row)
+        report.rows.append(judge_board(row, board) if arm == COMPOSED else row)
         if seed - config.first_seed < config.grid_seeds:
             report.images[(prompt, seed, arm)] = image
         if progress is not None:
@@ -354,20 +354,19 @@ def _render(engine, request: GenerationRequest) -> tuple[Image.Image, dict | Non
     return result.image, result.record.board
 
 
-def judge_board(row: EvalRow, image: Image.Image, board: dict | None) -> EvalRow:
-    """A composed board's row with the plan compared to what the analyser finds."""
-    from ..parts.check import check_board
+def judge_board(row: EvalRow, board: dict | None) -> EvalRow:
+    """A composed board's row, from the check its record already holds (the analyser's parts
+    against the plan, on this same image)."""
     from ..parts.plan import BoardPlan
 
     if board is None or "error" in board:
         reason = (board or {}).get("error", "no board")
         return replace(row, verdict=False, exact_count=False, callouts_right=0, callouts=0,
                        reasons=(*row.reasons, reason), arrangement_key=None)  # fmt: skip
-    plan = BoardPlan.from_dict(board["plan"])
-    check = check_board(image, plan)
+    plan, check = BoardPlan.from_dict(board["plan"]), board["check"]
     key = json.dumps(sorted((p.name, p.copy, p.box) for p in plan.parts))
-    return replace(row, exact_count=check.exact_count, callouts=len(plan.parts),
-                   callouts_right=sum(iou >= GOOD_CALLOUT_IOU for iou in check.ious),
+    return replace(row, exact_count=check["found"] == check["planned"], callouts=len(plan.parts),
+                   callouts_right=sum(iou >= GOOD_CALLOUT_IOU for iou in check["ious"]),
                    arrangement_key=key)  # fmt: skip
 
 

@@ -15,10 +15,11 @@ every job sets all of the state it depends on.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -275,13 +276,8 @@ class Engine:
         vae = self.pipe.vae
         dtype = torch.float32 if vae.config.force_upcast else vae.dtype
         pixels = self.pipe.image_processor.preprocess(image).to(vae.device, dtype)
-        original = vae.dtype
-        vae.to(dtype)
-        try:
-            with torch.no_grad():
-                mean = vae.encode(pixels).latent_dist.mean
-        finally:
-            vae.to(original)
+        with self._vae_in(dtype), torch.no_grad():
+            mean = vae.encode(pixels).latent_dist.mean
         return scale_latents(mean.float(), vae.config).to(self.pipe.unet.dtype)
 
     def _denoise(
@@ -371,13 +367,19 @@ class Engine:
 
     def _decode_as(self, latents: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         vae = self.pipe.vae
+        with self._vae_in(dtype), torch.no_grad():
+            latents = unscale_latents(latents.to(dtype), vae.config)
+            return vae.decode(latents, return_dict=False)[0].float()
+
+    @contextlib.contextmanager
+    def _vae_in(self, dtype: torch.dtype) -> Iterator[None]:
+        """The VAE cast to ``dtype`` for one encode or decode, then back (fp16 VAEs upcast)."""
+        vae = self.pipe.vae
         original = vae.dtype
         if dtype != original:
             vae.to(dtype)
         try:
-            latents = unscale_latents(latents.to(dtype), vae.config)
-            with torch.no_grad():
-                return vae.decode(latents, return_dict=False)[0].float()
+            yield
         finally:
             if dtype != original:
                 vae.to(original)
