@@ -25,6 +25,9 @@ MAX_SIZE = 4096  # 4096² already needs ~40 GB for SDXL attention; beyond that i
 MAX_STEPS = 150
 MAX_CFG = 30.0
 LORA_SCALE_RANGE = (-1.0, 2.0)  # negative scales invert a LoRA (slider LoRAs); >2 only burns images
+UNIFY_STRENGTH = (
+    0.3  # a board's unifying pass: one light and soft shadows, parts stay in their boxes
+)
 MAX_SEED = 2**32 - 1  # torch generators take 64 bits, but A1111 and most UIs record 32
 
 
@@ -161,7 +164,7 @@ class GenerationRequest:
     strength: float | None = _opt(
         None,
         "How much of an input image is redrawn, 0..1. A composed board's unifying pass "
-        "uses it too (None: 0.3; 0 keeps the board as composed).",
+        f"uses it too (None: {UNIFY_STRENGTH}; 0 keeps the board as composed).",
         Bounds(0.0, 1.0, step=0.05),
     )
     plan: str | None = _opt(

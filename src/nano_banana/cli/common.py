@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from ..generate.spec import EngineSpec
-from ..settings import DEFAULTS, Sampler, field_help
+from ..settings import DEFAULTS, UNIFY_STRENGTH, Sampler, field_help
 
 err_console = Console(stderr=True)
 DEMO_HINT = (
@@ -71,7 +71,11 @@ _REQUEST_PARAMS = [
     ("compose", Optional[bool], _request_option("compose", "--compose", shown="off")),
     ("parts", Optional[str], _request_option("parts", "--parts", shown="the catalog's")),
     ("explode", Optional[float], _request_option("explode", "--explode")),
-    ("strength", Optional[float], _request_option("strength", "--strength", shown="0.3")),
+    (
+        "strength",
+        Optional[float],
+        _request_option("strength", "--strength", shown=str(UNIFY_STRENGTH)),
+    ),
     (
         "seed",
         Optional[str],

@@ -28,11 +28,10 @@ from ..parts.board import BoardResult, make_board
 from ..parts.catalog import CatalogObject, load_catalog, part_words, resolve_object
 from ..parts.plan import BoardPlan, PlacedPart, plan_board
 from ..prompt.presets import Preset, get_preset
-from ..settings import GenerationRequest
+from ..settings import UNIFY_STRENGTH, GenerationRequest
 from .engine import Engine, ProgressCallback, ProgressEvent, image_to_image_steps
 
 PART_PRESET = "part"
-UNIFY_STRENGTH = 0.3  # light: one light and soft shadows, parts stay in their boxes
 SMALL_MODEL_SIDE = 256  # models this small draw parts at their native size
 
 

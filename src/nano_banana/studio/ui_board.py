@@ -17,7 +17,6 @@ from PIL import Image
 
 from ..errors import CatalogError
 from ..gallery.record import GenerationRecord
-from ..generate.boards import UNIFY_STRENGTH
 from ..parts.catalog import MAX_COUNT, CatalogObject, find_object, load_catalog
 from ..parts.labels import (
     NOT_IN_CATALOG,
@@ -29,7 +28,7 @@ from ..parts.labels import (
     table_rows,
 )
 from ..parts.plan import BoardPlan, label
-from ..settings import field_bounds, field_help
+from ..settings import UNIFY_STRENGTH, field_bounds, field_help
 from .service import Studio
 from .ui_common import png_data, setting_slider
 
