@@ -76,10 +76,13 @@ class BuildConfig:
 
     seed: int = 0  # every other seed derives from this one
     image_size: int = 128  # the world renders and the model's native size
-    base_instances: int = 1200  # assembled renders for the base (200 per object)
+    base_instances: int = 2000  # assembled renders for the base (200 per object)
     # Single parts on white, captioned as parts-first boards ask for them (100 per object):
     # a base that has seen parts alone can draw a board's parts.
-    base_part_instances: int = 600
+    base_part_instances: int = 1000
+    # Share of the product shots captioned with a scenario preset's prompt instead
+    # (see with_preset_wording): the base then draws the object asked for under any preset.
+    base_preset_share: float = 0.25
     vae_instances: int = 400  # x 3 views for the autoencoder
     lora_instances: int = 400  # x 2 views (knolling + exploded) for the LoRA dataset
     vae_steps: int = 2500  # flat colours: hue and white balance settle late
@@ -90,7 +93,7 @@ class BuildConfig:
     # Whole-image pass of the decoder after the crop training (see tune_vae_decoder)
     vae_decoder_steps: int = 600
     vae_decoder_lr: float = 5e-4
-    unet_steps: int = 4000
+    unet_steps: int = 5000  # 10 objects and their parts (4000 sufficed for 6)
     unet_batch: int = 8
     unet_lr: float = 8e-4
     unet_warmup: int = 100
@@ -286,13 +289,42 @@ def cosine_factor(step: int, total: int, warmup: int) -> float:
 def render_base_data(config: BuildConfig) -> tuple[np.ndarray, list[str]]:
     """The base's training data: assembled product shots, then single parts on white."""
     size = config.image_size
-    images, captions = render_images(config.base_instances, config.seed + 20, ("assembled",), size)
+    images, captions, objects = [], [], []
+    for _, render in generate_world(config.base_instances, seed=config.seed + 20, size=size,
+                                    views=("assembled",)):  # fmt: skip
+        images.append(np.asarray(render.image.convert("RGB")))
+        captions.append(render.caption)
+        objects.append(render.object)
+    images = np.stack(images)
+    captions = with_preset_wording(captions, objects, config.base_preset_share, config.seed + 22)
     if config.base_part_instances:
         parts, part_captions = render_images(
             config.base_part_instances, config.seed + 21, ("part",), size
         )
         images, captions = np.concatenate([images, parts]), captions + part_captions
     return images, captions
+
+
+def with_preset_wording(captions: list[str], objects: list[str], share: float,
+                        seed: int) -> list[str]:  # fmt: skip
+    """Captions, a ``share`` of them replaced by a scenario preset's prompt for the same object.
+
+    A real base model has read every kind of caption; the miniature has read only a few
+    templates, so a preset's unfamiliar words swamped its object word and it drew another
+    object. Seeing preset prompts over whole product shots teaches it that the object word
+    decides what is drawn, and that those words alone do not take it apart: the LoRA must.
+    """
+    from ..prompt.presets import load_presets
+    from .world import _NO_USER_FILES, object_spec
+
+    presets = [p for p in load_presets(user_dir=_NO_USER_FILES).values() if p.board]
+    rng = np.random.default_rng(seed)
+    out = []
+    for text, key in zip(captions, objects, strict=True):
+        if rng.random() < share:
+            text = presets[int(rng.integers(len(presets)))].render(object_spec(key).phrase)
+        out.append(text)
+    return out
 
 
 # --- 3. tokenizer and text encoders ------------------------------------------------

@@ -72,6 +72,10 @@ _UPPER = ((0, 0.55), (0.25, 0.42), (0.45, 0.15), (0.6, 0), (0.8, 0), (0.95, 0.1)
           (1, 1), (0, 1))  # fmt: skip
 _TONGUE = ((0.2, 0), (0.8, 0), (1, 1), (0, 1))
 _LACES = ((0.15, 0), (1, 0), (0.85, 1), (0, 1))
+_HEADBAND = ((0, 1), (0, 0.45), (0.15, 0.12), (0.35, 0), (0.65, 0), (0.85, 0.12), (1, 0.45),
+             (1, 1), (0.84, 1), (0.84, 0.55), (0.7, 0.32), (0.3, 0.32), (0.16, 0.55),
+             (0.16, 1))  # fmt: skip
+_SHADE = ((0.3, 0), (0.7, 0), (1, 1), (0, 1))
 
 WATCH = ObjectSpec(
     key="watch",
@@ -298,7 +302,85 @@ SNEAKER = ObjectSpec(
     ),
 )
 
-OBJECTS: tuple[ObjectSpec, ...] = (WATCH, CAMERA, CONTROLLER, SPEAKER, JACKET, SNEAKER)
+# The four objects below came with the parts-first boards: their part names are the catalog's
+# (assets/catalog/*.toml), a counted part drawn once per copy, so a board of the catalog's parts
+# and the world's own views name the same things.
+TOASTER = ObjectSpec(
+    key="toaster",
+    phrase="a toaster",
+    pieces="parts",
+    parts=(
+        PartSpec("top cover", "rounded", (6.0, 1.2), (168, 172, 184), (0, -2.4), 3,
+                 detail=Detail("bar", (60, 60, 66), 0.3)),
+        PartSpec("heating element", "rect", (4.6, 3.0), (214, 150, 84), (-0.3, -0.4), 0,
+                 detail=Detail("stripes", (150, 80, 40), 0.8)),
+        PartSpec("heating element", "rect", (4.6, 3.0), (214, 150, 84), (0.3, 0.4), 0,
+                 detail=Detail("stripes", (150, 80, 40), 0.8)),
+        PartSpec("bread rack", "rect", (4.6, 3.2), (120, 122, 134), (0, 0), 1,
+                 detail=Detail("stripes", (70, 70, 80), 0.7)),
+        PartSpec("housing", "rounded", (6.2, 4.2), (132, 200, 158), (0, 0), 2),
+        PartSpec("lever", "rounded", (1.4, 0.8), (30, 30, 34), (3.5, -0.6), 3),
+        PartSpec("crumb tray", "rect", (5.4, 0.6), (186, 188, 198), (0, 1.9), 3),
+        PartSpec("base", "rounded", (6.4, 0.8), (40, 40, 46), (0, 2.4), 1),
+    ),
+)  # fmt: skip
+
+HEADPHONES = ObjectSpec(
+    key="headphones",
+    phrase="a pair of over-ear headphones",
+    pieces="parts",
+    parts=(
+        PartSpec("headband", "polygon", (7.0, 2.6), (46, 46, 52), (0, -1.7), 1, points=_HEADBAND),
+        PartSpec("ear cup", "rounded", (2.4, 3.2), (226, 104, 140), (-3.0, 0.9), 2),
+        PartSpec("ear cup", "rounded", (2.4, 3.2), (226, 104, 140), (3.0, 0.9), 2),
+        PartSpec("ear cushion", "rounded", (2.2, 3.0), (66, 58, 64), (-2.4, 0.9), 1),
+        PartSpec("ear cushion", "rounded", (2.2, 3.0), (66, 58, 64), (2.4, 0.9), 1),
+        PartSpec("driver", "ellipse", (2.0, 2.0), (150, 150, 162), (-2.6, 0.9), 0,
+                 detail=Detail("dot", (40, 40, 44), 0.45)),
+        PartSpec("driver", "ellipse", (2.0, 2.0), (150, 150, 162), (2.6, 0.9), 0,
+                 detail=Detail("dot", (40, 40, 44), 0.45)),
+        PartSpec("cable", "capsule", (5.0, 0.6), (46, 46, 52), (-1.6, 2.6), 0),
+    ),
+)  # fmt: skip
+
+SMARTPHONE = ObjectSpec(
+    key="smartphone",
+    phrase="a smartphone",
+    pieces="parts",
+    parts=(
+        PartSpec("screen", "rounded", (3.0, 6.2), (24, 28, 44), (0, 0), 3,
+                 detail=Detail("bar", (60, 110, 200), 0.15)),
+        PartSpec("frame", "rounded", (3.4, 6.6), (172, 176, 188), (0, 0), 2),
+        PartSpec("logic board", "rect", (2.0, 3.6), (40, 150, 84), (0, -1.0), 1,
+                 detail=Detail("square", (24, 24, 24), 0.5)),
+        PartSpec("battery", "rect", (2.6, 4.2), (34, 34, 40), (0, 1.0), 1,
+                 detail=Detail("bar", (236, 146, 36), 0.25)),
+        PartSpec("camera module", "rounded", (1.1, 1.1), (60, 60, 68), (0.9, -2.6), 0,
+                 detail=Detail("ring", (150, 150, 160), 0.6)),
+        PartSpec("sim tray", "rect", (0.6, 1.4), (190, 190, 200), (1.8, -0.8), 1),
+        PartSpec("back glass", "rounded", (3.0, 6.2), (96, 150, 214), (0.2, 0.2), 0),
+    ),
+)  # fmt: skip
+
+DESK_LAMP = ObjectSpec(
+    key="desk-lamp",
+    phrase="a desk lamp",
+    pieces="parts",
+    parts=(
+        PartSpec("shade", "polygon", (3.0, 2.2), (214, 64, 52), (1.0, -4.4), 2, points=_SHADE),
+        PartSpec("bulb", "ellipse", (1.0, 1.4), (246, 206, 90), (1.0, -3.0), 1),
+        PartSpec("upper arm", "rect", (0.8, 4.0), (62, 62, 70), (0, -2.0), 1),
+        PartSpec("spring", "rect", (0.5, 2.0), (150, 150, 162), (0.6, -2.0), 2),
+        PartSpec("lower arm", "rect", (0.8, 4.0), (62, 62, 70), (0, 1.6), 1),
+        PartSpec("base", "rounded", (3.2, 1.2), (44, 44, 50), (0, 3.9), 2),
+        PartSpec("power cord", "capsule", (2.6, 0.7), (44, 44, 50), (-1.6, 4.1), 0),
+    ),
+)  # fmt: skip
+
+OBJECTS: tuple[ObjectSpec, ...] = (
+    WATCH, CAMERA, CONTROLLER, SPEAKER, JACKET, SNEAKER,
+    TOASTER, HEADPHONES, SMARTPHONE, DESK_LAMP,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -188,10 +188,10 @@ def render_part(instance: Instance, size: int, rng: np.random.Generator) -> Rend
 
 def part_caption(spec: ObjectSpec, name: str) -> str:
     """The part's caption: the part preset around the catalog's words for it."""
-    from ..parts.catalog import load_catalog, part_words
+    from ..parts.catalog import find_object, load_catalog, part_words
     from ..prompt.presets import load_presets
 
-    entry = load_catalog(user_dir=_NO_USER_FILES).get(spec.key)
+    entry = find_object(spec.phrase, load_catalog(user_dir=_NO_USER_FILES))
     look = next((p.look for p in entry.parts if p.name == name), "") if entry else ""
     preset = load_presets(user_dir=_NO_USER_FILES)["part"]
     return preset.render(part_words(name, look, spec.phrase))
