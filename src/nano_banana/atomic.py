@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +36,11 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """
     path = Path(path)
     with _temp_file(path) as tmp:
+        mode = _plain_open_mode(path, tmp)
         yield tmp
+        # Some writers replace the file they are given (safetensors leaves it 0600):
+        # give it back the mode it would have had from a plain open().
+        _set_mode(tmp, mode)
         fsync_file(tmp)
         if overwrite:
             os.replace(tmp, path)
@@ -106,6 +111,21 @@ def _create_temp(path: Path) -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"no free temp file name beside {path}")
+
+
+def _plain_open_mode(path: Path, tmp: Path) -> int:
+    """The permission bits ``open(path, "w")`` leaves: an existing file keeps its own, a new
+    one gets 0666 less the umask, as the fresh temp file (``_create_temp``) already has."""
+    for candidate in (path, tmp):
+        with contextlib.suppress(OSError):
+            return stat.S_IMODE(os.stat(candidate).st_mode)
+    return 0o644  # neither can be read (not expected): what the usual umask gives
+
+
+def _set_mode(tmp: Path, mode: int) -> None:
+    with contextlib.suppress(FileNotFoundError):  # the writer wrote nothing: nothing to publish
+        if stat.S_IMODE(os.stat(tmp).st_mode) != mode:
+            os.chmod(tmp, mode)
 
 
 def _name_start(name: str) -> str:

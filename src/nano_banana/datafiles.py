@@ -18,11 +18,16 @@ SUFFIX = ".toml"
 
 
 def read_data_files(
-    kind: str, user_dir: Path, error: type[NanoBananaError]
+    kind: str,
+    user_dir: Path,
+    error: type[NanoBananaError],
+    unreadable: dict[str, NanoBananaError] | None = None,
 ) -> Iterator[tuple[str, str, str]]:
     """``(stem, text, source)`` for the shipped files of ``kind`` in name order, then the user's.
 
-    A user file that cannot be read as UTF-8 text raises ``error`` naming it.
+    A user file that cannot be read as UTF-8 text raises ``error`` naming it; with an
+    ``unreadable`` dict the error goes there under the file's stem instead, and the other
+    files are still read.
     """
     shipped = resources.files("nano_banana") / "assets" / kind
     for entry in sorted(shipped.iterdir(), key=lambda e: e.name):
@@ -30,7 +35,14 @@ def read_data_files(
             yield entry.name[: -len(SUFFIX)], entry.read_text("utf-8"), f"built-in {entry.name}"
     if user_dir.is_dir():
         for path in sorted(user_dir.glob(f"*{SUFFIX}")):
-            yield path.stem, _read_user_file(path, error), str(path)
+            try:
+                text = _read_user_file(path, error)
+            except NanoBananaError as exc:
+                if unreadable is None:
+                    raise
+                unreadable[path.stem] = exc
+                continue
+            yield path.stem, text, str(path)
 
 
 def _read_user_file(path: Path, error: type[NanoBananaError]) -> str:

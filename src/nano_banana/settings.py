@@ -9,6 +9,7 @@ resolved request.
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
@@ -29,6 +30,13 @@ UNIFY_STRENGTH = (
     0.3  # a board's unifying pass: one light and soft shadows, parts stay in their boxes
 )
 MAX_SEED = 2**32 - 1  # torch generators take 64 bits, but A1111 and most UIs record 32
+# Text limits. CLIP reads only 77 tokens (some 300 characters) and the rest is cut with a
+# warning, so a longer prompt is still allowed: pasted notes, A1111 prompts with weights.
+# But nothing useful is 10,000 characters long, and unbounded text (a 20 MB prompt in a
+# foreign PNG) makes the tokenizer, the gallery index and every display crawl for minutes.
+MAX_PROMPT_CHARS = 10_000
+# A board plan is JSON with one line per part (at most 40 parts, parts.catalog.MAX_PARTS).
+MAX_PLAN_CHARS = 100_000
 
 
 class Sampler(str, Enum):
@@ -176,6 +184,7 @@ class GenerationRequest:
     def validated(self) -> GenerationRequest:
         """Check every field and return a copy with the seed drawn if it was random."""
         _check_prompt(self.prompt, "prompt")
+        _check_prompt(self.preset, "preset")
         if self.negative_prompt is not None:
             _check_prompt(self.negative_prompt, "negative prompt")
         for name in ("width", "height"):
@@ -193,7 +202,7 @@ class GenerationRequest:
         if self.parts is not None:
             _check_prompt(self.parts, "parts list")
         if self.plan is not None:
-            _check_prompt(self.plan, "board plan")
+            _check_prompt(self.plan, "board plan", MAX_PLAN_CHARS)
         sampler = parse_sampler(self.sampler)
         seed = draw_seed() if self.seed is None else parse_seed(self.seed)
         return replace(self, sampler=sampler, seed=seed)
@@ -279,11 +288,25 @@ def parse_sampler(value: Any) -> Sampler:
         raise InvalidSettingError(f"unknown sampler {value!r}; choose one of {names}") from None
 
 
-def _check_prompt(text: Any, what: str) -> None:
+def _check_prompt(text: Any, what: str, limit: int = MAX_PROMPT_CHARS) -> None:
     if not isinstance(text, str):
         raise InvalidSettingError(f"{what} must be text, got {type(text).__name__}")
+    if len(text) > limit:
+        raise InvalidSettingError(
+            f"{what} is {len(text):,} characters long; the limit is {limit:,} "
+            "(CLIP reads only the first 77 tokens)"
+        )
     if "\x00" in text:
         raise InvalidSettingError(f"{what} contains a NUL character; remove it")
+    if _SURROGATE.search(text):
+        # what Python makes of bytes that are not UTF-8 (a command line in another encoding)
+        raise InvalidSettingError(
+            f"{what} is not valid UTF-8 text (it holds undecodable bytes); "
+            "give it in UTF-8"
+        )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _check_size(name: str, value: Any) -> None:

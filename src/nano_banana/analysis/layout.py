@@ -22,6 +22,7 @@ The CLI (``analyze``, ``annotate``), the studio and the evaluations all call
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,9 +217,17 @@ def load_image(path: str | Path) -> Image.Image:
     if not path.is_file():
         raise ImageAnalysisError(f"image '{path}' does not exist or is not a file")
     try:
-        with Image.open(path) as img:
-            img.load()
-            return ImageOps.exif_transpose(img)
+        with warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice it; an image that large
+            # is no layout to analyse, and decoding it could take all memory.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return ImageOps.exif_transpose(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageAnalysisError(
+            f"'{path}' is too large to analyse ({' '.join(str(exc).split())[:160]})"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageAnalysisError(f"'{path}' is not a readable image ({exc})") from None
 

@@ -11,6 +11,9 @@ import sys
 import typer
 
 from ..errors import NanoBananaError
+from .display import visible
+
+_NOT_UTF8 = "an argument is not valid UTF-8 text (it holds undecodable bytes); give it in UTF-8"
 
 app = typer.Typer(
     name="nano-banana",
@@ -44,8 +47,15 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except NanoBananaError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {visible(exc)}", err=True)  # messages quote file contents
         sys.exit(exc.exit_code)
+    except UnicodeEncodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+        # Python's stand-in for bytes that were not UTF-8 (an argument typed in another
+        # encoding) reached something that needs real text.
+        typer.echo(f"error: {_NOT_UTF8}", err=True)
+        sys.exit(NanoBananaError.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -11,9 +11,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..analysis.callouts import annotate_file, parse_part_names
 from ..analysis.layout import LayoutReport, analyze_layout, describe_report, load_image
+from .display import visible
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +32,7 @@ def analyze(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     console.print(_summary_table(report, image))
     if report.parts:
         console.print(_parts_table(report))
@@ -56,18 +58,20 @@ def annotate(
     """Draw numbered leader lines to each part found and a parts list beside the picture."""
     written, annotation = annotate_file(image, out, parse_part_names(parts))
     for warning in annotation.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    typer.echo(f"wrote {written} ({len(annotation.callouts)} callouts)")
+        typer.echo(f"warning: {visible(warning)}", err=True)
+    typer.echo(f"wrote {visible(written)} ({len(annotation.callouts)} callouts)")
 
 
 def _summary_table(report: LayoutReport, image: Path) -> Table:
-    table = Table(title=f"{image.name}: {report.verdict_text}", show_header=False)
+    # Text, not strings: a file name is not rich markup ("[/]" in it would crash the table)
+    title = Text(visible(f"{image.name}: {report.verdict_text}"))
+    table = Table(title=title, show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
     for name, value in describe_report(report).items():
-        table.add_row(name, value)
+        table.add_row(Text(name), Text(visible(value)))
     for reason in report.reasons:
-        table.add_row("note", reason)
+        table.add_row("note", Text(visible(reason)))
     return table
 
 

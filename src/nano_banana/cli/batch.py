@@ -9,6 +9,7 @@ import typer
 
 from ..generate.spec import EngineSpec
 from . import common
+from .display import json_text, markup
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +42,7 @@ def batch(
     defaults = apply_overrides(model.request_defaults(), settings)
     # every line checked before any model work: its settings, preset and board
     jobs = read_jobs(prompts, defaults, base_seed, check=model.check_request)
+    common.check_before_loading(model, output)
     # Without CUDA, accelerate counts processes only when told the run is on CPU.
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.num_processes > 1 and model.device == "auto":
@@ -52,7 +54,7 @@ def batch(
         return common.save_result(result, output)
 
     def show(job, path):
-        common.err_console.print(f"[dim]line {job.index}[/] {path}")
+        common.err_console.print(f"[dim]line {job.index}[/] {markup(path)}")
 
     report = run_batch(
         engine,
@@ -73,8 +75,6 @@ def _gallery_root(output: common.OutputOptions) -> Path:
 
 
 def _summarise(report, state, output) -> None:
-    import json
-
     summary = {
         "process": state.process_index,
         "made": [{"line": job.index, "path": str(path)} for job, path in report.done],
@@ -82,13 +82,13 @@ def _summarise(report, state, output) -> None:
         "failed": [{"line": job.index, "error": error} for job, error in report.failed],
     }
     if output.json:
-        typer.echo(json.dumps(summary, ensure_ascii=False))
+        typer.echo(json_text(summary, indent=None))
     else:
         common.err_console.print(
             f"process {state.process_index}: made {len(report.done)}, skipped {len(report.skipped)} "
             f"already done, {len(report.failed)} failed"
         )
         for job, error in report.failed:
-            common.err_console.print(f"[red]line {job.index}:[/] {error}")
+            common.err_console.print(f"[red]line {job.index}:[/] {markup(error)}")
     if report.failed:
         raise typer.Exit(1)

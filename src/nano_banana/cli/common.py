@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import typing
 from collections.abc import Callable
 from dataclasses import Field, dataclass
@@ -25,8 +24,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from ..generate.spec import EngineSpec
 from ..settings import DEFAULTS, UNIFY_STRENGTH, Sampler, field_help
+from .display import json_text, markup
 
-err_console = Console(stderr=True)
+# No emoji codes: ':watch:' in a prompt is text. Text from files goes through markup().
+err_console = Console(stderr=True, emoji=False)
 DEMO_HINT = (
     "[dim]using the built-in demo model (tiny, offline). For real images pass "
     "--base stabilityai/stable-diffusion-xl-base-1.0 and --lora YOUR_LORA.safetensors[/dim]"
@@ -215,7 +216,7 @@ def build_engine(model: EngineSpec, quiet: bool = False):
     quiet_libraries()
     spec = resolve_model(model, quiet)
     with (
-        err_console.status(f"loading {spec.base} ...", spinner="dots")
+        err_console.status(f"loading {markup(spec.base)} ...", spinner="dots")
         if not quiet
         else contextlib.nullcontext()
     ):
@@ -230,7 +231,7 @@ def warn_if_model_differs(engine, record, quiet: bool) -> None:
         return
     loaded = {lf.sha256 for lf in engine.loras.values()}
     for note in model_differences(record, engine.base_name, loaded):
-        err_console.print(f"[yellow]warning:[/] {note}")
+        err_console.print(f"[yellow]warning:[/] {markup(note)}")
 
 
 # --- running with progress ------------------------------------------------------
@@ -274,8 +275,27 @@ def run_job(engine, request, output: OutputOptions, label: str = "generating"):
     """Generate one image with a progress bar, save it, and return (result, path)."""
     result = with_progress(output, label, request, lambda cb: engine.generate(request, progress=cb))
     if result.plan.warning() and not output.json:
-        err_console.print(f"[yellow]warning:[/] {result.plan.warning()}")
+        err_console.print(f"[yellow]warning:[/] {markup(result.plan.warning())}")
     return result, save_result(result, output)
+
+
+def check_before_loading(model: EngineSpec, output: OutputOptions) -> None:
+    """What can fail without the model, checked before it loads (minutes for SDXL): the
+    --lora files and weights, and the place the images go."""
+    model.check_files()
+    check_output(output)
+
+
+def check_output(output: OutputOptions) -> None:
+    """Fail now, before loading and generating, on an --out or gallery that cannot take images."""
+    from ..gallery.save import check_output_folder
+
+    if output.out is not None:
+        check_output_folder(output.out)
+        return
+    from ..gallery.store import Gallery
+
+    check_output_folder(Gallery.open(output.gallery).images_dir)
 
 
 def save_result(result, output: OutputOptions) -> Path:
@@ -294,25 +314,25 @@ def save_result(result, output: OutputOptions) -> Path:
 
 def report(results: list, output: OutputOptions) -> None:
     if output.json:
-        typer.echo(
-            json.dumps(
-                {"images": [_result_json(r, p) for r, p in results]}, indent=1, ensure_ascii=False
-            )
-        )
+        typer.echo(json_text({"images": [_result_json(r, p) for r, p in results]}))
         return
     from ..generate.reproduce import settings_line
 
     for result, path in results:
-        err_console.print(f"[dim]prompt:[/] {result.record.prompt_used}")
-        err_console.print(f"[dim]{settings_line(result.record)}[/]")
+        err_console.print(f"[dim]prompt:[/] {markup(result.record.prompt_used)}")
+        err_console.print(f"[dim]{markup(settings_line(result.record))}[/]")
         typer.echo(str(path))
 
 
-def report_sheet(sheet_result, output: OutputOptions, kind: str) -> None:
-    """Save each panel and the combined sheet; print their paths."""
+def report_sheet(
+    sheet_result, output: OutputOptions, kind: str, paths: list[Path] | None = None
+) -> None:
+    """Save the combined sheet (and each panel, unless ``paths`` says where they were saved
+    as they were made); print their paths."""
     from ..gallery.save import save_sheet
 
-    paths = [save_result(panel.result, output) for panel in sheet_result.panels]
+    if paths is None:
+        paths = [save_result(panel.result, output) for panel in sheet_result.panels]
     sheet_path = save_sheet(
         sheet_result.sheet,
         sheet_result.panels[0].result.record,
@@ -320,22 +340,14 @@ def report_sheet(sheet_result, output: OutputOptions, kind: str) -> None:
         kind,
     )
     if output.json:
-        typer.echo(
-            json.dumps(
-                {
-                    "sheet": str(sheet_path),
-                    "images": [
-                        {"label": p.label, **_result_json(p.result, path)}
-                        for p, path in zip(sheet_result.panels, paths, strict=True)
-                    ],
-                },
-                indent=1,
-                ensure_ascii=False,
-            )
-        )
+        images = [
+            {"label": p.label, **_result_json(p.result, path)}
+            for p, path in zip(sheet_result.panels, paths, strict=True)
+        ]
+        typer.echo(json_text({"sheet": str(sheet_path), "images": images}))
         return
     for panel, path in zip(sheet_result.panels, paths, strict=True):
-        err_console.print(f"[dim]{panel.label}:[/]")
+        err_console.print(f"[dim]{markup(panel.label)}:[/]")
         typer.echo(str(path))
     err_console.print(f"[dim]{kind} sheet:[/]")
     typer.echo(str(sheet_path))

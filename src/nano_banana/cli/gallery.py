@@ -6,7 +6,6 @@ check (ids, paths, confirmations aside) lives in the library.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -27,6 +26,7 @@ from ..gallery.png import (
     read_png_text,
 )
 from ..gallery.store import ENV_VAR, Gallery, GalleryEntry
+from .display import json_text, markup, visible
 
 _META_KEY = "nano_banana.gallery_root"  # where the sub-app's --gallery reaches its commands
 
@@ -92,19 +92,21 @@ def show(
     console = _console()
     if parameters is not None:
         console.rule("AUTOMATIC1111 parameters")
-        typer.echo(parameters)  # verbatim: tabs and line breaks are part of the prompt
+        # as written (tabs and line breaks are part of the prompt), but no terminal controls
+        typer.echo(visible(parameters))
     if problem is not None:
-        typer.echo(f"\nwarning: {problem}")
+        typer.echo(f"\nwarning: {visible(problem)}")
     elif record is None:
         typer.echo(
-            f"\nno nano-banana record: made by another tool; --from cannot reproduce {image}"
+            f"\nno nano-banana record: made by another tool; --from cannot reproduce "
+            f"{visible(image)}"
         )
     else:
         console.rule("nano-banana record")
-        typer.echo(json.dumps(record.to_dict(), indent=2, sort_keys=True, ensure_ascii=False))
+        typer.echo(_record_text(record.to_dict()))
     for key, value in others.items():
-        console.rule(f"chunk {key!r}")
-        typer.echo(value[:2000])
+        console.rule(f"chunk {markup(repr(key))}")
+        typer.echo(visible(value[:2000]))
     _print_board(console, record)
     for path in written:
         typer.echo(str(path))
@@ -149,15 +151,15 @@ def _print_board(console, record) -> None:
     plan = plan_of(record) if record is not None else None
     if plan is None:
         return
-    console.rule(f"board: {plan.layout}, {len(plan.parts)} parts")
+    console.rule(f"board: {markup(plan.layout)}, {len(plan.parts)} parts")
     for name, part in zip(plan.part_names(), plan.parts, strict=True):
-        typer.echo(f"{part.number:3d}  {name}")
+        typer.echo(f"{part.number:3d}  {visible(name)}")
     check = record.board.get("check", {})
-    problems = "; ".join(check.get("problems", []))
+    problems = visible("; ".join(map(str, check.get("problems", []))))
     problems = f"({problems})" if problems else ""
     verdict = "accepted" if record.board.get("accepted") else f"not accepted {problems}".strip()
     found, planned = check.get("found"), check.get("planned")
-    typer.echo(f"check: {found} parts found of {planned} planned; {verdict}")
+    typer.echo(f"check: {visible(found)} parts found of {visible(planned)} planned; {verdict}")
 
 
 # --- gallery ------------------------------------------------------------------
@@ -196,18 +198,20 @@ def list_images(
         _echo_json([_entry_json(e) for e in entries])
         return
     if not entries:
-        typer.echo(f"no images in {gallery.root}" + (" match" if query or preset else ""))
+        typer.echo(f"no images in {visible(gallery.root)}" + (" match" if query or preset else ""))
         return
     table = Table("id", "created", "preset", "seed", "size", "prompt")
     for e in entries:
         prompt = " ".join(e.prompt.split())
+        # Text cells, not strings: an index row comes from an image's own record, and a
+        # string cell would be read as rich markup ("[/]" crashed the whole list).
         table.add_row(
             str(e.id),
-            e.created[:19].replace("T", " "),
-            e.preset,
+            Text(visible(e.created[:19].replace("T", " "))),
+            Text(visible(e.preset)),
             str(e.seed),
             f"{e.width}x{e.height}",
-            Text(prompt if len(prompt) <= 60 else prompt[:57] + "..."),
+            Text(visible(prompt if len(prompt) <= 60 else prompt[:57] + "...")),
         )
     _console().print(table)
     total = gallery.count(query=query, preset=preset)
@@ -228,16 +232,16 @@ def show_entry(
         return
     console = _console()
     console.rule(f"gallery image {entry.id}")
-    typer.echo(f"file:    {entry.path}")
-    typer.echo(f"created: {entry.created}")
+    typer.echo(f"file:    {visible(entry.path)}")
+    typer.echo(f"created: {visible(entry.created)}")
     typer.echo(
-        f"preset:  {entry.preset}    seed: {entry.seed}    size: {entry.width}x{entry.height}"
+        f"preset:  {visible(entry.preset)}    seed: {entry.seed}    "
+        f"size: {entry.width}x{entry.height}"
     )
-    typer.echo(
-        f"model:   {entry.base_model}" + (f"    LoRAs: {entry.loras}" if entry.loras else "")
-    )
+    loras = f"    LoRAs: {visible(entry.loras)}" if entry.loras else ""
+    typer.echo(f"model:   {visible(entry.base_model)}{loras}")
     console.rule("record")
-    typer.echo(json.dumps(entry.record, indent=2, sort_keys=True, ensure_ascii=False))
+    typer.echo(_record_text(entry.record))
 
 
 @gallery_app.command("delete")
@@ -249,11 +253,12 @@ def delete_entry(
     """Delete a saved image and its index row."""
     gallery = _open(ctx)
     entry = gallery.get(entry_id)
-    if not yes and not _confirm(f"delete gallery image {entry.id} ({entry.path.name})?"):
+    name = visible(entry.path.name)
+    if not yes and not _confirm(f"delete gallery image {entry.id} ({name})?"):
         typer.echo("not deleted")
         raise typer.Exit(1)
     gallery.delete(entry.id)
-    typer.echo(f"deleted {entry.id}: {entry.path.name}")
+    typer.echo(f"deleted {entry.id}: {name}")
 
 
 def _confirm(question: str) -> bool:
@@ -276,7 +281,7 @@ def export_entries(
 ) -> None:
     """Copy saved images (their original bytes, metadata included) to a folder or a zip."""
     dest = _open(ctx).export(entry_ids, to, overwrite=overwrite)
-    typer.echo(f"exported {len(set(entry_ids))} image(s) to {dest}")
+    typer.echo(f"exported {len(set(entry_ids))} image(s) to {visible(dest)}")
 
 
 @gallery_app.command("repair")
@@ -300,7 +305,10 @@ def repair(
         "files_recent": "left for now, may still be saving",
         "temp_removed": "removed leftover temp file",
     }
-    lines = [f"{label}: {item}" for key, label in labels.items() for item in getattr(report, key)]
+    # the items are file names in the gallery folder: anyone may have dropped a file there
+    lines = [
+        f"{label}: {visible(item)}" for key, label in labels.items() for item in getattr(report, key)
+    ]
     typer.echo("\n".join(lines) if lines else "gallery is consistent; nothing to repair")
 
 
@@ -312,9 +320,15 @@ def _entry_json(entry: GalleryEntry) -> dict:
 
 
 def _echo_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=1, ensure_ascii=False))
+    typer.echo(json_text(data))
+
+
+def _record_text(record: dict) -> str:
+    """A record for people: sorted JSON, every control character in it escaped."""
+    return json_text(record, indent=2, sort_keys=True)
 
 
 def _console() -> Console:
-    # Built per call so it writes to the current sys.stdout (tests capture it).
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    # Built per call so it writes to the current sys.stdout (tests capture it). No emoji
+    # codes: ':watch:' in a prompt is text.
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True, emoji=False)

@@ -8,7 +8,6 @@ the user overrode; the real defaults and help texts come from
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..generate.sheets import DEFAULT_SWEEP_SCALES, format_sweep_values
 from ..generate.spec import EngineSpec
 from ..settings import GenerationRequest
 from . import common
+from .display import json_text, markup, visible
 
 PromptArg = typer.Argument(
     None, help="What to draw, e.g. 'a mechanical watch'.", show_default=False
@@ -72,6 +72,7 @@ def generate(
     else:
         request = reproduce.request_from_record(record, {**settings, "prompt": prompt})
     request = model.check_request(request)
+    common.check_before_loading(model, output)
     engine = common.build_engine(model, quiet=output.json)
     first = request
     if record is not None:
@@ -89,7 +90,7 @@ def generate(
             written = write_callouts(result.image, result.record, path)
             # with --json, stdout holds only the JSON above: the callouts' path goes to stderr
             common.err_console.print(
-                f"[dim]callouts:[/] {written}" if output.json else "[dim]callouts:[/]"
+                f"[dim]callouts:[/] {markup(written)}" if output.json else "[dim]callouts:[/]"
             )
             if not output.json:
                 typer.echo(str(written))
@@ -110,6 +111,7 @@ def compare(
     request = model.check_request(_fresh_request(prompt, model, settings))
     # The LoRAs the model will load, checked before loading it (minutes for SDXL).
     check_compare(request, active_loras(request, model.resolve().loras))
+    common.check_before_loading(model, output)
     engine = common.build_engine(model, quiet=output.json)
     result = common.with_progress(
         output,
@@ -145,15 +147,23 @@ def sweep(
     # Every variant, before the first image is made; a LoRA-scale sweep without a LoRA
     # is allowed here (a row of base-model images), as it always was on the CLI.
     check_sweep(request, setting, parsed, require_lora=False)
+    common.check_before_loading(model, output)
     engine = common.build_engine(model, quiet=output.json)
+    paths: list[Path] = []
+
+    def save_panel(panel) -> None:  # each image as it is made: an interrupted sweep keeps them
+        paths.append(common.save_result(panel.result, output))
+
     result = common.with_progress(
         output,
         "sweep",
         request,
-        lambda cb: run_sweep(engine, request, setting, parsed, cb, require_lora=False),
+        lambda cb: run_sweep(
+            engine, request, setting, parsed, cb, require_lora=False, on_panel=save_panel
+        ),
         len(parsed),
     )
-    common.report_sheet(result, output, kind="sweep")
+    common.report_sheet(result, output, kind="sweep", paths=paths)
 
 
 def presets(
@@ -164,16 +174,17 @@ def presets(
     from ..prompt.presets import load_presets
 
     found = load_presets(preset_dir)
+    for problem in found.problems.values():  # the other presets still work
+        typer.echo(f"warning: {visible(problem)}", err=True)
     if json_out:
-        typer.echo(
-            json.dumps({k: _preset_dict(p) for k, p in found.items()}, indent=1, ensure_ascii=False)
-        )
+        typer.echo(json_text({k: _preset_dict(p) for k, p in found.items()}))
         return
-    for p in found.values():
-        typer.echo(f"{p.id:20s} {p.title}: {p.description}")
+    for p in found.values():  # user preset files are text anyone may have written
+        typer.echo(visible(f"{p.id:20s} {p.title}: {p.description}"))
         if p.trigger:
-            typer.echo(f"{'':20s} trigger: {p.trigger}")
-        typer.echo(f"{'':20s} e.g. {p.render(p.examples[0]) if p.examples else p.template}")
+            typer.echo(visible(f"{'':20s} trigger: {p.trigger}"))
+        example = p.render(p.examples[0]) if p.examples else p.template
+        typer.echo(visible(f"{'':20s} e.g. {example}"))
 
 
 def _preset_dict(p) -> dict:

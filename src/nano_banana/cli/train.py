@@ -35,7 +35,7 @@ def train_help() -> str:
         "Several GPUs (data-parallel, the main process writes): "
         "accelerate launch --multi_gpu --num_processes 4 -m nano_banana.cli train ... "
         "(CPU processes: torchrun --nproc_per_node 2 -m nano_banana.cli train ...)\n\n"
-        "Ctrl-C saves a checkpoint; continue with --resume latest."
+        "Ctrl-C (or SIGTERM) saves a checkpoint; continue with --resume latest."
     )
 
 
@@ -43,6 +43,10 @@ def run(config_file: Optional[Path], quiet: bool, overrides: dict[str, Any]) -> 
     """File, then flags, then validation, then training; prints the summary."""
     from ..training.loop import format_summary, train
 
+    if quiet:  # the libraries' own loading bars and notes too, not only our progress bar
+        from ..model.load import quiet_libraries
+
+        quiet_libraries()
     config = load_config(config_file) if config_file else TrainConfig()
     given = {
         k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None
@@ -70,7 +74,9 @@ def build_command():
         inspect.Parameter(
             "quiet",
             inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(False, "--quiet", "-q", help="No progress bar."),
+            default=typer.Option(
+                False, "--quiet", "-q", help="No progress bars (ours or the libraries')."
+            ),
             annotation=bool,
         ),
     ]

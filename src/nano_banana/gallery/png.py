@@ -38,6 +38,10 @@ A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 MIN_A1111_PAIRS = 3  # fewer matches and the last line is still prompt text
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 _LORA_NAME_BREAKS = re.compile(r"[,:\n\r\"]")
+# Our record's size limit when reading. Pillow reads at most 1 MB of a compressed chunk
+# (MAX_TEXT_CHUNK); a record of capped prompts (settings.MAX_PROMPT_CHARS) and a board
+# plan is a few tens of kB, so anything larger was not written by us.
+MAX_RECORD_CHARS = 1_000_000
 
 
 # --- the A1111 `parameters` text ------------------------------------------
@@ -187,6 +191,8 @@ def read_png_text(path: str | Path) -> dict[str, str]:
         raise MetadataError(f"{path} cannot be read (permission denied)") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, OSError) as exc:
         raise MetadataError(f"{path} is not a readable PNG image ({_one_line(exc)})") from None
+    except ValueError as exc:  # Pillow's limits on text chunks (a zTXt bomb, too much text)
+        raise MetadataError(f"{path} has PNG text we do not read ({_one_line(exc)})") from None
 
 
 def read_record(path: str | Path) -> GenerationRecord:
@@ -205,6 +211,11 @@ def read_record(path: str | Path) -> GenerationRecord:
 
 def parse_record_json(text: str, source: str = "record") -> GenerationRecord:
     """Rebuild a record from our JSON chunk, with a one-line error if it is damaged."""
+    if len(text) > MAX_RECORD_CHARS:
+        raise MetadataError(
+            f"{source} has a nano_banana record of {len(text):,} characters, more than any "
+            f"image of ours carries ({MAX_RECORD_CHARS:,}); refusing to read it"
+        )
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -217,7 +228,9 @@ def parse_record_json(text: str, source: str = "record") -> GenerationRecord:
         return GenerationRecord.from_dict(data)
     except MetadataError:
         raise
-    except (ValueError, KeyError, TypeError, InvalidSettingError) as exc:
+    except (
+        ValueError, KeyError, TypeError, AttributeError, InvalidSettingError, RecursionError
+    ) as exc:
         raise MetadataError(
             f"{source} has a damaged nano_banana record ({_one_line(exc)})"
         ) from None

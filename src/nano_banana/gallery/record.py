@@ -6,14 +6,16 @@ share. It is plain data (JSON round-trip via ``to_dict``/``from_dict``).
 
 from __future__ import annotations
 
+import math
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from typing import Any
 
+from ..errors import InvalidSettingError
 from ..options import reject_unknown
-from ..settings import GenerationRequest
+from ..settings import LORA_SCALE_RANGE, GenerationRequest, check_float_range
 
 RECORD_FORMAT = 1  # bump when a field changes meaning
 
@@ -67,6 +69,37 @@ class GenerationRecord:
         data["request"] = GenerationRequest.from_dict(data["request"])
         data["loras"] = tuple(_lora_use(lu) for lu in data.get("loras", ()))
         return cls(**data)
+
+
+def checked_record(record: GenerationRecord) -> GenerationRecord:
+    """``record`` as a finished image's must be: its request passes the checks of a new one
+    (``GenerationRequest.validated``) with a seed and size recorded, and the other fields
+    have their types. A record from someone else's file may be anything; an
+    ``InvalidSettingError`` names the first problem."""
+    request = record.request
+    if request.seed is None or request.width is None or request.height is None:
+        raise InvalidSettingError("the record has no seed or size; it is not a finished image's")
+    request = request.validated()
+    for name in ("prompt_used", "negative_used", "base_model", "created", "device", "dtype"):
+        _check_type(name, getattr(record, name), str)
+    for name in ("base_model_hash", "vae"):
+        _check_type(name, getattr(record, name), (str, type(None)))
+    _check_type("prompt_tokens", record.prompt_tokens, int)
+    _check_type("prompt_truncated", record.prompt_truncated, bool)
+    _check_type("board", record.board, (dict, type(None)))
+    _check_type("versions", record.versions, dict)
+    check_float_range("duration_s", record.duration_s, 0.0, math.inf)
+    for use in record.loras:
+        for name in ("name", "file", "sha256"):
+            _check_type(f"LoRA {name}", getattr(use, name), str)
+        check_float_range(f"weight of LoRA '{use.name}'", use.weight, *LORA_SCALE_RANGE)
+        check_float_range(f"scale of LoRA '{use.name}'", use.scale, -math.inf, math.inf)
+    return replace(record, request=request)
+
+
+def _check_type(name: str, value: Any, kind: type | tuple[type, ...]) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidSettingError(f"the record's {name} has the wrong type: {value!r:.60}")
 
 
 def _lora_use(data: dict[str, Any]) -> LoraUse:

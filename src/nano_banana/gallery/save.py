@@ -9,6 +9,7 @@ either the whole file or nothing.
 from __future__ import annotations
 
 import io
+import os
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from ..atomic import write_bytes
+from ..atomic import TEMP_PREFIX, TEMP_SUFFIX, write_bytes
 from ..errors import GalleryError
 from .png import png_bytes
 from .record import GenerationRecord
@@ -52,9 +53,25 @@ def save_sheet(sheet: Image.Image, record: GenerationRecord, folder: Path, kind:
     return write_unique(buffer.getvalue(), _output_folder(folder), f"{kind}-{record.request.seed}")
 
 
+def check_output_folder(folder: Path) -> Path:
+    """``folder`` created if needed and shown writable by writing (and removing) a temp file,
+    so a command fails before its minutes of work, not after them."""
+    folder = _output_folder(folder)
+    probe = folder / f"{TEMP_PREFIX}write-check.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        probe.unlink()
+    except OSError as exc:
+        raise GalleryError(f"cannot write into '{folder}': {exc.strerror or exc}") from None
+    return folder
+
+
 def _output_folder(folder: Path) -> Path:
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise GalleryError(f"output folder '{folder}' is a file; give a folder to save images into")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GalleryError(f"cannot create output folder '{folder}': {exc.strerror or exc}") from None
     return folder

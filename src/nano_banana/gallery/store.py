@@ -41,9 +41,9 @@ from typing import Any
 from PIL import Image
 
 from ..atomic import is_temp_name, write_bytes
-from ..errors import GalleryError, MetadataError
+from ..errors import GalleryError, InvalidSettingError, MetadataError
 from .png import png_bytes, read_record
-from .record import GenerationRecord
+from .record import GenerationRecord, checked_record
 
 ENV_VAR = "NANO_BANANA_GALLERY"
 INDEX_NAME = "index.sqlite3"
@@ -410,20 +410,14 @@ class Gallery:
         """
         dest = Path(dest).expanduser()
         files = self._export_files(ids)
-        if dest.suffix.lower() == ".zip":
-            if dest.exists() and not overwrite:
-                raise GalleryError(f"{dest} already exists; choose another name or remove it")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes(dest, _zip(files), overwrite=True)
-            return dest
-        if dest.exists() and not dest.is_dir():
-            raise GalleryError(f"{dest} is a file; give a folder or a name ending in .zip")
-        dest.mkdir(parents=True, exist_ok=True)
-        for name, data in files:
-            _copy_into(dest / name, data, overwrite)
-        return dest
+        try:
+            return _export_to(dest, files, overwrite)
+        except OSError as exc:  # a folder named like the zip, a read-only or impossible place
+            where = exc.filename or dest
+            raise GalleryError(f"cannot export to '{where}': {exc.strerror or exc}") from None
 
     def zip_bytes(self, ids: Iterable[int | str]) -> bytes:
+
         """A zip of the original files of ``ids`` in memory, for the studio's download."""
         return _zip(self._export_files(ids))
 
@@ -499,11 +493,13 @@ class Gallery:
             report.files_unknown.append(rel)
             return
         try:
-            record = read_record(path)
-        except MetadataError:
+            # Adopted only if it passes the checks of an image made here: the file may be
+            # anyone's, and its record goes into the index and back into generate --from.
+            record = checked_record(read_record(path))
+            data = path.read_bytes()
+        except (MetadataError, InvalidSettingError, OSError):
             report.files_unknown.append(rel)
             return
-        data = path.read_bytes()
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM images WHERE relpath = ?", (rel,)).fetchone():
                 return  # its own save committed meanwhile
@@ -570,12 +566,32 @@ def _zip(files: list[tuple[str, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
+def _export_to(dest: Path, files: list[tuple[str, bytes]], overwrite: bool) -> Path:
+    """Write ``files`` into the zip or folder ``dest`` (see ``Gallery.export``)."""
+    if dest.suffix.lower() == ".zip":
+        if dest.is_dir():
+            raise GalleryError(f"{dest} is a folder; give a new file name ending in .zip")
+        if dest.exists() and not overwrite:
+            raise GalleryError(f"{dest} already exists; choose another name or remove it")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(dest, _zip(files), overwrite=True)
+        return dest
+    if dest.exists() and not dest.is_dir():
+        raise GalleryError(f"{dest} is a file; give a folder or a name ending in .zip")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, data in files:
+        _copy_into(dest / name, data, overwrite)
+    return dest
+
+
 def _copy_into(target: Path, data: bytes, overwrite: bool) -> None:
     try:
         write_bytes(target, data, overwrite=overwrite)
     except FileExistsError:
         if target.is_file() and not target.is_symlink() and target.read_bytes() == data:
             return
+        if target.is_dir():
+            raise GalleryError(f"{target} is a folder; export elsewhere or remove it") from None
         raise GalleryError(
             f"{target} already exists with other content; export elsewhere or remove it"
         ) from None

@@ -63,7 +63,7 @@ def read_jobs(
     path = Path(path)
     if not path.is_file():
         raise InvalidSettingError(f"prompts file '{path}' does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = _read_prompts(path)
     parse = _jsonl_request if path.suffix.lower() in (".jsonl", ".ndjson") else _text_request
     jobs = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -81,6 +81,17 @@ def read_jobs(
     return jobs
 
 
+def _read_prompts(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidSettingError(
+            f"prompts file '{path}' is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise InvalidSettingError(f"cannot read prompts file '{path}': {exc.strerror}") from None
+
+
 def _text_request(line: str, defaults: GenerationRequest, where: str) -> GenerationRequest:
     return replace(defaults, prompt=line.strip())
 
@@ -90,6 +101,8 @@ def _jsonl_request(line: str, defaults: GenerationRequest, where: str) -> Genera
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InvalidSettingError(f"{where}: not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # a number of thousands of digits, deep nesting
+        raise InvalidSettingError(f"{where}: unreadable JSON ({_first_words(exc)})") from None
     if not isinstance(data, dict) or "prompt" not in data:
         raise InvalidSettingError(f"{where}: each line must be an object with a 'prompt'")
     if data.get("seed") is not None:
@@ -102,6 +115,11 @@ def _jsonl_request(line: str, defaults: GenerationRequest, where: str) -> Genera
         raise InvalidSettingError(f"{where}: {exc}") from None
     except TypeError as exc:
         raise InvalidSettingError(f"{where}: {exc}") from None
+
+
+def _first_words(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 # --- manifest -----------------------------------------------------------------

@@ -33,7 +33,13 @@ from ..model.latents import scale_latents, unscale_latents
 from ..model.load import BaseSpec, load_base
 from ..prompt.plan import PromptPlan, plan_prompt
 from ..prompt.presets import Preset, get_preset, load_presets
-from ..settings import GenerationRequest, LoraWeight, Sampler
+from ..settings import (
+    LORA_SCALE_RANGE,
+    GenerationRequest,
+    LoraWeight,
+    Sampler,
+    check_float_range,
+)
 from .speed import SpeedConfig, SpeedState
 
 
@@ -347,10 +353,7 @@ class Engine:
     def decode(self, latents: torch.Tensor) -> Image.Image:
         """Latents to a PIL image; a NaN decode in half precision is retried in fp32, never returned."""
         if not torch.isfinite(latents).all():
-            raise GenerationError(
-                "the UNet produced NaN/Inf latents (half-precision overflow?); try --dtype float32 "
-                "or bfloat16, or a lower LoRA scale"
-            )
+            raise GenerationError(self._nan_latents_message())
         vae = self.pipe.vae
         first = (
             torch.float32 if (vae.dtype == torch.float16 and vae.config.force_upcast) else vae.dtype
@@ -364,6 +367,23 @@ class Engine:
                 "the VAE decode gave NaN even in fp32; use another VAE (--vae) or check the model"
             )
         return self.pipe.image_processor.postprocess(pixels, output_type="pil")[0]
+
+    def _nan_latents_message(self) -> str:
+        """Why the UNet's output is not finite: in float32 with LoRAs loaded, not the precision
+        but a LoRA's weights (huge but finite values overflow the activations)."""
+        if self.dtype == torch.float32 and self._loras:
+            names = ", ".join(
+                f"'{name}'" + (f" ({ld.file.path.name})" if ld.file is not None else "")
+                for name, ld in self._loras.items()
+            )
+            return (
+                f"the UNet produced NaN/Inf latents in float32 with LoRA {names}: its weights "
+                "are too large for this model; lower the LoRA scale or use another LoRA"
+            )
+        return (
+            "the UNet produced NaN/Inf latents (half-precision overflow?); try --dtype float32 "
+            "or bfloat16, or a lower LoRA scale"
+        )
 
     def _decode_as(self, latents: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         vae = self.pipe.vae
@@ -447,9 +467,12 @@ def parse_lora_arg(spec: str | Path) -> tuple[Path, float]:
         return Path(text), 1.0
     head, _, tail = text.rpartition(":")
     try:
-        return Path(head), float(tail)
+        weight = float(tail)
     except ValueError:
         return Path(text), 1.0
+    # the weight multiplies --lora-scale, so it is held to the same bounds
+    check_float_range(f"weight of --lora {text}", weight, *LORA_SCALE_RANGE)
+    return Path(head), weight
 
 
 def release_device_memory() -> None:

@@ -26,6 +26,9 @@ LORA_STRENGTHS = (0.6, 0.8, 1.0)  # the design's three LoRA strengths: loose, ba
 # The LoRA off first, as the reference the strengths are judged against. The studio
 # sweeps LORA_STRENGTHS only: its "Base vs LoRA" mode shows that reference.
 DEFAULT_SWEEP_SCALES = (0.0, *LORA_STRENGTHS)
+# Values one sweep may take: as many images as ``generate --count`` makes at most. A sheet
+# of more panels is too wide to compare, and a typo ("0,0.1,...") would queue hours of work.
+MAX_SWEEP_VALUES = 64
 MIN_PANEL_SIDE = 256  # sheets show smaller images enlarged; the saved panels keep their size
 # Settings a sweep may vary, with how to read a value from the command line.
 SWEEPABLE: dict[str, Callable[[str], object]] = {
@@ -88,19 +91,20 @@ def sweep(
     cancel: threading.Event | None = None,
     *,
     require_lora: bool = True,
+    on_panel: Callable[[Panel], None] | None = None,
 ) -> SheetResult:
     """One image per value of ``setting``, everything else (the seed too) held fixed
-    (``require_lora`` as in ``check_sweep``)."""
+    (``require_lora`` as in ``check_sweep``). ``on_panel`` gets each panel as soon as it
+    is made, e.g. to save it: a sweep stopped halfway keeps the images it made."""
     request = request.sized(*engine.native_size).validated()
     loras = active_loras(request, engine.adapter_names)
     variants = check_sweep(request, setting, values, loras, require_lora=require_lora)
-    panels = [
-        Panel(
-            f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}",
-            engine.generate(variant, progress, cancel),
-        )
-        for variant, value in zip(variants, values, strict=True)
-    ]
+    panels = []
+    for variant, value in zip(variants, values, strict=True):
+        label = f"{setting} = {value:g}" if isinstance(value, float) else f"{setting} = {value}"
+        panels.append(Panel(label, engine.generate(variant, progress, cancel)))
+        if on_panel is not None:
+            on_panel(panels[-1])
     return SheetResult(panels, compose_sheet(panels, title=request.prompt))
 
 
@@ -144,6 +148,7 @@ def check_sweep(
     _check_sweepable(setting)
     if not values:
         raise InvalidSettingError("a sweep needs at least one value")
+    _check_value_count(values)
     if require_lora and setting == "lora_scale" and loras is not None and not loras:
         raise InvalidSettingError(_needs_lora("sweep"))
     return [replace(request, **{setting: value}).validated() for value in values]
@@ -158,12 +163,21 @@ def parse_sweep_values(setting: str, text: str) -> list[object]:
     """'0,0.6,0.8,1' -> [0.0, 0.6, 0.8, 1.0] for ``setting``."""
     _check_sweepable(setting)
     convert = SWEEPABLE[setting]
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    _check_value_count(parts)  # before converting: a huge list is refused without reading it
     try:
-        return [convert(part.strip()) for part in text.split(",") if part.strip()]
+        return [convert(part) for part in parts]
     except ValueError:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise InvalidSettingError(f"sweep values '{shown}' are not all valid for {setting}") from None
+
+
+def _check_value_count(values: Sequence[object]) -> None:
+    if len(values) > MAX_SWEEP_VALUES:
         raise InvalidSettingError(
-            f"sweep values '{text}' are not all valid for {setting}"
-        ) from None
+            f"a sweep takes at most {MAX_SWEEP_VALUES} values, got {len(values)}; "
+            "split it into several sweeps"
+        )
 
 
 def format_sweep_values(values: Sequence[object]) -> str:

@@ -83,8 +83,23 @@ def is_down_weight(key: str) -> bool:
 
 
 def module_ranks(tensors: dict[str, torch.Tensor], fmt: str) -> dict[str, int]:
-    """Rank of each module, from its down matrix."""
+    """Rank of each module, from its down matrix (``check_matrices`` first)."""
     return {module_of(k, fmt): int(t.shape[0]) for k, t in tensors.items() if is_down_weight(k)}
+
+
+def check_matrices(tensors: dict[str, torch.Tensor]) -> None:
+    """Every down and up weight is a non-empty matrix: 2-D (linear layers) or 4-D (convolutions).
+
+    Raises ``ValueError`` naming the first key that is not; a crafted file's 0-D or empty
+    tensor would otherwise fail deep inside the shape checks, or divide by a rank of 0.
+    """
+    for key, t in tensors.items():
+        if not (is_down_weight(key) or is_up_weight(key)):
+            continue
+        if t.ndim not in (2, 4):
+            raise ValueError(f"'{key}' is a {t.ndim}-D tensor, not a LoRA matrix")
+        if t.numel() == 0:
+            raise ValueError(f"'{key}' is empty (shape {tuple(t.shape)})")
 
 
 def text_width(tensors: dict[str, torch.Tensor]) -> int | None:
@@ -108,11 +123,20 @@ def most_common(values: list[Any]) -> Any:
 
 
 def kohya_alphas(tensors: dict[str, torch.Tensor], ranks: dict[str, int]) -> dict[str, float]:
-    """kohya stores one ``<module>.alpha`` scalar per module; a missing one means alpha = rank."""
+    """kohya stores one ``<module>.alpha`` scalar per module; a missing one means alpha = rank.
+
+    Raises ``ValueError`` naming the key of an alpha that is not one number.
+    """
     alphas = {}
     for module, rank in ranks.items():
-        alpha = tensors.get(f"{module}.alpha")
-        alphas[module] = float(alpha.item()) if alpha is not None else float(rank)
+        key = f"{module}.alpha"
+        alpha = tensors.get(key)
+        if alpha is None:
+            alphas[module] = float(rank)
+        elif alpha.numel() != 1:
+            raise ValueError(f"'{key}' should be one number, but has shape {tuple(alpha.shape)}")
+        else:
+            alphas[module] = float(alpha.item())
     return alphas
 
 
@@ -121,7 +145,9 @@ def peft_adapter_config(metadata: dict[str, str]) -> dict[str, dict[str, Any]]:
     raw = metadata.get(PEFT_METADATA_KEY)
     if not raw:
         return {}
-    packed = json.loads(raw)  # JSONDecodeError is the caller's to report
+    packed = json.loads(raw)  # ValueError (bad JSON) and RecursionError are the caller's
+    if not isinstance(packed, dict):
+        raise ValueError("not a JSON object")
     configs: dict[str, dict[str, Any]] = {}
     for key, value in packed.items():
         component, _, field_name = key.partition(".")
@@ -135,6 +161,7 @@ def diffusers_alphas(
     """Alpha of each module, and the factor PEFT scales its output by (alpha/r or alpha/sqrt(r)).
 
     Without adapter metadata diffusers assumes alpha = rank (factor 1), and so do we.
+    Raises ``ValueError`` naming the setting when an alpha is not a finite number.
     """
     from peft.utils.other import get_pattern_key
 
@@ -146,11 +173,22 @@ def diffusers_alphas(
             alphas[module], factors[module] = float(rank), 1.0
             continue
         pattern = config.get("alpha_pattern") or {}
+        if not isinstance(pattern, dict):
+            raise ValueError(f"'{component}.alpha_pattern' is not a table of alphas")
         key = get_pattern_key(list(pattern), name)
-        alpha = float(pattern[key] if key in pattern else config.get("lora_alpha", rank))
+        if key in pattern:
+            alpha = _alpha_number(pattern[key], f"{component}.alpha_pattern[{key!r}]")
+        else:
+            alpha = _alpha_number(config.get("lora_alpha", rank), f"{component}.lora_alpha")
         root = math.sqrt(rank) if config.get("use_rslora") else rank
         alphas[module], factors[module] = alpha, alpha / root
     return alphas, factors
+
+
+def _alpha_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"'{where}' should be a finite number, got {value!r:.40}")
+    return float(value)
 
 
 def fold_factors(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,15 @@ def read_lora(path: str | Path, name: str | None = None) -> LoraFile:
     3. the keys must be a LoRA's, in the diffusers/PEFT or kohya layout.
     """
     path = Path(path)
-    header = check_safetensors(path, what="LoRA")
+    header = _readable(path, lambda: check_safetensors(path, what="LoRA"))
     tensors = _load_tensors(path)
     metadata = header_metadata(header)
     _check_finite(tensors, path)
     fmt = _detect_format(tensors, path)
+    try:
+        keys.check_matrices(tensors)
+    except ValueError as e:
+        raise LoraError(f"LoRA '{path.name}': {e}; the file is damaged or not a LoRA") from None
     ranks = keys.module_ranks(tensors, fmt)
     if not ranks:
         raise LoraError(f"LoRA '{path.name}' holds no LoRA down/up matrices; it is not a LoRA file")
@@ -86,7 +91,7 @@ def read_lora(path: str | Path, name: str | None = None) -> LoraFile:
     return LoraFile(
         name=check_adapter_name(name) if name is not None else adapter_name_for(path),
         path=path,
-        sha256=file_sha256(path),
+        sha256=_readable(path, lambda: file_sha256(path)),
         format=fmt,
         state_dict=state_dict,
         metadata=metadata,
@@ -99,6 +104,14 @@ def read_lora(path: str | Path, name: str | None = None) -> LoraFile:
         text_width=keys.text_width(tensors),
         size_bytes=path.stat().st_size,
     )
+
+
+def _readable(path: Path, read: Callable[[], Any]) -> Any:
+    """``read()``, with an OS error (permission denied, a folder) as one line naming the file."""
+    try:
+        return read()
+    except OSError as e:
+        raise UnsafeFileError(f"LoRA '{path}' could not be read: {e.strerror or e}") from None
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -146,17 +159,14 @@ def _resolve_alphas(
     path: Path,
 ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """Alpha per module, and the state dict to load (diffusers format: alpha folded into B)."""
-    if fmt == keys.KOHYA:
-        return keys.kohya_alphas(
-            tensors, ranks
-        ), tensors  # diffusers' converter reads .alpha itself
     try:
+        if fmt == keys.KOHYA:  # diffusers' converter reads .alpha itself
+            return keys.kohya_alphas(tensors, ranks), tensors
         configs = keys.peft_adapter_config(metadata)
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise LoraError(
-            f"LoRA '{path.name}' has malformed '{keys.PEFT_METADATA_KEY}' metadata"
-        ) from e
-    alphas, factors = keys.diffusers_alphas(ranks, configs)
+        alphas, factors = keys.diffusers_alphas(ranks, configs)
+    except (ValueError, TypeError, AttributeError, RecursionError) as e:
+        where = "" if fmt == keys.KOHYA else f" in its '{keys.PEFT_METADATA_KEY}' metadata"
+        raise LoraError(f"LoRA '{path.name}' has a bad alpha{where}: {_one_line(e)}") from None
     uses_dora = any(c.get("use_dora") for c in configs.values())
     if uses_dora and any(f != 1.0 for f in factors.values()):
         raise LoraError(
@@ -219,7 +229,7 @@ def _parse_word_list(raw: str | None) -> list[str]:
     if text.startswith("["):
         try:
             items = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON after all, or crafted to be too deep
             items = None
         if isinstance(items, list):
             return [str(w).strip() for w in items if str(w).strip()]
@@ -234,7 +244,7 @@ def _top_kohya_tags(raw: str | None) -> list[str]:
         for tags in per_folder.values():
             for tag, count in tags.items():
                 totals[tag.strip()] = totals.get(tag.strip(), 0) + int(count)
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError, RecursionError):
         return []  # only a suggestion; a malformed training log must not block loading
     if not totals:
         return []

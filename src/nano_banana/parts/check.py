@@ -20,6 +20,7 @@ from .plan import BoardPlan, Box, label
 
 MATCH_IOU = 0.3  # below this a found part is not the planned one
 COVER = 0.5  # a found part covering this share of a planned box has taken it in
+STRAY_INSIDE = 0.5  # a found part with less of itself inside the planned layout is a stray
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class BoardCheck:
     # layout cannot get its verdict. Those checks are then not required.
     count_required: bool = True
     verdict_required: bool = True
+    # Found parts lying mostly outside the planned layout: a backdrop the unifying pass
+    # turned grey, a shadow drawn as a shape. Checked in every case, because where parts are
+    # planned to overlap a single blob over the whole board would otherwise "cover" them all.
+    strays: int = 0
 
     @property
     def exact_count(self) -> bool:
@@ -50,6 +55,7 @@ class BoardCheck:
             and (self.exact_count or not self.count_required)
             and not self.lost
             and not self.merged
+            and not self.strays
         )
 
     def problems(self) -> list[str]:
@@ -63,12 +69,14 @@ class BoardCheck:
             out.append(f"{self.found} parts found, {self.planned} planned")
         if self.verdict_required and not self.verdict:
             out.append("not judged a disassembled layout")
+        if self.strays:
+            out.append(f"{self.strays} shape(s) outside the planned layout")
         return out
 
     def to_dict(self) -> dict:
         return {"planned": self.planned, "found": self.found, "verdict": self.verdict,
                 "score": self.score, "lost": list(self.lost),
-                "merged": [list(m) for m in self.merged],
+                "merged": [list(m) for m in self.merged], "strays": self.strays,
                 "ious": [round(v, 3) for v in self.ious],
                 "problems": self.problems()}  # fmt: skip
 
@@ -99,7 +107,19 @@ def compare_to_plan(report: LayoutReport, plan: BoardPlan, min_parts: int = 3) -
         planned=len(planned), found=len(found), ious=tuple(ious), lost=lost, merged=merged,
         verdict=report.verdict, score=report.score, count_required=not overlapping,
         verdict_required=not overlapping and len(planned) >= min_parts,
+        strays=sum(_inside(f, _enclosing(planned)) < STRAY_INSIDE for f in found),
     )  # fmt: skip
+
+
+def _enclosing(boxes: list[Box]) -> Box:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))  # fmt: skip
+
+
+def _inside(box: Box, area: Box) -> float:
+    """The share of ``box`` that lies within ``area``."""
+    own = max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+    return _intersection(box, area) / own if own else 1.0
 
 
 def iou(a: Box, b: Box) -> float:

@@ -64,11 +64,40 @@ def user_preset_dir() -> Path:
     return Path(os.environ.get(PRESET_ENV) or Path(user_config_dir("nano-banana")) / "presets")
 
 
-def load_presets(user_dir: Path | None = None) -> dict[str, Preset]:
-    """Shipped presets, then the user's (which may override a shipped id)."""
+class Presets(dict):
+    """Presets by id, and in ``problems`` the user's preset files that are broken, by id.
+
+    One bad file in the user's folder must not block every command: it fails only
+    when its preset is asked for (``get_preset``), and ``nano-banana presets`` lists it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: dict[str, str] = {}
+
+    def refuse(self, preset_id: str, problem: str) -> None:
+        """Mark ``preset_id`` broken; a shipped preset of that id is not used in its place
+        (the user meant to change it)."""
+        self.pop(preset_id, None)
+        self.problems[preset_id] = problem
+
+
+def load_presets(user_dir: Path | None = None) -> Presets:
+    """Shipped presets, then the user's (which may override a shipped id); a broken user
+    file is set aside in ``problems`` (a broken shipped one is a bug and raises)."""
     folder = user_dir if user_dir is not None else user_preset_dir()
-    presets = (parse_preset(*entry) for entry in read_data_files("presets", folder, PresetError))
-    return {preset.id: preset for preset in presets}
+    presets = Presets()
+    unreadable: dict[str, PresetError] = {}
+    for preset_id, text, source in read_data_files("presets", folder, PresetError, unreadable):
+        try:
+            presets[preset_id] = parse_preset(preset_id, text, source)
+        except PresetError as exc:
+            if source.startswith("built-in"):
+                raise
+            presets.refuse(preset_id, str(exc))
+    for preset_id, exc in unreadable.items():
+        presets.refuse(preset_id, str(exc))
+    return presets
 
 
 def parse_preset(preset_id: str, text: str, source: str) -> Preset:
@@ -122,9 +151,12 @@ def _string(data: dict, key: str, source: str, required: bool = False) -> str:
 
 
 def get_preset(presets: dict[str, Preset], preset_id: str) -> Preset:
-    try:
+    """The preset ``preset_id``; a broken file of that name is named with its problem."""
+    if not isinstance(preset_id, str):
+        raise PresetError(f"preset must be a name, got {type(preset_id).__name__}")
+    if preset_id in presets:
         return presets[preset_id]
-    except KeyError:
-        raise PresetError(
-            f"unknown preset '{preset_id}'; choose one of: {', '.join(sorted(presets))}"
-        ) from None
+    problem = getattr(presets, "problems", {}).get(preset_id)
+    if problem is not None:
+        raise PresetError(problem)
+    raise PresetError(f"unknown preset '{preset_id}'; choose one of: {', '.join(sorted(presets))}")

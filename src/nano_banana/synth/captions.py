@@ -45,7 +45,9 @@ def parse_styles(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
         if style not in CAPTION_STYLES:
             raise InvalidSettingError(caption_style_error(style))
     if not styles:
-        raise InvalidSettingError(f"no caption style given; choose from {', '.join(CAPTION_STYLES)}")
+        raise InvalidSettingError(
+            f"no caption style given; choose from {', '.join(CAPTION_STYLES)}"
+        )
     return styles
 
 

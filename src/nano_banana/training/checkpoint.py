@@ -7,7 +7,9 @@ written into a hidden temporary folder, a ``COMPLETE`` marker with the files'
 sizes and hashes goes in last, and only then is the folder renamed into place.
 Older checkpoints are removed only after the new one is complete, so a crash at
 any moment leaves the previous checkpoint usable; ``find_latest`` skips anything
-without a valid marker. No pickle is written or read.
+without a valid marker. A state holding NaN/Inf values (a diverged run) is never
+written, and one written before that rule is skipped and refused. No pickle is
+written or read.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..atomic import fsync_dir, fsync_file
@@ -88,19 +90,28 @@ def unpack_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
 def save_checkpoint(out_dir: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``state`` (nested dicts of tensors and plain values) atomically as step ``step``."""
     root = checkpoint_root(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"checkpoint-{step:07d}"
+    tensors: dict[str, torch.Tensor] = {}
+    tree = pack_state(state, tensors, "t")
+    check_finite(tensors, f"checkpoint of step {step} not written")
+    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-checkpoint-{step:07d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    tensors: dict[str, torch.Tensor] = {}
-    tree = pack_state(state, tensors, "t")
     save_file(tensors, str(tmp / TENSORS))
     (tmp / STATE).write_text(json.dumps({"step": step, "state": tree}), encoding="utf-8")
     _write_marker(tmp, step)
     _swap_into_place(tmp, final)
     prune_checkpoints(out_dir, keep)
     return final
+
+
+def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse (``CheckpointError``) floating-point state holding NaN/Inf: resuming from it
+    would only continue a run that has already diverged."""
+    for tensor in tensors.values():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{what}: it holds NaN/Inf values (the run had diverged)")
 
 
 def _write_marker(folder: Path, step: int) -> None:
@@ -162,6 +173,14 @@ def verify_checkpoint(path: Path, check_hashes: bool = True) -> int:
     return step
 
 
+def _check_file_finite(path: Path) -> None:
+    """``check_finite`` on a checkpoint's tensors, read one at a time (a large state is not
+    loaded whole just to be looked at)."""
+    with safe_open(str(path / TENSORS), framework="pt") as f:
+        for key in f.keys():  # noqa: SIM118 (safe_open, not a dict)
+            check_finite({key: f.get_tensor(key)}, f"checkpoint '{path}'")
+
+
 def list_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
     """(step, folder) of checkpoints that carry a marker, oldest first (hashes not checked)."""
     root = checkpoint_root(out_dir)
@@ -174,7 +193,7 @@ def list_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
 
 
 def find_latest(out_dir: Path) -> Path | None:
-    """The newest intact checkpoint; broken ones are skipped with a warning."""
+    """The newest intact checkpoint with finite values; others are skipped with a warning."""
     root = checkpoint_root(out_dir)
     candidates = sorted(
         (p for p in (root.glob("checkpoint-*") if root.is_dir() else ()) if _NAME.match(p.name)),
@@ -184,6 +203,7 @@ def find_latest(out_dir: Path) -> Path | None:
     for path in candidates:
         try:
             verify_checkpoint(path)
+            _check_file_finite(path)
         except CheckpointError as exc:
             log.warning("skipping %s", exc)
             continue
@@ -198,6 +218,7 @@ def load_checkpoint(path: Path) -> tuple[int, dict[str, Any]]:
         tensors = load_file(str(Path(path) / TENSORS))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"checkpoint '{path}': cannot read {TENSORS} ({exc})") from None
+    check_finite(tensors, f"checkpoint '{path}' cannot be resumed")
     data = json.loads((Path(path) / STATE).read_text(encoding="utf-8"))
     return step, unpack_state(data["state"], tensors)
 

@@ -1,8 +1,8 @@
 """The one typed training configuration: sections of settings with reasons, validation, files.
 
-A ``TrainConfig`` is the run's ``seed`` plus seven small sections, one per part of
+A ``TrainConfig`` is the run's ``seed`` plus eight small sections, one per part of
 the run that reads them: ``model``, ``dataset``, ``adapter``, ``optim``, ``loss``,
-``samples`` and ``output``. Every setting keeps one flat name, unique across the
+``samples``, ``output`` and ``validation``. Every setting keeps one flat name, unique across the
 sections: the CLI flag is derived from it (``--rank``, help text included), and a
 file may give it flat (``rank = 8``, as older files do) or in its section's table
 (``[adapter]`` then ``rank = 8``). The config is filled from a file (``--config
@@ -312,6 +312,77 @@ class OutputConfig:
     def lora_path(self) -> Path:
         return self.out_dir / f"{self.lora_name}.safetensors"
 
+    @property
+    def best_lora_path(self) -> Path:
+        """Where ``keep_best`` writes the adapter of the best evaluation, beside the final one."""
+        return self.out_dir / f"{self.lora_name}-best.safetensors"
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Validation: held-out items, their loss, a layout-score eval, the best step, early stopping."""
+
+    val_split: float = _opt(
+        0.0,
+        "Share of the dataset held out of training to measure a validation loss on "
+        "(chosen by the seed; at least one item when above 0).",
+    )
+    val_every: int = _opt(
+        100,
+        "Measure the validation loss every N steps (0 = only before and after training); "
+        "one forward pass per held-out item, so cheap.",
+    )
+    layout_eval_every: int = _opt(
+        0,
+        "Every N steps, generate images from the held-out captions and score the share the "
+        "layout analyser judges a disassembled layout (0 = off; costs images).",
+    )
+    layout_eval_images: int = _opt(
+        4, "Images per layout eval (fixed seeds); 4 keeps an eval to seconds on a GPU."
+    )
+    keep_best: bool = _opt(
+        False,
+        "Also write NAME-best.safetensors at the best evaluation (layout score if on, "
+        "else lowest validation loss).",
+    )
+    early_stop_patience: int = _opt(
+        0, "Stop when this many evaluations in a row did not beat the best (0 = never)."
+    )
+    early_stop_min_delta: float = _opt(
+        0.0,
+        "Smallest gain over the best that counts as better (in loss units, or as a share "
+        "of layouts); 0: any gain.",
+    )
+
+    def validated(self) -> ValidationConfig:
+        """This section checked (a split that leaves training data, counts in range), a copy."""
+        cfg = _coerced(self)
+        check_float_range("val_split", cfg.val_split, 0.0, 1.0)
+        if cfg.val_split >= 1.0:
+            raise InvalidSettingError(
+                f"val_split {cfg.val_split:g} would hold out every item and leave nothing to "
+                "train on: use a share below 1 (e.g. 0.1)"
+            )
+        check_int_range("val_every", cfg.val_every, 0, 10**7)
+        check_int_range("layout_eval_every", cfg.layout_eval_every, 0, 10**7)
+        check_int_range("layout_eval_images", cfg.layout_eval_images, 1, 256)
+        check_int_range("early_stop_patience", cfg.early_stop_patience, 0, 10**6)
+        check_float_range("early_stop_min_delta", cfg.early_stop_min_delta, 0.0, 1e6)
+        if (cfg.keep_best or cfg.early_stop_patience) and cfg.judged_by is None:
+            wanted = "keep_best" if cfg.keep_best else "early_stop_patience"
+            raise InvalidSettingError(
+                f"{wanted} needs something to judge the steps by: hold out items with "
+                "--val-split (e.g. 0.1) or turn on --layout-eval-every"
+            )
+        return cfg
+
+    @property
+    def judged_by(self) -> str | None:
+        """The measure that picks the best step and decides early stopping, if any."""
+        if self.layout_eval_every:
+            return "layout_score"  # what the LoRA is for; the loss only says it fits the data
+        return "val_loss" if self.val_split > 0 else None
+
 
 # --- the whole config -----------------------------------------------------------
 
@@ -332,6 +403,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     samples: SampleConfig = field(default_factory=SampleConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def validated(self) -> TrainConfig:
         """Check every setting; return a copy with enums parsed (data and out are checked first)."""
@@ -344,6 +416,7 @@ class TrainConfig:
             optim=self.optim.validated(),
             loss=self.loss.validated(),
             samples=self.samples.validated(),
+            validation=self.validation.validated(),
         )
         check_int_range("seed", cfg.seed, 0, 2**32 - 1)
         return cfg

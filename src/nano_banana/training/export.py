@@ -184,8 +184,10 @@ def write_model_card(
     grid: Path | None,
     final_loss: float | None,
     exported: dict[str, Path],
+    validation: list[str] | None = None,
 ) -> Path:
-    """A short README.md beside the LoRA: trigger words, recommended scale, usage, sample grid."""
+    """A short README.md beside the LoRA: trigger words, recommended scale, usage, sample grid
+    (and the validation section's ``validation`` lines, when the run measured any)."""
     out = lora_path.parent
     lines = [
         f"# {config.output.lora_name}",
@@ -214,6 +216,8 @@ def write_model_card(
     ]
     for fmt, path in exported.items():
         lines.append(f"\nAUTOMATIC1111 / ComfyUI ({fmt} format): `{path.name}`")
+    if validation:
+        lines += ["", "## Validation", "", *validation]
     if grid is not None:
         rel = grid.relative_to(out) if grid.is_relative_to(out) else grid
         lines += ["", "## Samples", "", f"![samples]({rel.as_posix()})"]

@@ -1,17 +1,21 @@
 """Train a structure LoRA on a frozen SDXL: the training loop, readable top to bottom.
 
 ``train(config)`` does, in order:
-  1. check the dataset (before any model work) and save the config beside the outputs;
+  1. check the output folder and the dataset (before any model work); hold out the
+     validation items;
   2. load the frozen base (VAE in fp32, UNet and text encoders in the training dtype);
   3. cache VAE latents and text embeddings on disk (keyed by content and settings);
   4. put PEFT LoRA adapters on the UNet (and optionally the text encoders);
-  5. resume from a checkpoint if asked (same step, lr schedule, optimizer state);
+  5. resume from a checkpoint if asked (same step, lr schedule, optimizer state), and
+     only then save the config beside the outputs (a refused run leaves none);
   6. loop: noise, predict, min-SNR-weighted MSE, accumulate, clip, step;
-     checkpoints, sample grids and the loss curve as it goes;
+     the loss curve, validation, checkpoints and sample grids as it goes;
+     a validation plateau ends it early when asked;
   7. write NAME.safetensors, the model card and any exports.
 The parts live next door: ``models`` (base, adapters, optimizer), ``batches``
 (caches, micro-batches), ``loss``, ``optim`` (schedule, step, EMA), ``resume``
-(checkpoint contents, Ctrl-C) and ``samples``. Everything random is a pure function
+(checkpoint contents, Ctrl-C), ``validation`` (held-out loss, layout score, best
+step) and ``samples``. Everything random is a pure function
 of (seed, step, micro-batch, process), so a resumed run repeats exactly what an
 uninterrupted one would have done. Under ``accelerate launch`` the same code runs
 data-parallel; only the main process writes files.
@@ -35,7 +39,7 @@ from .check import Problem, check_dataset
 from .checkpoint import find_latest, resolve_resume, save_checkpoint
 from .config import TrainConfig, save_config
 from .data import TrainItem
-from .export import Adapters, export, lora_metadata, save_lora, write_model_card
+from .export import Adapters, OutputError, export, lora_metadata, save_lora, write_model_card
 from .log import LossLog, ProgressBar, StepInfo
 from .loss import diffusion_loss, fixed_noise_loss, step_generator
 from .models import (
@@ -47,7 +51,7 @@ from .models import (
     trainable_parameters,
     weight_dtype_for,
 )
-from .optim import AdapterEMA, lr_factor, optimizer_step, set_lr
+from .optim import AdapterEMA, all_finite, lr_factor, optimizer_step, set_lr
 from .resume import (
     RunState,
     StopRequest,
@@ -58,6 +62,18 @@ from .resume import (
     restore,
 )
 from .samples import build_sample_pipeline, sample_grid, sample_requests
+from .validation import (
+    Evaluation,
+    evaluating,
+    held_out_loss,
+    is_due,
+    layout_requests,
+    measure_name,
+    model_card_lines,
+    render_and_score,
+    split_items,
+    validation_metadata,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +106,15 @@ class TrainResult:
     main_process: bool = (
         True  # False on the other ranks of a data-parallel run (they write nothing)
     )
+    # validation (see TrainConfig.validation); empty when nothing was held out or scored
+    held_out: int = 0  # dataset items held out of training
+    evaluations: list[Evaluation] = field(default_factory=list)  # this call's, step order
+    best_measure: str | None = None  # what picked the best step: val_loss or layout_score
+    best_step: int | None = None
+    best_score: float | None = None
+    best_lora: Path | None = None  # NAME-best.safetensors, with keep_best
+    stopped_early_at: int | None = None  # the step a validation plateau ended the run
+    early_stop_patience: int = 0
 
 
 @dataclass
@@ -112,7 +137,13 @@ class Run:
     sample_requests: list  # the sample grid's generation requests
     loss_log: LossLog | None  # main process only
     eval_before: float
+    dataset_summary: dict[str, Any]
+    held_out: TrainData | None  # the validation items, None when nothing is held out
+    layout_requests: list  # the layout eval's generation requests (empty: no layout eval)
     grids: list[Path] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)  # main process only
+    best_lora: Path | None = None
+    stopped_early_at: int | None = None
 
     @property
     def main(self) -> bool:
@@ -146,14 +177,19 @@ def train(
     max_steps = config.optim.max_steps
     accelerator = make_accelerator(config.model.precision)
     # 1. data first: a bad dataset fails in seconds, not after loading a 7 GB model
-    report, config_path = check_data(config, accelerator.is_main_process)
-    # 2-5. frozen base, caches, adapters, optimizer, resume
-    run = prepare_run(config, accelerator, report.usable_items(config.dataset.skip_bad))
-    # 6. the loop: one optimizer step at a time; Ctrl-C stops it at a step boundary
+    report, items, held_out = check_data(config, accelerator.is_main_process)
+    # 2-5. frozen base, caches, adapters, optimizer, resume; then the config beside the outputs
+    run = prepare_run(config, accelerator, items, held_out, report.summary())
+    config_path = (
+        save_config(config, config.output.out_dir / "train_config.toml") if run.main else None
+    )
+    # 6. the loop: one optimizer step at a time; Ctrl-C or SIGTERM stops it at a step boundary
+    if run.state.step == 0:
+        validate(run)  # the baseline: the base model before any step
     bar = ProgressBar(max_steps, run.state.step, enabled=progress and run.main)
     start_step, loop_started = run.state.step, time.monotonic()
     with StopRequest(bar.note if progress else log.warning) as stop:
-        while run.state.step < max_steps:
+        while run.state.step < max_steps and run.stopped_early_at is None:
             if any_process(accelerator, stop.requested):
                 run.save()
                 raise TrainingInterrupted(
@@ -172,9 +208,11 @@ def train(
     return result
 
 
-def check_data(config: TrainConfig, main: bool):
-    """Check the dataset; save the config beside the outputs. Returns (report, config path)."""
-    dataset, out_dir = config.dataset, config.output.out_dir
+def check_data(config: TrainConfig, main: bool) -> tuple[Any, list[TrainItem], list[TrainItem]]:
+    """Check --out and the dataset; hold out the validation items.
+    Returns (report, training items, held-out items)."""
+    dataset = config.dataset
+    check_out_dir(config.output.out_dir)
     report = check_dataset(
         dataset.data,
         resolution=dataset.resolution,
@@ -182,24 +220,43 @@ def check_data(config: TrainConfig, main: bool):
         min_size_fraction=dataset.min_size_fraction,
         upscale=dataset.upscale,
     )
-    report.usable_items(dataset.skip_bad)  # refuses a bad dataset unless told to skip
-    config_path = None
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        config_path = save_config(config, out_dir / "train_config.toml")
-        if report.problems:
-            log.warning("skipping %d bad item(s):\n%s", len(report.problems), report.format())
-    return report, config_path
+    usable = report.usable_items(dataset.skip_bad)  # refuses a bad dataset unless told to skip
+    items, held_out = split_items(usable, config.validation.val_split, config.seed)
+    if main and report.problems:
+        log.warning("skipping %d bad item(s):\n%s", len(report.problems), report.format())
+    return report, items, held_out
 
 
-def prepare_run(config: TrainConfig, accelerator, items: list[TrainItem]) -> Run:
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that is a file, or lies under one (before any work is done)."""
+    for path in (out_dir, *out_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "" if path == out_dir else f" ('{path}' is a file)"
+                raise OutputError(
+                    f"--out '{out_dir}' cannot be a folder{where}: name a folder, "
+                    "new or existing, for the LoRA and its checkpoints"
+                )
+            return
+
+
+def prepare_run(
+    config: TrainConfig,
+    accelerator,
+    items: list[TrainItem],
+    held_out: list[TrainItem],
+    dataset_summary: dict[str, Any],
+) -> Run:
     """Steps 2-5: frozen base, caches, adapters and optimizer, then resume if asked."""
     device, main = accelerator.device, accelerator.is_main_process
     models = load_models(config.model, device, weight_dtype_for(config.model.precision, device)[0])
     fixed_text = not (config.dataset.shuffle_captions or config.adapter.train_text_encoder)
-    data = prepare_data(
-        items, models, config.dataset, config.cache_path, accelerator, fixed_text=fixed_text
-    )
+
+    def cached(some: list[TrainItem]) -> TrainData:
+        cache = config.cache_path
+        return prepare_data(some, models, config.dataset, cache, accelerator, fixed_text=fixed_text)
+
+    data, held_data = cached(items), cached(held_out) if held_out else None
     adapters = add_adapters(models, config.adapter, config.seed)
     params = trainable_parameters(adapters)
     optimizer = make_optimizer(adapters, config.optim, device)
@@ -242,7 +299,34 @@ def prepare_run(config: TrainConfig, accelerator, items: list[TrainItem]) -> Run
         sample_requests=sample_requests(config.samples, config.dataset.trigger, size),
         loss_log=LossLog(config.output.out_dir, state.step) if main else None,
         eval_before=eval_before,
+        dataset_summary=dataset_summary,
+        held_out=held_data,
+        layout_requests=eval_requests(config, held_out, size),
+        stopped_early_at=resumed_plateau(config, state),
     )
+
+
+def eval_requests(config: TrainConfig, held_out: list[TrainItem], size: int) -> list:
+    """The layout eval's requests (none when it is off), at the sample images' steps and seeds."""
+    v, samples = config.validation, config.samples
+    if not v.layout_eval_every:
+        return []
+    return layout_requests(
+        held_out,
+        samples.sample_prompts,
+        count=v.layout_eval_images,
+        trigger=config.dataset.trigger,
+        steps=samples.sample_steps,
+        size=size,
+        seed=samples.sample_seed,
+    )
+
+
+def resumed_plateau(config: TrainConfig, state: RunState) -> int | None:
+    """The step a resumed run had already plateaued at (it then ends at once), else None."""
+    v, kept = config.validation, state.validation
+    plateaued = kept.measure == v.judged_by and kept.plateaued(v.early_stop_patience)
+    return state.step if state.step and plateaued else None
 
 
 def train_step(run: Run, loop_started: float) -> StepInfo:
@@ -259,14 +343,17 @@ def train_step(run: Run, loop_started: float) -> StepInfo:
     # 3) a NaN/Inf loss stops the run before the optimizer can spread it into the weights
     mean_loss = accelerator.reduce(loss_sum / optim.grad_accum, reduction="mean").item()
     if not math.isfinite(mean_loss):
-        raise TrainingError(nan_message(mean_loss, state, run.config))
-    # 4) clip, step, and fold the new weights into the average
+        raise TrainingError(nan_message(mean_loss, run))
+    # 4) clip and step; weights the step made NaN/Inf stop the run before a checkpoint,
+    #    the average or a LoRA can keep them
     params = list(run.params.values())
     clip = accelerator.clip_grad_norm_
     optimizer_step(run.optimizer, params, max_grad_norm=optim.max_grad_norm, clip=clip)
+    if any_process(accelerator, not all_finite(params)):
+        raise TrainingError(diverged_message(run))
+    # 5) fold the new weights into the average, and count
     if run.ema is not None:
         run.ema.update(run.params, state.step)
-    # 5) count
     state.step += 1
     state.first_loss = mean_loss if state.first_loss is None else state.first_loss
     state.recent = (state.recent + [mean_loss])[-10:]
@@ -313,11 +400,13 @@ def accumulate_gradients(run: Run) -> tuple[torch.Tensor, int]:
 
 
 def after_step(run: Run, info: StepInfo) -> None:
-    """Loss curve, checkpoint and sample grid, each on its own schedule."""
+    """Loss curve, validation, checkpoint and sample grid, each on its own schedule (validation
+    before the checkpoint, so that the checkpoint carries the best step and the plateau count)."""
     config, step = run.config, run.state.step
     output = config.output
     if run.loss_log is not None and (step % output.log_every == 0 or step == info.max_steps):
         run.loss_log.append(info)
+    validate(run)
     if output.checkpoint_every and step % output.checkpoint_every == 0:
         run.save()
     every = config.effective_sample_every
@@ -338,15 +427,93 @@ def after_step(run: Run, info: StepInfo) -> None:
 def measure_loss(
     config: TrainConfig, unet: torch.nn.Module, data: TrainData, models: Models, device
 ) -> float:
-    """The fixed-noise loss on the data: comparable before and after training."""
-    return fixed_noise_loss(
-        unet,
-        eval_inputs(data, models, config.dataset.trigger),
-        models.noise_scheduler,
-        device,
-        min_snr_gamma=config.loss.min_snr_gamma,
-        noise_offset=config.loss.noise_offset,
-    )
+    """The fixed-noise loss on the data (no dropout): comparable before and after training."""
+    with evaluating(unet, None, {}):
+        return fixed_noise_loss(
+            unet,
+            eval_inputs(data, models, config.dataset.trigger),
+            models.noise_scheduler,
+            device,
+            min_snr_gamma=config.loss.min_snr_gamma,
+            noise_offset=config.loss.noise_offset,
+        )
+
+
+def validate(run: Run) -> None:
+    """The validation measures due at this step (step 0, every N, the last): the held-out loss
+    and the layout score, logged; then the best step (its LoRA kept if asked) and the plateau
+    count. The main process measures; its decision to stop early reaches every process."""
+    v, step, last = run.config.validation, run.state.step, run.config.optim.max_steps
+    loss_due = run.held_out is not None and is_due(step, v.val_every, last)
+    layout_due = v.layout_eval_every > 0 and is_due(step, v.layout_eval_every, last)
+    if not (loss_due or layout_due):
+        return
+    if run.main:
+        evaluation = measure(run, loss_due, layout_due)
+        run.loss_log.append_validation(evaluation)
+        run.evaluations.append(evaluation)
+        if step > 0:  # step 0 is the base model's baseline, not a candidate for the best
+            judge(run, evaluation)
+    plateau = run.main and run.state.validation.plateaued(v.early_stop_patience)
+    if v.early_stop_patience and any_process(run.accelerator, plateau) and step < last:
+        run.stopped_early_at = step
+
+
+def measure(run: Run, loss_due: bool, layout_due: bool) -> Evaluation:
+    """The held-out loss and/or the layout score of the adapter as it is saved (EMA if kept)."""
+    config, evaluation = run.config, Evaluation(run.state.step)
+    if loss_due:
+        evaluation.val_loss = held_out_loss(
+            run.adapters.unet,
+            run.held_out,
+            run.models,
+            trigger=config.dataset.trigger,
+            min_snr_gamma=config.loss.min_snr_gamma,
+            noise_offset=config.loss.noise_offset,
+            device=run.device,
+            ema=run.ema,
+            params=run.params,
+        )
+    if layout_due:
+        evaluation.layout_score, evaluation.layout_parts = render_and_score(
+            run.sample_pipe,
+            run.layout_requests,
+            base_name=config.model.base,
+            device=run.device,
+            ema=run.ema,
+            params=run.params,
+        )
+    return evaluation
+
+
+def judge(run: Run, evaluation: Evaluation) -> None:
+    """Count an evaluation of the judged measure; a new best is saved as NAME-best with keep_best."""
+    v = run.config.validation
+    value = evaluation.value(v.judged_by) if v.judged_by else None
+    if value is None:  # this evaluation did not measure what the steps are judged by
+        return
+    best = run.state.validation.record(v.judged_by, value, evaluation.step, v.early_stop_min_delta)
+    if best and v.keep_best:
+        path = run.config.output.best_lora_path
+        run.best_lora = save_adapter(run, path, adapter_metadata(run, evaluation.step))
+
+
+def adapter_metadata(run: Run, steps: int) -> dict[str, str]:
+    """The metadata of a LoRA file written now: the run's, its validation and best step."""
+    state = run.state
+    final_loss = sum(state.recent) / len(state.recent) if state.recent else None
+    held = len(run.held_out.items) if run.held_out is not None else 0
+    return {
+        **lora_metadata(run.config, steps, run.dataset_summary, final_loss),
+        **validation_metadata(run.config, held, state.validation, run.stopped_early_at),
+    }
+
+
+def save_adapter(run: Run, path: Path, metadata: dict[str, str]) -> Path:
+    """The adapter as it is now (the EMA weights when kept) as a LoRA file at ``path``."""
+    context = run.ema.swapped_in(run.params) if run.ema is not None else contextlib.nullcontext()
+    with context:
+        return save_lora(run.adapters, path, metadata)
 
 
 def finish(run: Run, report, config_path, start_step: int, loop_started: float) -> TrainResult:
@@ -372,8 +539,16 @@ def finish(run: Run, report, config_path, start_step: int, loop_started: float) 
         checkpoint=state.checkpoint or find_latest(output.out_dir),
         sample_grids=run.grids,
         skipped=list(report.problems),
-        cache=run.data.stats,
+        cache=cache_stats(run),
         main_process=run.main,
+        held_out=len(run.held_out.items) if run.held_out is not None else 0,
+        evaluations=run.evaluations,
+        best_measure=state.validation.measure,
+        best_step=state.validation.best_step,
+        best_score=state.validation.best,
+        best_lora=run.best_lora,
+        stopped_early_at=run.stopped_early_at,
+        early_stop_patience=config.validation.early_stop_patience,
     )
     if run.main:
         write_outputs(result, run, report.summary(), config_path)
@@ -381,27 +556,62 @@ def finish(run: Run, report, config_path, start_step: int, loop_started: float) 
     return result
 
 
-def nan_message(loss: float, state: RunState, config: TrainConfig) -> str:
+def cache_stats(run: Run) -> dict[str, int]:
+    """Hits and misses of the caches, the held-out items' included."""
+    held = run.held_out.stats if run.held_out is not None else {}
+    return {key: count + held.get(key, 0) for key, count in run.data.stats.items()}
+
+
+def nan_message(loss: float, run: Run) -> str:
     """What a user reads when the loss turns NaN/Inf: the step, the checkpoint left, what to try."""
-    last = find_latest(config.output.out_dir)
-    where = f"the last good checkpoint is {last}" if last else "there is no checkpoint yet"
+    config = run.config
     return (
-        f"training stopped: the loss became {loss} at step {state.step + 1}; no LoRA was written "
-        f"and {where}. Try a lower --lr (now {config.optim.lr:g}), --precision no, or an fp16-fix VAE."
+        f"training stopped: the loss became {loss} at step {run.state.step + 1}; no LoRA was "
+        f"written and {what_is_left(run)}. Try a lower --lr (now {config.optim.lr:g}), "
+        "--precision no, or an fp16-fix VAE."
     )
+
+
+def diverged_message(run: Run) -> str:
+    """What a user reads when an optimizer step turns the adapter weights NaN/Inf."""
+    optim, adapter = run.config.optim, run.config.adapter
+    return (
+        f"training stopped: the adapter weights became NaN/Inf in step {run.state.step + 1}; no "
+        f"LoRA was written and {what_is_left(run)}. Try a lower --lr (now {optim.lr:g}), gradient "
+        f"clipping (--max-grad-norm 1, now {optim.max_grad_norm:g}) or a lower --alpha "
+        f"(now {adapter.alpha:g} at rank {adapter.rank})."
+    )
+
+
+def what_is_left(run: Run) -> str:
+    """Where a stopped run can resume from (checkpoints with NaN/Inf values are skipped), and
+    the best LoRA so far when one was kept."""
+    last = find_latest(run.config.output.out_dir)
+    left = f"the last good checkpoint is {last}" if last else "there is no checkpoint yet"
+    if run.best_lora is not None:
+        left += f"; the best LoRA so far is {run.best_lora}"
+    return left
 
 
 def write_outputs(result: TrainResult, run: Run, summary, config_path) -> None:
     """The LoRA file, exports, model card and loss plot (main process only)."""
     config, lora_path = run.config, run.config.output.lora_path
-    meta = lora_metadata(config, result.steps, summary, result.final_loss)
-    context = run.ema.swapped_in(run.params) if run.ema is not None else contextlib.nullcontext()
-    with context:
-        save_lora(run.adapters, lora_path, meta)
+    save_adapter(run, lora_path, adapter_metadata(run, result.steps))
     result.exported = export(config, lora_path, result.steps)
     grid = result.sample_grids[-1] if result.sample_grids else None
+    best_name = result.best_lora.name if result.best_lora else None
+    validation = model_card_lines(
+        config, result.held_out, run.state.validation, result.stopped_early_at, best_name
+    )
     result.model_card = write_model_card(
-        config, lora_path, result.steps, summary, grid, result.final_loss, result.exported
+        config,
+        lora_path,
+        result.steps,
+        summary,
+        grid,
+        result.final_loss,
+        result.exported,
+        validation,
     )
     result.loss_csv, result.loss_png = run.loss_log.csv_path, run.loss_log.plot()
     run.loss_log.close()
@@ -422,6 +632,7 @@ def format_summary(result: TrainResult) -> str:
         lines.append(
             f"fixed-noise loss: {result.eval_loss_before:.4f} -> {result.eval_loss_after:.4f}"
         )
+    lines += validation_summary(result)
     lines.append(f"LoRA: {result.lora_path}")
     for fmt, path in result.exported.items():
         lines.append(f"{fmt} export: {path}")
@@ -437,3 +648,29 @@ def format_summary(result: TrainResult) -> str:
         lines.append(f"skipped {len(result.skipped)} bad item(s):")
         lines += [f"  {p.message}" for p in result.skipped]
     return "\n".join(lines)
+
+
+def validation_summary(result: TrainResult) -> list[str]:
+    """The summary's validation lines: first and last measures, the best step, an early stop."""
+    lines = []
+    for name, label in (("val_loss", "validation loss"), ("layout_score", "layout score")):
+        points = [(e.step, e.value(name)) for e in result.evaluations if e.value(name) is not None]
+        if points:
+            (first_step, first), (last_step, last) = points[0], points[-1]
+            lines.append(
+                f"{label}: {first:.4f} (step {first_step}) -> {last:.4f} (step {last_step})"
+            )
+    if lines:
+        lines[0] += f" on {result.held_out} held-out item(s)" if result.held_out else ""
+    if result.best_step is not None:
+        kept = f" -> {result.best_lora}" if result.best_lora else ""
+        lines.append(
+            f"best: step {result.best_step}, {measure_name(result.best_measure)} "
+            f"{result.best_score:.4f}{kept}"
+        )
+    if result.stopped_early_at is not None:
+        lines.append(
+            f"stopped early at step {result.stopped_early_at}: {result.early_stop_patience} "
+            f"evaluation(s) in a row without a gain in the {measure_name(result.best_measure)}"
+        )
+    return lines

@@ -89,6 +89,12 @@ def optimizer_step(
     optimizer.zero_grad(set_to_none=True)
 
 
+def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
+    """True when no value is NaN/Inf (one device sync for all of them, not one per tensor)."""
+    flags = [torch.isfinite(t.detach()).all() for t in tensors]
+    return bool(torch.stack(flags).all().item()) if flags else True
+
+
 # --- exponential moving average of the weights ----------------------------------------
 
 

@@ -21,6 +21,7 @@ from ..errors import CancelledError, NanoBananaError
 from .checkpoint import load_checkpoint
 from .config import Schedule, TrainConfig, flatten_settings
 from .optim import AdapterEMA
+from .validation import ValidationState
 
 # Settings a checkpoint cannot be resumed under when changed (samples may change; max_steps may grow
 # under a constant schedule, while a cosine/linear decay is tied to it).
@@ -44,6 +45,7 @@ RESUME_FIXED = (
     "schedule",
     "optimizer",
     "ema_decay",
+    "val_split",  # which items train
 )
 
 
@@ -52,7 +54,7 @@ class TrainingError(NanoBananaError):
 
 
 class TrainingInterrupted(CancelledError):
-    """Ctrl-C: a checkpoint was saved; ``--resume latest`` continues."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved; ``--resume latest`` continues."""
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RunState:
     first_loss: float | None = None
     recent: list[float] = field(default_factory=list)  # last losses, for the final mean
     checkpoint: Path | None = None
+    validation: ValidationState = field(default_factory=ValidationState)  # best step, plateau
 
 
 def checkpoint_state(
@@ -73,7 +76,12 @@ def checkpoint_state(
         "adapters": {n: p.detach() for n, p in params.items()},
         "optimizer": optimizer.state_dict(),
         "ema": ema.shadow if ema is not None else None,
-        "run": {"step": state.step, "first_loss": state.first_loss, "recent": state.recent},
+        "run": {
+            "step": state.step,
+            "first_loss": state.first_loss,
+            "recent": state.recent,
+            "validation": state.validation.to_dict(),
+        },
         "config": config.to_dict(),
     }
 
@@ -103,6 +111,7 @@ def restore(
     state.step = step
     state.first_loss = saved["run"]["first_loss"]
     state.recent = list(saved["run"]["recent"])
+    state.validation = ValidationState.from_dict(saved["run"].get("validation"))
     state.checkpoint = path
 
 
@@ -113,34 +122,43 @@ def changed_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
     if config.optim.schedule != Schedule.CONSTANT:
         fixed = (*fixed, "max_steps")
     now = config.flat_dict()
-    return [name for name in fixed if saved.get(name) != now.get(name)]
+    # a setting newer than the checkpoint was at its default then
+    default = TrainConfig().flat_dict()
+    return [name for name in fixed if saved.get(name, default[name]) != now.get(name)]
 
 
-# --- Ctrl-C ----------------------------------------------------------------------------
+# --- Ctrl-C and SIGTERM ----------------------------------------------------------------
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; a scheduler's or `kill`'s polite stop
 
 
 class StopRequest:
-    """First Ctrl-C: finish the current step, save a checkpoint, stop. Second: stop at once."""
+    """First Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop. Second: stop
+    at once. (A job scheduler sends SIGTERM before it kills a job: the work since the last
+    checkpoint is saved in that grace time.)"""
 
     def __init__(self, notify: Callable[[str], None]):
         self.requested = False
         self._notify = notify
-        self._previous = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self._notify("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self._notify(f"{name}: stopping after this step and saving a checkpoint (again to abort)")
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            if previous is not None:  # None: a handler not set from Python, nothing to put back
+                signal.signal(sig, previous)
+        self._previous = {}
 
 
 def any_process(accelerator, flag: bool) -> bool:

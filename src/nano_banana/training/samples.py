@@ -37,20 +37,26 @@ def build_sample_pipeline(models: Models, adapters: Adapters):
 
 def sample_requests(samples: SampleConfig, trigger: str, size: int) -> list:
     """One generation request per sample prompt, each at its own fixed seed."""
+    return [
+        generation_request(prompt, trigger, steps=samples.sample_steps, size=size, seed=seed)
+        for seed, prompt in enumerate(samples.sample_prompts, start=samples.sample_seed)
+    ]
+
+
+def generation_request(prompt: str, trigger: str, *, steps: int, size: int, seed: int):
+    """The request of one image the trainer renders: the prompt as a training caption (trigger
+    words first), the adapter at full strength, a fixed seed."""
     from ..settings import GenerationRequest
 
-    return [
-        GenerationRequest(
-            prompt=build_caption(prompt, trigger),
-            preset="none",  # the caption already carries the trigger words, as in training
-            lora_scale=1.0,  # the adapter at the strength it is trained at
-            steps=samples.sample_steps,
-            width=size,
-            height=size,
-            seed=samples.sample_seed + i,
-        )
-        for i, prompt in enumerate(samples.sample_prompts)
-    ]
+    return GenerationRequest(
+        prompt=build_caption(prompt, trigger),
+        preset="none",  # the caption already carries the trigger words, as in training
+        lora_scale=1.0,  # the adapter at the strength it is trained at
+        steps=steps,
+        width=size,
+        height=size,
+        seed=seed,
+    )
 
 
 def render_samples(pipe, requests: list, base_name: str, device: torch.device) -> list:
@@ -73,6 +79,27 @@ def _adapter_names(pipe) -> list[str]:
     return list(config)
 
 
+def render_adapter(
+    pipe,
+    requests: list,
+    *,
+    base_name: str,
+    device: torch.device,
+    ema: AdapterEMA | None,
+    params: dict[str, torch.nn.Parameter],
+) -> list:
+    """The requests rendered with the adapter as it is now (the EMA weights when kept), in eval
+    mode (no LoRA dropout); the UNet goes back to the mode it was in."""
+    context = ema.swapped_in(params) if ema is not None else contextlib.nullcontext()
+    was_training = pipe.unet.training
+    pipe.unet.eval()
+    try:
+        with context:
+            return render_samples(pipe, requests, base_name, device)
+    finally:
+        pipe.unet.train(was_training)
+
+
 def sample_grid(
     pipe,
     requests: list,
@@ -84,10 +111,7 @@ def sample_grid(
     params: dict[str, torch.nn.Parameter],
 ) -> Path:
     """Render the sample requests (with the EMA weights when kept) into one grid at ``path``."""
-    context = ema.swapped_in(params) if ema is not None else contextlib.nullcontext()
-    was_training = pipe.unet.training
-    pipe.unet.eval()
-    with context:
-        images = render_samples(pipe, requests, base_name, device)
-    pipe.unet.train(was_training)
+    images = render_adapter(
+        pipe, requests, base_name=base_name, device=device, ema=ema, params=params
+    )
     return save_grid(images, path)
