@@ -119,6 +119,29 @@ def test_files_get_the_mode_a_plain_write_gives(tmp_path):
     )
 
 
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_every_writer_gives_the_mode_of_a_plain_open(tmp_path, writer, umask):
+    """safetensors replaces the file it is given with a private (0600) one: a LoRA meant for
+    sharing must still get 0666 less the umask, like any file a plain open() creates."""
+    old = os.umask(umask)
+    try:
+        with atomic_path(tmp_path / "out.bin") as tmp:
+            WRITERS[writer][0](tmp)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_overwriting_keeps_the_existing_files_mode(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    with atomic_path(target) as tmp:
+        WRITERS["safetensors"][0](tmp)
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
 @pytest.mark.parametrize(
     ("name", "temp"),
     [

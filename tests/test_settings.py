@@ -55,6 +55,11 @@ def test_given_seed_is_kept():
         ({"seed": True}, "seed must be a whole number"),
         ({"sampler": "plms"}, "unknown sampler 'plms'"),
         ({"prompt": "a\x00b"}, "prompt contains a NUL"),
+        ({"prompt": "w" * 10_001}, "prompt is 10,001 characters long; the limit is 10,000"),
+        ({"negative_prompt": "w" * 10_001}, "negative prompt is 10,001 characters long"),
+        ({"parts": "case, " * 2_000}, "parts list is 12,000 characters long"),
+        ({"prompt": "caf\udce9"}, "prompt is not valid UTF-8 text"),
+        ({"preset": 3}, "preset must be text"),
         ({"loras": (LoraWeight("x", 9.0),)}, "weight of LoRA 'x' 9.0 is out of range"),
     ],
 )
@@ -110,3 +115,7 @@ def test_a_slider_widens_for_a_value_outside_its_useful_range():
 )
 def test_seed_options(given, seed):
     assert parse_seed_option(given) == seed
+
+
+def test_a_prompt_at_the_limit_is_accepted():
+    assert len(GenerationRequest(prompt="w" * 10_000).validated().prompt) == 10_000

@@ -301,8 +301,7 @@ def _check_prompt(text: Any, what: str, limit: int = MAX_PROMPT_CHARS) -> None:
     if _SURROGATE.search(text):
         # what Python makes of bytes that are not UTF-8 (a command line in another encoding)
         raise InvalidSettingError(
-            f"{what} is not valid UTF-8 text (it holds undecodable bytes); "
-            "give it in UTF-8"
+            f"{what} is not valid UTF-8 text (it holds undecodable bytes); give it in UTF-8"
         )
 
 

@@ -85,7 +85,7 @@ def test_bad_eval_settings_are_refused(bad):
 
 def test_default_prompts_are_the_world_objects():
     assert [key for _, key in EvalConfig().prompt_list()] == [o.key for o in OBJECTS]
-    assert EvalConfig(prompts=("a toaster",)).prompt_list() == [("a toaster", None)]
+    assert EvalConfig(prompts=("a kettle",)).prompt_list() == [("a kettle", None)]
 
 
 class FakeEngine:

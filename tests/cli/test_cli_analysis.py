@@ -105,7 +105,7 @@ def test_eval_runs_any_base_and_lora_and_takes_a_demo_builds_own_settings(
     shutil.copytree(tiny_sdxl_dir, base)
     (base.parent / "demo.toml").write_text("[settings]\nsteps = 2\ncfg = 3.5\nwidth = 64\n")
     out = tmp_path / "report"
-    args = ["eval", "a toaster", "--seeds", "2", "--base", str(base), "--lora", str(tiny_lora)]
+    args = ["eval", "a kettle", "--seeds", "2", "--base", str(base), "--lora", str(tiny_lora)]
     code, stdout, _ = cli(*args, "--out", str(out), "--json")
     assert code == 0
     data = json.loads((out / "eval.json").read_text())

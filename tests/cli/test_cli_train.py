@@ -132,7 +132,8 @@ def test_every_setting_keeps_its_flag_under_its_section_heading():
         "resolution", "upscale", "flip", "shuffle_captions", "caption_dropout", "caption_ext",
         "min_size_fraction", "skip_bad", "cache_dir", "checkpoint_every", "keep_checkpoints",
         "resume", "sample_every", "sample_prompts", "sample_seed", "sample_steps", "sample_size",
-        "recommended_scale", "export", "log_every",
+        "recommended_scale", "export", "log_every", "val_split", "val_every", "layout_eval_every",
+        "layout_eval_images", "keep_best", "early_stop_patience", "early_stop_min_delta",
     ]  # fmt: skip
     app = typer.Typer()
     app.command(name="train")(build_command())
@@ -144,3 +145,38 @@ def test_every_setting_keeps_its_flag_under_its_section_heading():
     assert options["flip"].secondary_opts == ["--no-flip"]
     assert options["rank"].rich_help_panel == "Adapter"
     assert options["lr"].show_default == "0.0001"
+    assert options["val_split"].rich_help_panel == "Validation"
+    assert options["keep_best"].secondary_opts == ["--no-keep-best"]
+
+
+def test_quiet_train_prints_no_library_loading_bars(tiny_sdxl_dir, tmp_path, monkeypatch, capsys):
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from cli_helpers import invoke
+
+    # as in a fresh process: another test's quiet command may have switched them off already
+    diffusers_logging.enable_progress_bar()
+    transformers_logging.enable_progress_bar()
+    data = make_dataset(tmp_path / "data", n=2)
+    code, out, err = invoke(
+        monkeypatch, capsys,
+        ["train", "--data", data, "--base", tiny_sdxl_dir, "--out", tmp_path / "run",
+         "--resolution", 64, "--max-steps", 1, "--sample-every", 0, "--quiet"],
+    )  # fmt: skip
+    assert code == 0, err
+    assert "trained 1 step(s)" in out
+    assert "Loading" not in err and "it/s" not in err, err
+
+
+def test_out_naming_a_file_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from cli_helpers import assert_user_error, invoke
+
+    data = make_dataset(tmp_path / "data", n=2)
+    afile = tmp_path / "lora.safetensors"
+    afile.write_bytes(b"not a folder")
+    for out, says in ((afile, "is a file"), (afile / "run", f"lies under '{afile}'")):
+        result = invoke(
+            monkeypatch, capsys, ["train", "--data", data, "--out", out, "--resolution", 64]
+        )
+        assert_user_error(result, f"--out '{out}' {says}", "name a folder")

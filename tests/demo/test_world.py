@@ -159,7 +159,7 @@ def test_bad_world_settings_are_refused(kwargs, message):
 
 def test_unknown_object_is_refused():
     with pytest.raises(InvalidSettingError, match="unknown demo object"):
-        render_object("toaster", "knolling")
+        render_object("kettle", "knolling")
 
 
 def test_an_object_whose_parts_cannot_fit_is_refused_not_looped_on():

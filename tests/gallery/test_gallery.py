@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import math
 import os
 import sqlite3
 import subprocess
@@ -11,16 +13,17 @@ import textwrap
 import threading
 import time
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from nano_banana.atomic import TEMP_PREFIX, TEMP_SUFFIX
 from nano_banana.errors import GalleryError
 from nano_banana.gallery.png import read_record
 from nano_banana.gallery.store import ENV_VAR, INDEX_NAME, Gallery, default_root
-from record_fixtures import make_record
+from record_fixtures import SDXL_LORA, make_record
 
 
 def image(value: int = 0) -> Image.Image:
@@ -292,6 +295,48 @@ def test_repair_adopts_ours_lists_foreign_removes_temp(gallery: Gallery, tmp_pat
     assert report.files_recent == [gallery._relpath(fresh_temp)]
     assert not temp.exists() and fresh_temp.exists() and foreign.exists() and notes.exists()
     assert {e.prompt for e in gallery.list()} == {"kept", "orphan"}
+
+
+def dropped_in(folder: Path, name: str, record: dict) -> Path:
+    """A PNG someone put into the gallery folder, with a record no one checked."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("nano_banana", json.dumps(record))
+    path = folder / name
+    image().save(path, pnginfo=info)
+    age(path)
+    return path
+
+
+def edited(change) -> dict:
+    record = make_record("dropped in").to_dict()
+    change(record)
+    return record
+
+
+BAD_RECORDS = {
+    "lora_scale_text": lambda r: r.update(loras=[{**asdict(SDXL_LORA), "scale": "abc"}]),
+    "prompt_int": lambda r: r["request"].update(prompt=5),
+    "width_text": lambda r: r["request"].update(width="abc"),
+    "cfg_nan": lambda r: r["request"].update(cfg=math.nan),
+    "no_seed": lambda r: r["request"].update(seed=None),
+    "model_int": lambda r: r.update(base_model=7),
+    "board_list": lambda r: r.update(board=[1]),
+}
+
+
+def test_repair_adopts_only_records_that_pass_validation(gallery: Gallery) -> None:
+    folder = gallery.images_dir / "2026-01-01"
+    folder.mkdir()
+    good = dropped_in(folder, "good.png", edited(lambda r: None))
+    bad = [
+        dropped_in(folder, f"{name}.png", edited(change)) for name, change in BAD_RECORDS.items()
+    ]
+
+    report = gallery.repair()  # no traceback, whatever the records hold
+
+    assert [line.split(": ")[1] for line in report.files_adopted] == [gallery._relpath(good)]
+    assert sorted(report.files_unknown) == sorted(gallery._relpath(p) for p in bad)
+    assert [e.prompt for e in gallery.list()] == ["dropped in"]
 
 
 def test_repair_rebuilds_a_lost_index(gallery: Gallery) -> None:

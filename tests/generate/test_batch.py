@@ -66,6 +66,23 @@ def test_jsonl_requests_and_bad_lines_named(tmp_path):
         read_jobs(bad, GenerationRequest(), 0)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a café\n".encode("latin-1"), "is not UTF-8 text"),
+        (b'{"prompt": "x", "plan": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "jobs.jsonl:1"),
+        (b'{"prompt": "x", "steps": ' + b"9" * 5000 + b"}\n", "jobs.jsonl:1"),
+        (b'{"prompt": "' + b"w" * 10_001 + b'"}\n', "jobs.jsonl:1: prompt is 10,001 characters"),
+    ],
+)
+def test_files_that_break_json_or_text_readers_are_one_line(tmp_path, content, message):
+    path = tmp_path / "jobs.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InvalidSettingError, match=message) as info:
+        read_jobs(path, GenerationRequest(), 0)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.slow
 def test_two_processes_split_the_work(tiny_sdxl_dir, tmp_path):
     """Two real processes (torchrun, the launcher under `accelerate launch --multi_gpu`) on CPU:

@@ -129,6 +129,25 @@ def test_nan_latents_fail_clearly(engine):
         engine.decode(latents)
 
 
+def test_a_lora_that_overflows_in_float32_is_named_not_the_precision(
+    tiny_sdxl_dir, tiny_lora, tmp_path
+):
+    """Huge but finite LoRA weights overflow the UNet in float32 too: --dtype float32 is no
+    advice then; the LoRA is what to change."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: v * 1e30 if "lora_B" in k else v for k, v in load_file(tiny_lora).items()}
+    path = tmp_path / "huge.safetensors"
+    save_file(tensors, path)
+    eng = Engine.load(str(tiny_sdxl_dir), loras=[path], device="cpu")
+    assert eng.dtype == torch.float32
+    with pytest.raises(GenerationError) as info:
+        eng.generate(request())
+    message = str(info.value)
+    assert "float32 with LoRA 'huge' (huge.safetensors)" in message, message
+    assert "--dtype float32" not in message
+
+
 def test_half_precision_overflow_in_vae_is_retried_in_fp32(tiny_sdxl_dir):
     """A VAE that overflows in fp16 (huge first conv) must decode via the fp32 retry, not give NaN."""
     eng = Engine.load(str(tiny_sdxl_dir), device="cpu")
@@ -156,6 +175,13 @@ def test_trigger_words_from_lora_metadata_are_offered(engine):
 def test_lora_argument_with_weight():
     assert parse_lora_arg("x.safetensors:0.5") == (replace_path("x.safetensors"), 0.5)
     assert parse_lora_arg("x.safetensors") == (replace_path("x.safetensors"), 1.0)
+    assert parse_lora_arg("x.safetensors:-1") == (replace_path("x.safetensors"), -1.0)
+
+
+@pytest.mark.parametrize("weight", ["99", "-1.5", "nan", "inf"])
+def test_lora_argument_weight_has_the_scale_bounds(weight):
+    with pytest.raises(InvalidSettingError, match="weight of --lora x.safetensors:"):
+        parse_lora_arg(f"x.safetensors:{weight}")
 
 
 def replace_path(text):

@@ -53,6 +53,7 @@ def test_check_compare(request_changes, loras, message):
         ("lora_scale", (0.6, 5.0), ["structure"], "lora scale 5.0 is out of range"),
         ("steps", (10, 0), None, "steps 0 is out of range"),
         ("width", (64,), None, "cannot sweep 'width'"),
+        ("seed", tuple(range(65)), None, "a sweep takes at most 64 values, got 65"),
     ],
 )
 def test_check_sweep(setting, values, loras, message):
@@ -98,3 +99,9 @@ def test_one_set_of_sweep_values():
 )
 def test_active_loras(loras, loaded, active):
     assert active_loras(GenerationRequest(loras=loras), loaded) == active
+
+
+def test_sweep_values_are_capped_before_they_are_read():
+    assert len(parse_sweep_values("seed", ",".join(map(str, range(64))))) == 64
+    with pytest.raises(InvalidSettingError, match="at most 64 values, got 100000"):
+        parse_sweep_values("steps", ",".join(["9" * 5000] * 100_000))

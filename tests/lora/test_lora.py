@@ -586,3 +586,95 @@ def test_safetensor_error_is_caught_by_type(tmp_path, no_torch_load):
 def test_missing_file(tmp_path):
     with pytest.raises(UnsafeFileError, match="does not exist"):
         lora_lib.read_lora(tmp_path / "absent.safetensors")
+
+
+# --- crafted files: one line naming the file and the key --------------------------------------
+
+
+def with_metadata_alpha(packed: str):
+    """The PEFT LoRA with its packed LoraConfig metadata replaced."""
+
+    def make(source: Path) -> tuple[dict, dict]:
+        from safetensors import safe_open
+
+        with safe_open(source, "pt") as f:
+            metadata = dict(f.metadata())
+        metadata[lora_lib.keys.PEFT_METADATA_KEY] = packed
+        return load_file(source), metadata
+
+    return make
+
+
+def with_tensor(pick: str, value: torch.Tensor):
+    """The PEFT LoRA with its first ``pick`` tensor replaced by ``value``."""
+
+    def make(source: Path) -> tuple[dict, dict]:
+        tensors = load_file(source)
+        tensors[next(k for k in sorted(tensors) if pick in k)] = value
+        return tensors, {}
+
+    return make
+
+
+def kohya_with_alpha(value: torch.Tensor):
+    def make(source: Path) -> tuple[dict, dict]:
+        tensors = fake_kohya(2048)
+        tensors[sorted(k for k in tensors if k.endswith(".alpha"))[0]] = value
+        return tensors, {}
+
+    return make
+
+
+CRAFTED = {
+    "alpha_matrix": (kohya_with_alpha(torch.ones(2, 2)), ".alpha' should be one number"),
+    "alpha_empty": (kohya_with_alpha(torch.zeros(0)), ".alpha' should be one number"),
+    "metadata_alpha_text": (
+        with_metadata_alpha('{"unet.r": 4, "unet.lora_alpha": "abc"}'),
+        "unet.lora_alpha should be a finite number, got 'abc'",
+    ),
+    "metadata_alpha_list": (
+        with_metadata_alpha('{"unet.lora_alpha": [8]}'),
+        "unet.lora_alpha should be a finite number",
+    ),
+    "metadata_alpha_nan": (
+        with_metadata_alpha('{"unet.lora_alpha": NaN}'),
+        "unet.lora_alpha should be a finite number",
+    ),
+    "metadata_pattern_text": (
+        with_metadata_alpha('{"unet.alpha_pattern": {".*to_q": "x"}, "unet.lora_alpha": 8}'),
+        "unet.alpha_pattern['.*to_q'] should be a finite number",
+    ),
+    "metadata_deep": (with_metadata_alpha("[" * 100_000 + "]" * 100_000), "lora_adapter_metadata"),
+    "metadata_not_object": (with_metadata_alpha("[1]"), "not a JSON object"),
+    "scalar_lora_a": (with_tensor("lora_A", torch.tensor(1.0)), "lora_A.weight' is a 0-D tensor"),
+    "empty_lora_a": (with_tensor("lora_A", torch.zeros(0, 64)), "lora_A.weight' is empty"),
+    "vector_lora_b": (with_tensor("lora_B", torch.zeros(64)), "lora_B.weight' is a 1-D tensor"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_files_are_refused_in_one_line_naming_file_and_key(case, peft_lora_file, tmp_path):
+    make, fragment = CRAFTED[case]
+    tensors, metadata = make(peft_lora_file)
+    path = tmp_path / f"{case}.safetensors"
+    save_file(tensors, path, metadata=metadata or None)
+    with pytest.raises(LoraError) as err:
+        lora_lib.read_lora(path)
+    message = one_line(err)
+    assert path.name in message and fragment in message, message
+
+
+def test_an_unreadable_file_is_one_line(peft_lora_file, tmp_path, monkeypatch):
+    path = tmp_path / "locked.safetensors"
+    path.write_bytes(peft_lora_file.read_bytes())
+    real_open = Path.open
+
+    def denied(self, *args, **kwargs):  # what chmod 000 does for anyone but root
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(UnsafeFileError, match="could not be read: Permission denied") as err:
+        lora_lib.read_lora(path)
+    assert path.name in one_line(err)

@@ -63,9 +63,28 @@ def test_user_folder_adds_and_overrides(tmp_path):
 )
 def test_bad_preset_files_name_the_file(tmp_path, text, message):
     (tmp_path / "bad.toml").write_text(text)
+    presets = load_presets(tmp_path)  # the other presets still load
+    assert "knolling" in presets and "bad" not in presets
     with pytest.raises(PresetError, match="bad.toml") as info:
-        load_presets(tmp_path)
+        get_preset(presets, "bad")
     assert message in str(info.value)
+
+
+def test_a_broken_user_file_blocks_only_its_own_preset(tmp_path):
+    (tmp_path / "latin.toml").write_bytes('template = "caf\xe9 {prompt}"\n'.encode("latin-1"))
+    (tmp_path / "folder.toml").mkdir()
+    (tmp_path / "Bad Name.toml").write_text('template = "{prompt}"\n')
+    (tmp_path / "knolling.toml").write_text("template = ")  # a broken override of a shipped one
+    (tmp_path / "mine.toml").write_text('template = "mine: {prompt}"\n')
+
+    presets = load_presets(tmp_path)
+    assert get_preset(presets, "mine").render("x") == "mine: x"
+    assert get_preset(presets, "none").render("x") == "x"
+    assert sorted(presets.problems) == ["Bad Name", "folder", "knolling", "latin"]
+    for preset_id, fragment in [("latin", "UTF-8"), ("folder", "folder.toml"),
+                                ("knolling", "not valid TOML")]:  # fmt: skip
+        with pytest.raises(PresetError, match=fragment):
+            get_preset(presets, preset_id)  # the shipped knolling is not used in its place
 
 
 def test_unknown_preset_lists_choices(tmp_path):

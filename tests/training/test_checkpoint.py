@@ -71,3 +71,22 @@ def test_find_latest_skips_unfinished_and_damaged(tmp_path):
     with pytest.raises(ck.CheckpointError, match="incomplete"):
         ck.resolve_resume(tmp_path, str(root / "checkpoint-0000009"))
     assert ck.resolve_resume(tmp_path / "fresh", "latest") is None
+
+
+def test_nan_state_is_never_written_and_an_old_one_is_skipped(tmp_path, monkeypatch):
+    """A diverged run's state (NaN/Inf) would only continue the divergence when resumed."""
+    ck.save_checkpoint(tmp_path, 2, state(2), keep=5)
+    poisoned = state(4)
+    poisoned["optimizer"]["state"][0]["exp_avg_sq"][0] = float("inf")
+    with pytest.raises(ck.CheckpointError, match="step 4 not written: it holds NaN/Inf"):
+        ck.save_checkpoint(tmp_path, 4, poisoned, keep=5)
+    assert [s for s, _ in ck.list_checkpoints(tmp_path)] == [2]
+    # one written before this rule (the check switched off to make it) is skipped and refused
+    monkeypatch.setattr(ck, "check_finite", lambda tensors, what: None)
+    ck.save_checkpoint(tmp_path, 4, poisoned, keep=5)
+    monkeypatch.undo()
+    root = ck.checkpoint_root(tmp_path)
+    assert ck.find_latest(tmp_path) == root / "checkpoint-0000002"
+    assert ck.resolve_resume(tmp_path, "latest") == root / "checkpoint-0000002"
+    with pytest.raises(ck.CheckpointError, match="cannot be resumed: it holds NaN/Inf"):
+        ck.load_checkpoint(root / "checkpoint-0000004")

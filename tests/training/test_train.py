@@ -11,11 +11,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from nano_banana.errors import NanoBananaError
 from nano_banana.training import checkpoint as checkpoint_mod
 from nano_banana.training import loop as loop_mod
 from nano_banana.training import loss as loss_mod
 from nano_banana.training import models as models_mod
-from nano_banana.training.config import Schedule, TrainConfig
+from nano_banana.training.config import Schedule, TrainConfig, load_config
 from nano_banana.training.data import DatasetError
 from nano_banana.training.loop import TrainingError, TrainingInterrupted, train
 from nano_banana.training.loss import min_snr_weights
@@ -93,8 +94,9 @@ def test_outputs_are_all_there(trained):
     out = config.output.out_dir
     assert result.lora_path == out / "my_lora.safetensors" and result.lora_path.is_file()
     assert (out / "train_config.toml").is_file()
-    assert (out / "loss.csv").read_text().splitlines()[0] == "step,loss,lr,samples_per_s,elapsed_s"
-    assert len((out / "loss.csv").read_text().splitlines()) == 41
+    header = "step,loss,lr,samples_per_s,elapsed_s,val_loss,layout_score,layout_parts"
+    assert (out / "loss.csv").read_text().splitlines()[0] == header
+    assert len((out / "loss.csv").read_text().splitlines()) == 41  # no validation: no such rows
     assert (out / "loss.png").is_file()
     assert [p.name for p in result.sample_grids] == ["step-0000020.png", "step-0000040.png"]
     card = (out / "README.md").read_text()
@@ -258,6 +260,31 @@ def test_fault_during_checkpoint_save_keeps_the_previous_one(
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
 
 
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tiny_sdxl_dir, dataset, tmp_path):
+    """A job scheduler's SIGTERM (before it kills the job) keeps the work since the last checkpoint."""
+
+    def unhandled(signum, frame):
+        raise RuntimeError("SIGTERM reached the default handler: the process would be killed")
+
+    def send_sigterm(info):
+        if info.step == 3:
+            signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        config = resume_config(tiny_sdxl_dir, dataset, tmp_path / "run")
+        with pytest.raises(TrainingInterrupted, match="checkpoint-0000003.*resume latest"):
+            train(config, progress=False, on_step=send_sigterm)
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the handler before is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-0000003" / "COMPLETE").is_file()
+    resumed = train(
+        resume_config(tiny_sdxl_dir, dataset, tmp_path / "run", resume="latest"), progress=False
+    )
+    assert resumed.steps_this_run == 5
+
+
 def test_resume_refuses_changed_settings(tiny_sdxl_dir, dataset, tmp_path):
     out = tmp_path / "run"
     train(tiny_config(tiny_sdxl_dir, dataset, out, max_steps=4), progress=False)
@@ -266,6 +293,8 @@ def test_resume_refuses_changed_settings(tiny_sdxl_dir, dataset, tmp_path):
             tiny_config(tiny_sdxl_dir, dataset, out, max_steps=8, rank=8, resume="latest"),
             progress=False,
         )
+    # the refused run left the config of the run it refused to continue, which its message cites
+    assert load_config(out / "train_config.toml").adapter.rank == 4
     # a decaying schedule is tied to max_steps: changing it would not match an uninterrupted run
     cosine = tmp_path / "cosine"
     train(
@@ -314,6 +343,35 @@ def test_nan_loss_stops_training_and_writes_no_lora(tiny_sdxl_dir, dataset, tmp_
         tmp_path / "nan" / "checkpoints" / "checkpoint-0000005"
     )[1]
     assert all(torch.isfinite(t).all() for t in weights["adapters"].values())
+
+
+def test_diverged_run_leaves_no_poisoned_checkpoint(tiny_sdxl_dir, dataset, tmp_path):
+    """The audit's run (lr 1, alpha 1e6 at rank 1, no clipping, a checkpoint every step) once
+    advertised and resumed from a checkpoint whose adapter and optimizer held NaN/Inf."""
+    out = tmp_path / "diverged"
+    config = tiny_config(
+        tiny_sdxl_dir, dataset, out, lr=1.0, alpha=1e6, rank=1, max_grad_norm=0.0,
+        checkpoint_every=1, warmup_steps=0, max_steps=10,
+    )  # fmt: skip
+    with pytest.raises(TrainingError, match="no LoRA was written") as err:
+        train(config, progress=False)
+    assert not list(out.glob("*.safetensors"))
+    for path in sorted((out / "checkpoints").glob("checkpoint-*")):  # each one left can resume
+        tensors = load_file(str(path / checkpoint_mod.TENSORS))
+        assert all(torch.isfinite(t).all() for t in tensors.values()), f"{path.name}: NaN/Inf"
+    latest = checkpoint_mod.find_latest(out)
+    named = f"the last good checkpoint is {latest}" if latest else "there is no checkpoint yet"
+    assert named in str(err.value)
+    # the weights (or the optimizer's moments) diverge before the loss shows it: said so
+    assert "became NaN/Inf by step" in str(err.value)
+
+
+def test_refused_run_writes_no_config(tiny_sdxl_dir, dataset, tmp_path):
+    out = tmp_path / "run"
+    config = tiny_config(tmp_path / "no-such-model", dataset, out)
+    with pytest.raises(NanoBananaError):
+        train(config, progress=False)
+    assert not (out / "train_config.toml").exists()
 
 
 def test_second_run_reads_latents_and_text_from_the_cache(tiny_sdxl_dir, dataset, tmp_path):

@@ -115,6 +115,9 @@ FLAT_DEFAULTS = {
                        "a professional camera", "a wireless bluetooth speaker"],
     "sample_seed": 1234, "sample_steps": 20, "sample_size": None, "recommended_scale": 0.8,
     "export": [], "log_every": 1,
+    # settings added since, each off by default
+    "val_split": 0.0, "val_every": 100, "layout_eval_every": 0, "layout_eval_images": 4,
+    "keep_best": False, "early_stop_patience": 0, "early_stop_min_delta": 0.0,
 }  # fmt: skip
 
 

@@ -242,11 +242,13 @@ class EvalRow:
     recognised: bool | None  # None when the prompt is not a demo object
     seconds: float
     reasons: tuple[str, ...] = ()  # the analyser's reasons for a "no" verdict
-    # composed boards only (None otherwise): parts found == parts planned, the plan's callout
-    # boxes right (IoU >= GOOD_CALLOUT_IOU with a found part), and the plan's arrangement
+    # composed boards only (None otherwise): parts found == parts planned, and the plan's
+    # callout boxes right (IoU >= GOOD_CALLOUT_IOU with a found part)
     exact_count: bool | None = None
     callouts_right: int | None = None
     callouts: int | None = None
+    # what layout the image shows (None when it is not one): the plan's boxes for a board,
+    # else the analyser's parts (arrangement_signature)
     arrangement_key: str | None = None
 
 
@@ -289,19 +291,22 @@ class EvalReport:
 
 
 def _board_summary(rows: list[EvalRow]) -> dict[str, float | None]:
-    """Composed boards' own measures; None for the other arms."""
+    """Composed boards' own measures (None for the other arms), and every arm's arrangements."""
     boards = [r for r in rows if r.exact_count is not None]
+    per_prompt: dict[str, set[str]] = {}
+    for r in rows:  # an image not judged a layout has no arrangement to count
+        keys = per_prompt.setdefault(r.prompt, set())
+        if r.arrangement_key is not None:
+            keys.add(r.arrangement_key)
+    arrangements = float(min(len(k) for k in per_prompt.values())) if per_prompt else None
     if not boards:
-        return {"exact_count": None, "callouts_right": None, "arrangements": None}
+        return {"exact_count": None, "callouts_right": None, "arrangements": arrangements}
     right = sum(r.callouts_right or 0 for r in boards)
     total = sum(r.callouts or 0 for r in boards)
-    per_prompt = {}
-    for r in boards:
-        per_prompt.setdefault(r.prompt, set()).add(r.arrangement_key)
     return {
         "exact_count": _share(r.exact_count for r in boards),
         "callouts_right": right / total if total else None,
-        "arrangements": float(min(len(keys) for keys in per_prompt.values())),
+        "arrangements": arrangements,
     }
 
 
@@ -388,7 +393,30 @@ def judge_image(image: Image.Image, prompt: str, key: str | None, seed: int, arm
     return EvalRow(prompt, key, seed, arm, layout.verdict, layout.score, layout.part_count,
                    layout.arrangement, layout.axis, predicted,
                    None if key is None else predicted == key, round(seconds, 3),
-                   layout.reasons)  # fmt: skip
+                   layout.reasons,
+                   arrangement_key=arrangement_signature(layout) if layout.verdict else None)  # fmt: skip
+
+
+SIGNATURE_CELLS = 3  # a part's centre is placed in a 3 x 3 grid of the image
+
+
+def arrangement_signature(layout) -> str:
+    """What tells two layouts apart, from the analyser's parts: the kind of layout, then each
+    part in reading order as (its size rank, the cell of its centre). A LoRA that learned one
+    layout per object draws the same signature for every seed; one that learned the rule of
+    a layout draws its parts in several orders and places."""
+    parts = layout.parts
+    if not parts:
+        return layout.arrangement
+    ranks = {id(p): r for r, p in enumerate(sorted(parts, key=lambda p: -p.area))}
+    side = max(max(p.bbox[2], p.bbox[3]) for p in parts) or 1
+
+    def cell(p) -> tuple[int, int]:
+        cx, cy = (p.bbox[0] + p.bbox[2]) / 2, (p.bbox[1] + p.bbox[3]) / 2
+        return (min(SIGNATURE_CELLS - 1, int(cx / side * SIGNATURE_CELLS)),
+                min(SIGNATURE_CELLS - 1, int(cy / side * SIGNATURE_CELLS)))  # fmt: skip
+
+    return json.dumps([layout.arrangement, layout.axis, [(ranks[id(p)], cell(p)) for p in parts]])
 
 
 # --- output -----------------------------------------------------------------------------------------
@@ -403,7 +431,7 @@ METRICS = (
     ("seconds_per_image", "seconds per image", False),
     ("exact_count", "exact part count (boards)", True),
     ("callouts_right", "callout boxes right, IoU >= 0.7 (boards)", True),
-    ("arrangements", "fewest arrangements of a prompt (boards)", False),
+    ("arrangements", "fewest arrangements of a prompt", False),
 )
 
 

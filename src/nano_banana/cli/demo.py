@@ -71,15 +71,25 @@ def build(
     lora_only: bool = typer.Option(
         False, "--lora-only", help="Keep the base model in the folder; retrain only the LoRA."
     ),
+    hold_out: str = typer.Option(
+        "",
+        "--hold-out",
+        help="World objects to leave out of the LoRA's boards, e.g. toaster,headphones: "
+        "trains a second LoRA beside the shipped one (with --lora-only).",
+        show_default=False,
+    ),
 ) -> None:
-    """Rebuild the built-in demo model from scratch: world -> VAE -> base UNet -> LoRA (trainer)."""
+    """Rebuild the built-in demo model from scratch: world -> VAE -> base UNet -> boards the base
+    draws (dataset synth) -> LoRA (trainer)."""
     from ..demo.assets import demo_dir
     from ..demo.build import BuildConfig, build_demo
 
     config = BuildConfig(seed=seed)
+    held_out = tuple(k.strip() for k in hold_out.split(",") if k.strip())
     result = build_demo(
-        out or demo_dir(), config.quick() if quick else config, log=typer.echo, lora_only=lora_only
-    )
+        out or demo_dir(), config.quick() if quick else config, log=typer.echo,
+        lora_only=lora_only, hold_out=held_out,
+    )  # fmt: skip
     typer.echo(
         f"demo base: {result.base_dir}\ndemo LoRA: {result.lora_path}\n"
         f"settings: {result.settings_path}\nbuild took {sum(result.timings.values()):.0f} s"

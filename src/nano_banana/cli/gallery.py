@@ -307,7 +307,9 @@ def repair(
     }
     # the items are file names in the gallery folder: anyone may have dropped a file there
     lines = [
-        f"{label}: {visible(item)}" for key, label in labels.items() for item in getattr(report, key)
+        f"{label}: {visible(item)}"
+        for key, label in labels.items()
+        for item in getattr(report, key)
     ]
     typer.echo("\n".join(lines) if lines else "gallery is consistent; nothing to repair")
 

@@ -2,8 +2,8 @@
 
 The recipe in miniature, each step a named function with fixed seeds:
 
-1. ``render_images``: draw the procedural world (assembled views for the base,
-   every view for the VAE, knolling + exploded as a dataset folder for the LoRA);
+1. ``render_images``: draw the procedural world (assembled views and single parts
+   for the base, every view for the VAE);
 2. ``train_vae``: a small KL autoencoder (4x downsampling) on crops of all views,
    then ``tune_vae_decoder``: its decoder alone on whole images;
 3. ``build_text_stack``: a CLIP BPE tokenizer covering the world's and the
@@ -11,8 +11,9 @@ The recipe in miniature, each step a named function with fixed seeds:
 4. ``train_base_unet``: an SDXL-style UNet (text-time conditioning) trained from
    scratch on *assembled* views only, epsilon prediction on SDXL's noise schedule;
 5. ``save_base``: a diffusers SDXL folder, fp16 weights (loads as fp32 on CPU);
-6. ``train_demo_lora``: the structure LoRA, trained by our own trainer
-   (``nano_banana.training.train``) on the knolling and exploded views;
+6. ``write_lora_dataset`` then ``train_demo_lora``: the structure LoRA, trained by
+   our own trainer (``nano_banana.training.train``) on parts-first boards the base
+   drew itself (``dataset synth``), never on the world's knolling or exploded views;
 7. ``write_demo_settings``: the demo's recommended generation settings.
 
 ``build_demo`` runs them all and reports the time each took.
@@ -33,7 +34,7 @@ import torch
 from platformdirs import user_cache_dir
 
 from ..atomic import atomic_path, write_text
-from ..errors import InvalidSettingError
+from ..errors import GenerationError, InvalidSettingError
 from ..model.latents import scale_latents
 from ..model.tiny import (
     DEFAULT_WORDS,
@@ -46,6 +47,7 @@ from ..model.tiny import build_tokenizer as tiny_tokenizer
 from ..training.config import Schedule
 from ..training.loss import diffusion_loss
 from ..training.optim import adamw, ema_decay, ema_update, lr_factor, optimizer_step, set_lr
+from .objects import OBJECTS
 from .world import generate_world, world_vocabulary, write_world
 
 Log = Callable[[str], None]
@@ -84,7 +86,18 @@ class BuildConfig:
     # (see with_preset_wording): the base then draws the object asked for under any preset.
     base_preset_share: float = 0.25
     vae_instances: int = 400  # x 3 views for the autoencoder
-    lora_instances: int = 400  # x 2 views (knolling + exploded) for the LoRA dataset
+    # The LoRA's set: parts-first boards of the base's own part renders (dataset synth),
+    # balanced over the objects and the knolling and exploded-view presets.
+    lora_boards: int = 800
+    lora_part_variants: int = 6  # drawings of each part the boards choose among
+    lora_board_tries: int = 3  # boards tried per item before it is left out
+    # Fully apart only: a pulled-together view has touching parts, which the eval's analyser
+    # (rightly) cannot count, and the LoRA's job here is to take things apart.
+    lora_explode: tuple[float, float] = (1.0, 1.0)
+    lora_layout_scale: tuple[float, float] = (0.8, 1.0)  # the layout's share of the image
+    # Only for quick(): its untrained base draws no usable part, so the LoRA step is checked
+    # on world renders instead. A real build with no accepted board stops with an error.
+    lora_world_fallback: bool = False
     vae_steps: int = 2500  # flat colours: hue and white balance settle late
     vae_batch: int = 8
     vae_crop: int = 48  # the autoencoder is convolutional; crops train it 7x faster
@@ -113,7 +126,8 @@ class BuildConfig:
 
     def quick(self) -> BuildConfig:
         """A few steps of everything: checks the pipeline end to end in about a minute."""
-        return replace(self, base_instances=48, base_part_instances=12, vae_instances=24, lora_instances=12,
+        return replace(self, base_instances=48, base_part_instances=12, vae_instances=24, lora_boards=4,
+                       lora_part_variants=1, lora_board_tries=1, lora_world_fallback=True,
                        vae_steps=10, vae_decoder_steps=3, unet_steps=10, lora_steps=5)  # fmt: skip
 
 
@@ -443,12 +457,44 @@ def save_base(pipe, out_dir: Path) -> Path:
 # --- 6. LoRA, with our trainer ------------------------------------------------------------------
 
 
-def write_lora_dataset(out_dir: Path, config: BuildConfig) -> Path:
-    """Knolling and exploded renders with their captions (the trigger words are in them)."""
+def write_lora_dataset(base_dir: Path, out_dir: Path, config: BuildConfig,
+                       hold_out: tuple[str, ...], log: Log) -> Path:  # fmt: skip
+    """Parts-first boards of the demo base's own part renders (``dataset synth``), captioned
+    from their plans: never the world's ground-truth knolling or exploded renders, so the LoRA
+    is what the recipe makes from a base model alone."""
+    from ..generate.engine import Engine
+    from ..synth.dataset import SynthConfig, synth_dataset
+    from .world import object_spec
+
     if out_dir.exists():
-        shutil.rmtree(out_dir)
-    write_world(out_dir, config.lora_instances, seed=config.seed + 100, size=config.image_size,
-                views=("knolling", "exploded"))  # fmt: skip
+        shutil.rmtree(out_dir)  # boards of an earlier base would teach the wrong parts
+    objects = tuple(o.phrase for o in OBJECTS if o.key not in hold_out)
+    for key in hold_out:
+        object_spec(key)  # an unknown name is refused, not silently kept in the set
+    engine = Engine.load(str(base_dir), device="cpu", dtype="float32")
+    synth = SynthConfig(
+        objects=objects, presets=("knolling", "exploded-view"), count=config.lora_boards,
+        seed=config.seed + 100, explode=config.lora_explode, scale=config.lora_layout_scale,
+        variants=config.lora_part_variants, tries=config.lora_board_tries,
+    )  # fmt: skip
+
+    def progress(done: int, total: int, kept: int) -> None:
+        if done % 50 == 0 or done == total:
+            log(f"  boards {done}/{total} ({kept} kept)")
+
+    report = synth_dataset(engine, synth, out_dir, request=DemoSettings().request(),
+                           progress=progress)  # fmt: skip
+    log("  " + report.format().replace("\n", "\n  "))
+    if report.accepted == 0:
+        if not config.lora_world_fallback:
+            raise GenerationError(
+                f"the demo base drew no board the analyser accepted ({report.boards_drawn} drawn); "
+                "its part renders are not usable: train the base longer"
+            )
+        log("  no board accepted (an untrained quick base): the LoRA step trains on world "
+            "renders instead, only to check that it runs")  # fmt: skip
+        write_world(out_dir, 4, seed=config.seed + 100, size=config.image_size,
+                    views=("knolling", "exploded"), overwrite=True)  # fmt: skip
     return out_dir
 
 
@@ -503,6 +549,8 @@ def _toml(value) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return repr(value)
 
 
@@ -519,11 +567,18 @@ class BuildResult:
 
 
 def build_demo(out_dir: Path, config: BuildConfig = BuildConfig(), work_dir: Path | None = None,
-               log: Log = print, lora_only: bool = False) -> BuildResult:  # fmt: skip
+               log: Log = print, lora_only: bool = False,
+               hold_out: tuple[str, ...] = ()) -> BuildResult:  # fmt: skip
     """Build the demo base model and LoRA into ``out_dir`` (NAME/, structure_lora.safetensors).
 
     ``lora_only`` keeps the base model already in ``out_dir`` and retrains only the LoRA.
+    ``hold_out`` names world objects left out of the LoRA's boards: that LoRA is written beside
+    the shipped one (``held_out_lora_name``), which it never replaces, with the base kept.
     """
+    if hold_out and not lora_only:
+        raise InvalidSettingError(
+            "--hold-out trains a second LoRA on the kept base; add --lora-only"
+        )
     torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
     # Renders, caches and checkpoints go to the user cache, never into the package folder
@@ -550,14 +605,29 @@ def build_demo(out_dir: Path, config: BuildConfig = BuildConfig(), work_dir: Pat
         from .assets import recorded_timings  # assets imports this module
 
         timings.update(recorded_timings(out_dir / "demo.toml"))
-    data_dir = timed("render lora data", write_lora_dataset, work / "lora_data", config)
-    result = timed("train lora", train_demo_lora, base_dir, data_dir, work / "lora", config)
-    lora_path = out_dir / "structure_lora.safetensors"
+    tag = held_out_tag(hold_out)
+    data_dir = timed("synthesize lora boards", write_lora_dataset, base_dir,
+                     work / f"lora_boards{tag}", config, hold_out, log)  # fmt: skip
+    result = timed("train lora", train_demo_lora, base_dir, data_dir, work / f"lora{tag}", config)
+    lora_path = out_dir / (
+        held_out_lora_name(hold_out) if hold_out else "structure_lora.safetensors"
+    )
     shutil.copyfile(result.lora_path, lora_path)
     log(f"  lora eval loss {result.eval_loss_before} -> {result.eval_loss_after}")
-    settings_path = write_demo_settings(out_dir / "demo.toml", DemoSettings(), config, timings)
+    settings_path = out_dir / "demo.toml"
+    if not hold_out:  # the shipped settings and timings describe the shipped LoRA
+        settings_path = write_demo_settings(settings_path, DemoSettings(), config, timings)
     log(f"total {sum(timings.values()):.0f} s")
     return BuildResult(out_dir, base_dir, lora_path, settings_path, timings)
+
+
+def held_out_tag(hold_out: tuple[str, ...]) -> str:
+    return "".join(f"-{key}" for key in hold_out)
+
+
+def held_out_lora_name(hold_out: tuple[str, ...]) -> str:
+    """The file of a LoRA trained without ``hold_out``'s boards (demo proof B)."""
+    return f"structure_lora-without{held_out_tag(hold_out)}.safetensors"
 
 
 def build_base(base_dir: Path, work: Path, config: BuildConfig, timed, log: Log) -> Path:

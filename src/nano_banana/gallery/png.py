@@ -229,7 +229,12 @@ def parse_record_json(text: str, source: str = "record") -> GenerationRecord:
     except MetadataError:
         raise
     except (
-        ValueError, KeyError, TypeError, AttributeError, InvalidSettingError, RecursionError
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        InvalidSettingError,
+        RecursionError,
     ) as exc:
         raise MetadataError(
             f"{source} has a damaged nano_banana record ({_one_line(exc)})"

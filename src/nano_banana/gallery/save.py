@@ -73,5 +73,7 @@ def _output_folder(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise GalleryError(f"cannot create output folder '{folder}': {exc.strerror or exc}") from None
+        raise GalleryError(
+            f"cannot create output folder '{folder}': {exc.strerror or exc}"
+        ) from None
     return folder

@@ -417,7 +417,6 @@ class Gallery:
             raise GalleryError(f"cannot export to '{where}': {exc.strerror or exc}") from None
 
     def zip_bytes(self, ids: Iterable[int | str]) -> bytes:
-
         """A zip of the original files of ``ids`` in memory, for the studio's download."""
         return _zip(self._export_files(ids))
 

@@ -169,7 +169,9 @@ def parse_sweep_values(setting: str, text: str) -> list[object]:
         return [convert(part) for part in parts]
     except ValueError:
         shown = text if len(text) <= 80 else text[:77] + "..."
-        raise InvalidSettingError(f"sweep values '{shown}' are not all valid for {setting}") from None
+        raise InvalidSettingError(
+            f"sweep values '{shown}' are not all valid for {setting}"
+        ) from None
 
 
 def _check_value_count(values: Sequence[object]) -> None:

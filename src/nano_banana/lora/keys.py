@@ -187,7 +187,7 @@ def diffusers_alphas(
 
 def _alpha_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"'{where}' should be a finite number, got {value!r:.40}")
+        raise ValueError(f"{where} should be a finite number, got {value!r:.40}")
     return float(value)
 
 

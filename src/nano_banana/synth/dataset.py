@@ -284,7 +284,10 @@ def draw_item(item: Item, config: SynthConfig, bank: PartBank, width: int,
     """The item's first accepted board over ``config.tries`` plans, and how many were drawn."""
     bank.preset = item.preset
     for tried in range(config.tries):
-        plan = vary_plan(item, config, width, height, tried)
+        try:
+            plan = vary_plan(item, config, width, height, tried)
+        except CatalogError:  # this seed's spacing leaves a part too small even at full size
+            continue
         try:
             result = make_board(plan, bank, derived_seed(item.seed, VARIATION, tried, 1))
         except GenerationError:  # a part with no clean drawing: this board is not made

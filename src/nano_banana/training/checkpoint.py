@@ -42,6 +42,10 @@ class CheckpointError(NanoBananaError):
     """A checkpoint is missing, incomplete or damaged."""
 
 
+class NonFiniteStateError(CheckpointError):
+    """A state to save or resume holds NaN/Inf values: the run that made it had diverged."""
+
+
 def checkpoint_root(out_dir: Path) -> Path:
     return Path(out_dir) / "checkpoints"
 
@@ -107,11 +111,11 @@ def save_checkpoint(out_dir: Path, step: int, state: dict[str, Any], keep: int =
 
 
 def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
-    """Refuse (``CheckpointError``) floating-point state holding NaN/Inf: resuming from it
-    would only continue a run that has already diverged."""
+    """Refuse (``NonFiniteStateError``) floating-point state holding NaN/Inf: resuming from
+    it would only continue a run that has already diverged."""
     for tensor in tensors.values():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{what}: it holds NaN/Inf values (the run had diverged)")
+            raise NonFiniteStateError(f"{what}: it holds NaN/Inf values (the run had diverged)")
 
 
 def _write_marker(folder: Path, step: int) -> None:

@@ -334,8 +334,9 @@ class ValidationConfig:
     )
     layout_eval_every: int = _opt(
         0,
-        "Every N steps, generate images from the held-out captions and score the share the "
-        "layout analyser judges a disassembled layout (0 = off; costs images).",
+        "Every N steps (and before and after training), generate images from the held-out "
+        "captions (the sample prompts when none are held out) and score the share the layout "
+        "analyser judges a disassembled layout (0 = off; costs images).",
     )
     layout_eval_images: int = _opt(
         4, "Images per layout eval (fixed seeds); 4 keeps an eval to seconds on a GPU."

@@ -185,8 +185,8 @@ def plot_loss(
     loss_panel = _Panel(
         (PAD, PAD, width - 10, size[1] - PAD), steps, lo, hi if hi > lo else lo + 1e-8
     )
-    title = f"training loss ({len(finite)} steps)"
-    loss_panel.frame(draw, title + ("; validation loss in orange" if val else ""))
+    title = f"training loss, {len(finite)} steps (grey: raw, blue: average)"
+    loss_panel.frame(draw, title + ("; validation loss: orange" if val else ""))
     if len(finite) >= 2:
         draw.line([loss_panel.xy(s, v) for s, v in finite], fill=TRAIN_GREY)
         smooth = _moving_average([v for _, v in finite], max(1, len(finite) // 20))

@@ -36,7 +36,7 @@ import torch
 
 from .batches import BatchStream, TrainData, eval_inputs, prepare_data, text_conditioning
 from .check import Problem, check_dataset
-from .checkpoint import find_latest, resolve_resume, save_checkpoint
+from .checkpoint import NonFiniteStateError, find_latest, resolve_resume, save_checkpoint
 from .config import TrainConfig, save_config
 from .data import TrainItem
 from .export import Adapters, OutputError, export, lora_metadata, save_lora, write_model_card
@@ -64,13 +64,11 @@ from .resume import (
 from .samples import build_sample_pipeline, sample_grid, sample_requests
 from .validation import (
     Evaluation,
+    Validator,
     evaluating,
-    held_out_loss,
-    is_due,
-    layout_requests,
+    make_validator,
     measure_name,
     model_card_lines,
-    render_and_score,
     split_items,
     validation_metadata,
 )
@@ -138,8 +136,7 @@ class Run:
     loss_log: LossLog | None  # main process only
     eval_before: float
     dataset_summary: dict[str, Any]
-    held_out: TrainData | None  # the validation items, None when nothing is held out
-    layout_requests: list  # the layout eval's generation requests (empty: no layout eval)
+    validator: Validator  # what validation measures on, and when
     grids: list[Path] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)  # main process only
     best_lora: Path | None = None
@@ -156,12 +153,19 @@ class Run:
     def save(self) -> None:
         """Checkpoint from the main process; every process waits so all stop at the same step."""
         if self.main:
-            self.state.checkpoint = save_checkpoint(
-                self.config.output.out_dir,
-                self.state.step,
-                checkpoint_state(self.config, self.params, self.optimizer, self.ema, self.state),
-                keep=self.config.output.keep_checkpoints,
+            contents = checkpoint_state(
+                self.config, self.params, self.optimizer, self.ema, self.state
             )
+            try:
+                self.state.checkpoint = save_checkpoint(
+                    self.config.output.out_dir,
+                    self.state.step,
+                    contents,
+                    keep=self.config.output.keep_checkpoints,
+                )
+            except NonFiniteStateError:  # finite weights, diverged moments: no use resuming
+                message = diverged_message(self, "the optimizer state", self.state.step)
+                raise TrainingError(message) from None
         self.accelerator.wait_for_everyone()
 
 
@@ -183,7 +187,8 @@ def train(
     config_path = (
         save_config(config, config.output.out_dir / "train_config.toml") if run.main else None
     )
-    # 6. the loop: one optimizer step at a time; Ctrl-C or SIGTERM stops it at a step boundary
+    # 6. the loop: one optimizer step at a time; Ctrl-C or SIGTERM stops it at a step boundary,
+    #    and a validation plateau (early_stop_patience) ends it as if it were the last step
     if run.state.step == 0:
         validate(run)  # the baseline: the base model before any step
     bar = ProgressBar(max_steps, run.state.step, enabled=progress and run.main)
@@ -231,13 +236,13 @@ def check_out_dir(out_dir: Path) -> None:
     """Refuse an output folder that is a file, or lies under one (before any work is done)."""
     for path in (out_dir, *out_dir.parents):
         if path.exists():
-            if not path.is_dir():
-                where = "" if path == out_dir else f" ('{path}' is a file)"
-                raise OutputError(
-                    f"--out '{out_dir}' cannot be a folder{where}: name a folder, "
-                    "new or existing, for the LoRA and its checkpoints"
-                )
-            return
+            if path.is_dir():
+                return
+            what = "is a file" if path == out_dir else f"lies under '{path}', which is a file"
+            raise OutputError(
+                f"--out '{out_dir}' {what}: name a folder (new or existing) for the LoRA "
+                "and its checkpoints"
+            )
 
 
 def prepare_run(
@@ -256,7 +261,7 @@ def prepare_run(
         cache = config.cache_path
         return prepare_data(some, models, config.dataset, cache, accelerator, fixed_text=fixed_text)
 
-    data, held_data = cached(items), cached(held_out) if held_out else None
+    data, held_data = cached(items), cached(held_out) if held_out else None  # apart: never mixed
     adapters = add_adapters(models, config.adapter, config.seed)
     params = trainable_parameters(adapters)
     optimizer = make_optimizer(adapters, config.optim, device)
@@ -282,6 +287,11 @@ def prepare_run(
         num_processes=accelerator.num_processes,
         process_index=accelerator.process_index,
     )
+    pipe = build_sample_pipeline(models, adapters) if main else None
+    validator = make_validator(
+        config, held_out, held_data, models, adapters, pipe=pipe, ema=ema, params=params,
+        device=device,
+    )  # fmt: skip
     return Run(
         config=config,
         accelerator=accelerator,
@@ -295,38 +305,14 @@ def prepare_run(
         text_encoders=prepared or models.text_encoders,
         stream=stream,
         state=state,
-        sample_pipe=build_sample_pipeline(models, adapters) if main else None,
+        sample_pipe=pipe,
         sample_requests=sample_requests(config.samples, config.dataset.trigger, size),
         loss_log=LossLog(config.output.out_dir, state.step) if main else None,
         eval_before=eval_before,
         dataset_summary=dataset_summary,
-        held_out=held_data,
-        layout_requests=eval_requests(config, held_out, size),
-        stopped_early_at=resumed_plateau(config, state),
+        validator=validator,
+        stopped_early_at=state.validation.resumed_plateau(state.step, config.validation),
     )
-
-
-def eval_requests(config: TrainConfig, held_out: list[TrainItem], size: int) -> list:
-    """The layout eval's requests (none when it is off), at the sample images' steps and seeds."""
-    v, samples = config.validation, config.samples
-    if not v.layout_eval_every:
-        return []
-    return layout_requests(
-        held_out,
-        samples.sample_prompts,
-        count=v.layout_eval_images,
-        trigger=config.dataset.trigger,
-        steps=samples.sample_steps,
-        size=size,
-        seed=samples.sample_seed,
-    )
-
-
-def resumed_plateau(config: TrainConfig, state: RunState) -> int | None:
-    """The step a resumed run had already plateaued at (it then ends at once), else None."""
-    v, kept = config.validation, state.validation
-    plateaued = kept.measure == v.judged_by and kept.plateaued(v.early_stop_patience)
-    return state.step if state.step and plateaued else None
 
 
 def train_step(run: Run, loop_started: float) -> StepInfo:
@@ -350,7 +336,7 @@ def train_step(run: Run, loop_started: float) -> StepInfo:
     clip = accelerator.clip_grad_norm_
     optimizer_step(run.optimizer, params, max_grad_norm=optim.max_grad_norm, clip=clip)
     if any_process(accelerator, not all_finite(params)):
-        raise TrainingError(diverged_message(run))
+        raise TrainingError(diverged_message(run, "the adapter weights", state.step + 1))
     # 5) fold the new weights into the average, and count
     if run.ema is not None:
         run.ema.update(run.params, state.step)
@@ -443,47 +429,19 @@ def validate(run: Run) -> None:
     """The validation measures due at this step (step 0, every N, the last): the held-out loss
     and the layout score, logged; then the best step (its LoRA kept if asked) and the plateau
     count. The main process measures; its decision to stop early reaches every process."""
-    v, step, last = run.config.validation, run.state.step, run.config.optim.max_steps
-    loss_due = run.held_out is not None and is_due(step, v.val_every, last)
-    layout_due = v.layout_eval_every > 0 and is_due(step, v.layout_eval_every, last)
+    v, step = run.config.validation, run.state.step
+    loss_due, layout_due = run.validator.due(step)
     if not (loss_due or layout_due):
         return
     if run.main:
-        evaluation = measure(run, loss_due, layout_due)
+        evaluation = run.validator.measure(step, loss_due, layout_due)
         run.loss_log.append_validation(evaluation)
         run.evaluations.append(evaluation)
         if step > 0:  # step 0 is the base model's baseline, not a candidate for the best
             judge(run, evaluation)
     plateau = run.main and run.state.validation.plateaued(v.early_stop_patience)
-    if v.early_stop_patience and any_process(run.accelerator, plateau) and step < last:
-        run.stopped_early_at = step
-
-
-def measure(run: Run, loss_due: bool, layout_due: bool) -> Evaluation:
-    """The held-out loss and/or the layout score of the adapter as it is saved (EMA if kept)."""
-    config, evaluation = run.config, Evaluation(run.state.step)
-    if loss_due:
-        evaluation.val_loss = held_out_loss(
-            run.adapters.unet,
-            run.held_out,
-            run.models,
-            trigger=config.dataset.trigger,
-            min_snr_gamma=config.loss.min_snr_gamma,
-            noise_offset=config.loss.noise_offset,
-            device=run.device,
-            ema=run.ema,
-            params=run.params,
-        )
-    if layout_due:
-        evaluation.layout_score, evaluation.layout_parts = render_and_score(
-            run.sample_pipe,
-            run.layout_requests,
-            base_name=config.model.base,
-            device=run.device,
-            ema=run.ema,
-            params=run.params,
-        )
-    return evaluation
+    if v.early_stop_patience and any_process(run.accelerator, plateau):
+        run.stopped_early_at = step if step < run.config.optim.max_steps else None
 
 
 def judge(run: Run, evaluation: Evaluation) -> None:
@@ -502,7 +460,7 @@ def adapter_metadata(run: Run, steps: int) -> dict[str, str]:
     """The metadata of a LoRA file written now: the run's, its validation and best step."""
     state = run.state
     final_loss = sum(state.recent) / len(state.recent) if state.recent else None
-    held = len(run.held_out.items) if run.held_out is not None else 0
+    held = run.validator.held_out_count
     return {
         **lora_metadata(run.config, steps, run.dataset_summary, final_loss),
         **validation_metadata(run.config, held, state.validation, run.stopped_early_at),
@@ -541,7 +499,7 @@ def finish(run: Run, report, config_path, start_step: int, loop_started: float) 
         skipped=list(report.problems),
         cache=cache_stats(run),
         main_process=run.main,
-        held_out=len(run.held_out.items) if run.held_out is not None else 0,
+        held_out=run.validator.held_out_count,
         evaluations=run.evaluations,
         best_measure=state.validation.measure,
         best_step=state.validation.best_step,
@@ -558,7 +516,8 @@ def finish(run: Run, report, config_path, start_step: int, loop_started: float) 
 
 def cache_stats(run: Run) -> dict[str, int]:
     """Hits and misses of the caches, the held-out items' included."""
-    held = run.held_out.stats if run.held_out is not None else {}
+    held_out = run.validator.held_out
+    held = held_out.stats if held_out is not None else {}
     return {key: count + held.get(key, 0) for key, count in run.data.stats.items()}
 
 
@@ -572,11 +531,12 @@ def nan_message(loss: float, run: Run) -> str:
     )
 
 
-def diverged_message(run: Run) -> str:
-    """What a user reads when an optimizer step turns the adapter weights NaN/Inf."""
+def diverged_message(run: Run, what: str, step: int) -> str:
+    """What a user reads when optimizer steps turn ``what`` (the weights, the optimizer's
+    moments) NaN/Inf."""
     optim, adapter = run.config.optim, run.config.adapter
     return (
-        f"training stopped: the adapter weights became NaN/Inf in step {run.state.step + 1}; no "
+        f"training stopped: {what} became NaN/Inf by step {step}; no "
         f"LoRA was written and {what_is_left(run)}. Try a lower --lr (now {optim.lr:g}), gradient "
         f"clipping (--max-grad-norm 1, now {optim.max_grad_norm:g}) or a lower --alpha "
         f"(now {adapter.alpha:g} at rank {adapter.rank})."

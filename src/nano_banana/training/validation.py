@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .batches import TrainData, eval_inputs
-from .config import TrainConfig
+from .config import TrainConfig, ValidationConfig
 from .data import DatasetError, TrainItem
 from .loss import fixed_noise_loss
 from .models import Models
@@ -165,6 +165,108 @@ def render_and_score(pipe, requests: list, *, base_name: str, device, ema, param
     return layout_score(images)
 
 
+@dataclass
+class Validator:
+    """The run's validation, built once: what it measures on, and when. ``measure`` takes the
+    measures due at a step with the adapter as it is saved (the EMA weights when kept)."""
+
+    settings: ValidationConfig
+    last_step: int
+    held_out: TrainData | None  # None: nothing held out, no validation loss
+    layout_requests: list  # empty: no layout eval
+    models: Models
+    unet: torch.nn.Module  # the adapted UNet (unwrapped)
+    pipe: Any  # the sample pipeline sharing it (main process only)
+    ema: AdapterEMA | None
+    params: dict[str, torch.nn.Parameter]
+    device: torch.device
+    base_name: str
+    trigger: str
+    min_snr_gamma: float
+    noise_offset: float
+
+    @property
+    def held_out_count(self) -> int:
+        return len(self.held_out.items) if self.held_out is not None else 0
+
+    def due(self, step: int) -> tuple[bool, bool]:
+        """(validation loss due, layout eval due) at ``step``."""
+        v = self.settings
+        loss = self.held_out is not None and is_due(step, v.val_every, self.last_step)
+        layout = bool(self.layout_requests) and is_due(step, v.layout_eval_every, self.last_step)
+        return loss, layout
+
+    def measure(self, step: int, loss: bool, layout: bool) -> Evaluation:
+        evaluation = Evaluation(step)
+        if loss:
+            evaluation.val_loss = held_out_loss(
+                self.unet,
+                self.held_out,
+                self.models,
+                trigger=self.trigger,
+                min_snr_gamma=self.min_snr_gamma,
+                noise_offset=self.noise_offset,
+                device=self.device,
+                ema=self.ema,
+                params=self.params,
+            )
+        if layout:
+            evaluation.layout_score, evaluation.layout_parts = render_and_score(
+                self.pipe,
+                self.layout_requests,
+                base_name=self.base_name,
+                device=self.device,
+                ema=self.ema,
+                params=self.params,
+            )
+        return evaluation
+
+
+def make_validator(
+    config: TrainConfig,
+    held_out: list[TrainItem],
+    held_data: TrainData | None,
+    models: Models,
+    adapters,
+    *,
+    pipe: Any,
+    ema: AdapterEMA | None,
+    params: dict[str, torch.nn.Parameter],
+    device: torch.device,
+) -> Validator:
+    """The run's ``Validator``: the layout eval renders at the sample images' size, steps and
+    seeds, so its images compare with the sample grids."""
+    v, samples = config.validation, config.samples
+    size = samples.sample_size or config.dataset.resolution
+    requests = []
+    if v.layout_eval_every:
+        requests = layout_requests(
+            held_out,
+            samples.sample_prompts,
+            count=v.layout_eval_images,
+            trigger=config.dataset.trigger,
+            steps=samples.sample_steps,
+            size=size,
+            seed=samples.sample_seed,
+        )
+    return Validator(
+        settings=v,
+        last_step=config.optim.max_steps,
+        held_out=held_data,
+        layout_requests=requests,
+        models=models,
+        unet=adapters.unet,
+        pipe=pipe,
+        ema=ema,
+        params=params,
+        device=device,
+        base_name=config.model.base,
+        trigger=config.dataset.trigger,
+        min_snr_gamma=config.loss.min_snr_gamma,
+        noise_offset=config.loss.noise_offset,
+    )
+
+
 # --- keeping score --------------------------------------------------------------------------
 
 
@@ -203,6 +305,11 @@ class ValidationState:
 
     def plateaued(self, patience: int) -> bool:
         return patience > 0 and self.stale >= patience
+
+    def resumed_plateau(self, step: int, settings: ValidationConfig) -> int | None:
+        """The step a resumed run had already plateaued at (it then ends at once), else None."""
+        same = self.measure == settings.judged_by
+        return step if step and same and self.plateaued(settings.early_stop_patience) else None
 
 
 # --- what the outputs say --------------------------------------------------------------------
