@@ -9,6 +9,7 @@ fail before the model loads.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,21 @@ def test_an_impossible_out_folder_fails_before_loading(cli, tmp_path, loads):
     assert_user_error(cli("generate", "x", "--out", a_file), "is a file")
     assert_user_error(cli("sweep", "x", "--out", a_file), "is a file")
     assert_user_error(cli("generate", "x", "--gallery", a_file), "is a file")
+    assert loads == []
+
+
+def test_an_unwritable_out_folder_fails_before_loading(cli, tmp_path, loads, monkeypatch):
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):  # a read-only folder (chmod does not stop root)
+        if Path(path).parent == tmp_path / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    (tmp_path / "locked").mkdir()
+    result = cli("generate", "x", "--out", tmp_path / "locked")
+    assert_user_error(result, "cannot write into", "Permission denied")
     assert loads == []
 
 

@@ -256,3 +256,23 @@ def test_layout_score_is_the_share_judged_a_layout():
     blank = Image.new("RGB", (128, 128), "white")
     share, parts = val_mod.layout_score([knolling_image(0, (128, 128)), blank])
     assert share == 0.5 and parts >= 1
+
+
+def test_resume_refuses_another_split_and_reads_checkpoints_from_before_it(
+    tiny_sdxl_dir, dataset, tmp_path
+):
+    from nano_banana.training.loop import TrainingError
+    from nano_banana.training.resume import changed_settings
+
+    out = tmp_path / "run"
+    train(tiny_config(tiny_sdxl_dir, dataset, out, max_steps=2, val_split=0.25), progress=False)
+    with pytest.raises(TrainingError, match="different val_split"):  # other items would train
+        train(
+            tiny_config(tiny_sdxl_dir, dataset, out, max_steps=4, val_split=0.5, resume="latest"),
+            progress=False,
+        )
+    # a checkpoint saved before validation existed has no val_split: it held nothing out
+    config = tiny_config(tiny_sdxl_dir, dataset, out).validated()
+    before = {k: v for k, v in config.flat_dict().items() if k != "val_split"}
+    assert changed_settings(before, config) == []
+    assert changed_settings(before, config.with_overrides({"val_split": 0.25})) == ["val_split"]

@@ -453,10 +453,12 @@ def summary_rows(report: EvalReport) -> list[tuple[str, str, str]]:
 
 def summary_table(report: EvalReport):
     from rich.table import Table
+    from rich.text import Text
 
     n = report.summary()[ARMS[0]]["images"]
-    table = Table(title=f"{report.base}: {' vs '.join(report.arms)} ({n} images each, "
-                        f"preset {report.config['preset']})")  # fmt: skip
+    # Text, not a string: a model path with brackets is not rich markup
+    table = Table(title=Text(f"{report.base}: {' vs '.join(report.arms)} ({n} images each, "
+                             f"preset {report.config['preset']})"))  # fmt: skip
     table.add_column("metric")
     for arm in report.arms:
         table.add_column(arm, justify="right")

@@ -47,14 +47,20 @@ def recommended_request(base: str | Path):
     """
     from ..settings import GenerationRequest
 
+    settings = demo_settings_path(base)
+    return demo_settings(settings).request() if settings else GenerationRequest()
+
+
+def demo_settings_path(base: str | Path) -> Path | None:
+    """The ``demo.toml`` of a resolved base that is a demo model (shipped or rebuilt), else None."""
     demo = demo_base_dir()
     if demo is not None and Path(base).resolve() == demo.resolve():
-        return demo_settings().request()
+        return DEMO_DIR / "demo.toml"
     if Path(base).is_dir():
         beside = Path(base).resolve().parent / "demo.toml"
         if beside.is_file():
-            return demo_settings(beside).request()
-    return GenerationRequest()
+            return beside
+    return None
 
 
 def demo_settings(path: Path | None = None) -> DemoSettings:

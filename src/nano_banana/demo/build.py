@@ -498,17 +498,16 @@ def write_lora_dataset(base_dir: Path, out_dir: Path, config: BuildConfig,
     return out_dir
 
 
-def train_demo_lora(base_dir: Path, data_dir: Path, work_dir: Path, config: BuildConfig):
-    """Train the structure LoRA with ``nano_banana.training.train`` and return its result."""
+def demo_train_config(base_dir: Path, data_dir: Path, work_dir: Path, config: BuildConfig):
+    """The trainer's settings for the demo LoRA (``lora bootstrap`` on a demo base uses them too)."""
     from ..training import config as tc
-    from ..training.loop import train
 
-    train_config = tc.TrainConfig(
+    return tc.TrainConfig(
         seed=config.seed + 5,
         model=tc.ModelConfig(base=str(base_dir), precision="no"),
         dataset=tc.DatasetConfig(
             data=str(data_dir), resolution=config.image_size,
-            trigger="",  # each caption already starts with its view's trigger words
+            trigger="",  # each caption already starts with its preset's trigger words
         ),
         adapter=tc.AdapterConfig(
             rank=config.lora_rank, alpha=float(config.lora_rank), targets=config.lora_targets
@@ -526,7 +525,13 @@ def train_demo_lora(base_dir: Path, data_dir: Path, work_dir: Path, config: Buil
             recommended_scale=DemoSettings().lora_scale,
         ),
     )  # fmt: skip
-    return train(train_config, progress=False)
+
+
+def train_demo_lora(base_dir: Path, data_dir: Path, work_dir: Path, config: BuildConfig):
+    """Train the structure LoRA with ``nano_banana.training.train`` and return its result."""
+    from ..training.loop import train
+
+    return train(demo_train_config(base_dir, data_dir, work_dir, config), progress=False)
 
 
 # --- 7. settings ---------------------------------------------------------------------------------
