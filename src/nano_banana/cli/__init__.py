@@ -29,8 +29,17 @@ def _register_all() -> None:
 
     # One module per area; each defines register(app). Missing ones are skipped
     # only while the package is being built up area by area.
-    for area in ("generate", "gallery", "dataset", "train", "demo", "analysis", "studio", "batch",
-                 "lora"):
+    for area in (
+        "generate",
+        "gallery",
+        "dataset",
+        "train",
+        "demo",
+        "analysis",
+        "studio",
+        "batch",
+        "lora",
+    ):
         try:
             module = import_module(f"{__name__}.{area}")
         except ModuleNotFoundError as exc:

@@ -12,7 +12,7 @@ from ..generate.spec import EngineSpec
 from ..synth.bootstrap import BootstrapConfig, bootstrap, default_objects, quick_config
 from ..synth.captions import CAPTION_STYLES
 from ..synth.dataset import SynthConfig
-from .common import _progress_bar, err_console, model_command
+from .common import _progress_bar, model_command
 
 lora_app = typer.Typer(help="Make structure LoRAs.", no_args_is_help=True)
 SYNTH = SynthConfig(objects=("watch",))
@@ -63,7 +63,9 @@ def bootstrap_command(
     config = quick_config(config) if quick else config
     bar = SynthBar()
     try:
-        result = bootstrap(model, config, out, log=err_console.print, synth_progress=bar)
+        result = bootstrap(
+            model, config, out, log=lambda m: typer.echo(m, err=True), synth_progress=bar
+        )
     finally:
         bar.close()
     typer.echo(f"LoRA: {result.lora_path}")

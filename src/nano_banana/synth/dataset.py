@@ -60,7 +60,7 @@ class SynthConfig:
     presets: tuple[str, ...] = ("knolling", "exploded-view")  # each with a board layout
     count: int = 400  # boards (items) in the set
     seed: int = 0  # the whole set is a function of this seed
-    styles: tuple[str, ...] = DEFAULT_STYLES  # caption styles, drawn per item
+    styles: tuple[str, ...] = DEFAULT_STYLES  # caption styles, one drawn per item by its seed
     explode: tuple[float, float] = (0.6, 1.0)  # explosion factor range (exploded views)
     # The layout fills this share of the image (drawn per item): the LoRA sees one layout at
     # several scales, placed off centre too, not one framing to memorise.
@@ -367,7 +367,7 @@ def make_set(engine, job: SynthJob, request=None, progress: Progress | None = No
     made = 0
     for item in job.items:
         if item.index not in done:
-            style = config.styles[item.index % len(config.styles)]
+            style = config.styles[item.seed % len(config.styles)]  # not the index: pairs cycle
             result, drawn = draw_item(item, config, bank, job.width, job.height)
             done[item.index] = write_item(out, item, result, drawn, style)
             made += 1
