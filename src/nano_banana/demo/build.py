@@ -91,6 +91,7 @@ class BuildConfig:
     lora_boards: int = 800
     lora_part_variants: int = 6  # drawings of each part the boards choose among
     lora_board_tries: int = 3  # boards tried per item before it is left out
+    lora_val_split: float = 0.05  # boards held out of the LoRA's training, for validation
     # Fully apart only: a pulled-together view has touching parts, which the eval's analyser
     # (rightly) cannot count, and the LoRA's job here is to take things apart.
     lora_explode: tuple[float, float] = (1.0, 1.0)
@@ -519,10 +520,17 @@ def demo_train_config(base_dir: Path, data_dir: Path, work_dir: Path, config: Bu
         loss=tc.LossConfig(
             min_snr_gamma=config.min_snr_gamma, noise_offset=config.lora_noise_offset
         ),
-        samples=tc.SampleConfig(sample_every=0),
+        samples=tc.SampleConfig(sample_every=0, sample_cfg=DemoSettings().cfg),
         output=tc.OutputConfig(
             out=str(work_dir), name="structure_lora", checkpoint_every=0, log_every=10,
             recommended_scale=DemoSettings().lora_scale,
+        ),
+        # Watch it learn: a held-out loss, and layouts drawn from held-out captions and
+        # judged by the analyser, both in the loss plot. The final weights ship either way
+        # (the build is a fixed recipe); the best step is kept beside them for comparison.
+        validation=tc.ValidationConfig(
+            val_split=config.lora_val_split, val_every=250, layout_eval_every=500,
+            layout_eval_images=8, keep_best=True,
         ),
     )  # fmt: skip
 

@@ -30,8 +30,9 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import LoraError, UnsafeFileError
-from ..safefile import check_safetensors, file_sha256, header_metadata
+from ..safefile import check_safetensors, header_metadata
 from . import keys as keys
+from .hashes import autov3, file_hashes
 
 TRIGGER_WORDS_KEY = "nano_banana.trigger_words"  # our metadata key: a JSON list of strings
 MAX_SUGGESTED_TAGS = 5  # from kohya's ss_tag_frequency: the tags found in the most captions
@@ -45,7 +46,7 @@ class LoraFile:
 
     name: str  # adapter name inside the pipeline: [a-z0-9_], default from the file stem
     path: Path
-    sha256: str  # whole-file hash, hex; A1111 shows the first 10-12 digits
+    sha256: str  # whole-file hash, hex; its first 10 digits are Civitai's AutoV2
     format: str  # "diffusers" (PEFT keys, diffusers' save_lora_weights) | "kohya" (lora_unet_*)
     state_dict: dict[str, torch.Tensor]  # what we hand to pipe.load_lora_weights (alpha folded in)
     metadata: dict[str, str]  # the file's safetensors __metadata__
@@ -57,10 +58,16 @@ class LoraFile:
     module_alphas: dict[str, float] = field(repr=False)  # alpha per module, keyed as in the file
     text_width: int | None = None  # cross-attention width it was made for (SDXL: 2048), if it says
     size_bytes: int = 0
+    data_sha256: str = ""  # hash of the tensor bytes after the header (lora.hashes: AutoV3)
 
     @property
     def short_hash(self) -> str:
         return self.sha256[:10]
+
+    @property
+    def autov3(self) -> str:
+        """A1111's short hash of this LoRA (``Lora hashes`` in its infotext), Civitai's AutoV3."""
+        return autov3(self.data_sha256)
 
 
 # --- reading ------------------------------------------------------------------
@@ -88,10 +95,11 @@ def read_lora(path: str | Path, name: str | None = None) -> LoraFile:
     if not ranks:
         raise LoraError(f"LoRA '{path.name}' holds no LoRA down/up matrices; it is not a LoRA file")
     alphas, state_dict = _resolve_alphas(tensors, metadata, ranks, fmt, path)
+    hashes = _readable(path, lambda: file_hashes(path))
     return LoraFile(
         name=check_adapter_name(name) if name is not None else adapter_name_for(path),
         path=path,
-        sha256=_readable(path, lambda: file_sha256(path)),
+        sha256=hashes.sha256,
         format=fmt,
         state_dict=state_dict,
         metadata=metadata,
@@ -103,6 +111,7 @@ def read_lora(path: str | Path, name: str | None = None) -> LoraFile:
         module_alphas=alphas,
         text_width=keys.text_width(tensors),
         size_bytes=path.stat().st_size,
+        data_sha256=hashes.data_sha256,
     )
 
 
@@ -443,13 +452,20 @@ def _one_line(error: BaseException) -> str:
 
 
 def export_kohya(
-    lora: LoraFile | str | Path, out_path: str | Path, metadata: dict[str, str] | None = None
+    lora: LoraFile | str | Path,
+    out_path: str | Path,
+    metadata: dict[str, str] | None = None,
+    unet: Any = None,
 ) -> Path:
-    """Write ``lora`` in the kohya/A1111 layout (``lora_unet_*.lora_down.weight`` + ``.alpha``).
+    """Write ``lora`` as kohya's sd-scripts writes an SDXL LoRA (``lora.kohya``): SGM block
+    names (``lora_unet_input_blocks_4_1_…``), ``lora_te1_``/``lora_te2_``, an ``.alpha`` per
+    module, and kohya's ``ss_*``/``sshs_*`` metadata, with ``metadata`` added.
 
-    Alpha per module is kept (also when alpha != rank), so A1111, ComfyUI and
-    diffusers' kohya reader apply the same strength as the original. The file
-    is written to a temporary name and renamed, so ``out_path`` is never half-written.
+    ``unet`` is the base UNet's config (``pipe.unet.config``), which numbers the SGM
+    blocks; None means SDXL 1.0's. Alpha per module is kept (also when alpha != rank),
+    so A1111, ComfyUI and diffusers' kohya reader apply the same strength as the
+    original. The file is written to a temporary name and renamed, so ``out_path``
+    is never half-written.
     """
     from .kohya import kohya_metadata, to_kohya_tensors
 
@@ -459,8 +475,8 @@ def export_kohya(
     bad = [k for k, v in extra.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
         raise LoraError(f"metadata for '{out_path}' must map text to text; bad entry: {bad[0]!r}")
-    tensors = to_kohya_tensors(lora)
-    return write_safetensors_atomic(tensors, Path(out_path), {**kohya_metadata(lora), **extra})
+    tensors = to_kohya_tensors(lora, unet)
+    return write_safetensors_atomic(tensors, Path(out_path), kohya_metadata(lora, tensors, extra))
 
 
 def add_lora_metadata(path: str | Path, metadata: dict[str, str]) -> Path:

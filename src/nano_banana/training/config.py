@@ -244,12 +244,17 @@ class SampleConfig:
     )
     sample_steps: int = _opt(20, "Denoising steps of the sample images.")
     sample_size: int | None = _opt(None, "Side of the sample images (default: resolution).")
+    sample_cfg: float | None = _opt(
+        None, "Guidance scale of the sample images (default: the request default, SDXL's 7.5)."
+    )
 
     def validated(self) -> SampleConfig:
         """This section checked (seed, steps, sizes in range), a copy."""
         cfg = _coerced(self)
         check_int_range("sample_seed", cfg.sample_seed, 0, 2**32 - 1)
         check_int_range("sample_steps", cfg.sample_steps, 1, 150)
+        if cfg.sample_cfg is not None:
+            check_float_range("sample_cfg", cfg.sample_cfg, 0.0, 30.0)
         if cfg.sample_every is not None:
             check_int_range("sample_every", cfg.sample_every, 0, 10**7)
         if cfg.sample_size is not None:

@@ -7,6 +7,7 @@ adapter exactly as it is at that step (the EMA weights, when kept).
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -38,17 +39,25 @@ def build_sample_pipeline(models: Models, adapters: Adapters):
 def sample_requests(samples: SampleConfig, trigger: str, size: int) -> list:
     """One generation request per sample prompt, each at its own fixed seed."""
     return [
-        generation_request(prompt, trigger, steps=samples.sample_steps, size=size, seed=seed)
+        generation_request(
+            prompt,
+            trigger,
+            steps=samples.sample_steps,
+            size=size,
+            seed=seed,
+            cfg=samples.sample_cfg,
+        )  # fmt: skip
         for seed, prompt in enumerate(samples.sample_prompts, start=samples.sample_seed)
     ]
 
 
-def generation_request(prompt: str, trigger: str, *, steps: int, size: int, seed: int):
+def generation_request(prompt: str, trigger: str, *, steps: int, size: int, seed: int,
+                       cfg: float | None = None):  # fmt: skip
     """The request of one image the trainer renders: the prompt as a training caption (trigger
-    words first), the adapter at full strength, a fixed seed."""
+    words first), the adapter at full strength, a fixed seed (and ``cfg``, else the default)."""
     from ..settings import GenerationRequest
 
-    return GenerationRequest(
+    request = GenerationRequest(
         prompt=build_caption(prompt, trigger),
         preset="none",  # the caption already carries the trigger words, as in training
         lora_scale=1.0,  # the adapter at the strength it is trained at
@@ -57,6 +66,7 @@ def generation_request(prompt: str, trigger: str, *, steps: int, size: int, seed
         height=size,
         seed=seed,
     )
+    return request if cfg is None else replace(request, cfg=cfg)
 
 
 def render_samples(pipe, requests: list, base_name: str, device: torch.device) -> list:

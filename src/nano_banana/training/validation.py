@@ -135,13 +135,14 @@ def layout_requests(
     steps: int,
     size: int,
     seed: int,
+    cfg: float | None = None,
 ) -> list:
     """``count`` generation requests at fixed seeds: the held-out captions (they carry the
     trigger words, like the data), or the sample prompts when nothing is held out."""
     prompts = [item.caption for item in held_out] or list(fallback_prompts)
     return [
         generation_request(
-            prompts[i % len(prompts)], trigger, steps=steps, size=size, seed=seed + i
+            prompts[i % len(prompts)], trigger, steps=steps, size=size, seed=seed + i, cfg=cfg
         )
         for i in range(count)
     ]
@@ -248,6 +249,7 @@ def make_validator(
             steps=samples.sample_steps,
             size=size,
             seed=samples.sample_seed,
+            cfg=samples.sample_cfg,
         )
     return Validator(
         settings=v,
