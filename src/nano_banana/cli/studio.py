@@ -10,6 +10,7 @@ opened, and only 127.0.0.1 unless ``--host`` says otherwise.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -62,6 +63,8 @@ def studio(
     typer.echo(
         f"Nano-Banana Studio: http://{_shown_host(host)}:{port}  (Ctrl+C stops it)", err=True
     )
+    if not is_loopback(host):
+        typer.echo(exposure_warning(host, port), err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":
@@ -102,4 +105,23 @@ def _abs(path: Optional[Path]) -> Optional[str]:
 
 
 def _shown_host(host: str) -> str:
-    return "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    """The address a browser on another machine uses; localhost only for a loopback bind."""
+    if is_loopback(host):
+        return "localhost"
+    if host in ("0.0.0.0", "::"):
+        return socket.gethostname()  # every interface: the machine's name reaches one of them
+    return host
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def exposure_warning(host: str, port: int) -> str:
+    """The studio has no login: say so loudly when others can reach it."""
+    return (
+        f"WARNING: listening on {host}:{port}, reachable from other machines, and the studio has "
+        "no login: anyone who reaches this port can generate, upload LoRAs, and read or delete "
+        "the gallery. Bind to 127.0.0.1 (the default) and put a reverse proxy with "
+        "authentication in front of it to share it."
+    )

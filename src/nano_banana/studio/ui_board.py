@@ -30,7 +30,7 @@ from ..parts.labels import (
 from ..parts.plan import BoardPlan, label
 from ..settings import UNIFY_STRENGTH, field_bounds, field_help
 from .service import Studio
-from .ui_common import png_data, setting_slider
+from .ui_common import plain, png_data, setting_slider
 
 EXPLODED = "exploded"  # the board layout the explode slider moves
 CALLOUTS_KEPT = 4  # callouts images a session keeps drawn
@@ -48,7 +48,9 @@ def board_controls(studio: Studio) -> None:
     preset = presets[st.session_state.f_preset]
     if not preset.board:
         with_board = ", ".join(sorted(p.title for p in presets.values() if p.board))
-        st.warning(f"'{preset.title}' has no board layout; pick one of: {with_board}.")
+        st.warning(
+            f"'{plain(preset.title)}' has no board layout; pick one of: {plain(with_board)}."
+        )
     _parts_table()
     if preset.board == EXPLODED:
         setting_slider("Explode", "explode", "f_explode")
@@ -72,7 +74,7 @@ def _parts_table() -> None:
         catalog = load_catalog()  # read each run: a user may add catalog files while it runs
     except CatalogError as exc:  # a broken user file: say which, keep the page
         state.parts_error = str(exc)
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     obj = find_object(state.f_prompt, catalog)
     if state.f_parts and find_object(state.f_parts_prompt, catalog) != obj:
@@ -111,7 +113,7 @@ def _parts_table() -> None:
     except CatalogError as exc:
         state.parts_error = str(exc)
         if str(exc) != NOT_IN_CATALOG:  # that one is the note above the table
-            st.error(str(exc))
+            st.error(plain(exc))
         return
     state.pop("parts_error", None)
     if (parts or "") != state.f_parts:
@@ -122,9 +124,11 @@ def _parts_table() -> None:
 
 def _table_note(obj: CatalogObject | None) -> None:
     if obj is not None:
-        st.caption(f"Parts of {obj.phrase}, from the parts catalog: edit, add or delete rows.")
+        st.caption(
+            f"Parts of {plain(obj.phrase)}, from the parts catalog: edit, add or delete rows."
+        )
     elif st.session_state.f_prompt.strip():
-        st.info(f"'{st.session_state.f_prompt.strip()}' is {NOT_IN_CATALOG}.")
+        st.info(f"'{plain(st.session_state.f_prompt.strip())}' is {NOT_IN_CATALOG}.")
     else:
         st.info("Describe an object: its parts come from the parts catalog, or list them here.")
 
@@ -134,7 +138,9 @@ def _start_rows(obj: CatalogObject | None) -> list[dict]:
     try:
         return table_rows(obj, st.session_state.f_parts or None)
     except CatalogError as exc:
-        st.error(f"The reused parts list cannot be shown ({exc}); starting from the catalog.")
+        st.error(
+            f"The reused parts list cannot be shown ({plain(exc)}); starting from the catalog."
+        )
         return table_rows(obj)
 
 
@@ -146,13 +152,13 @@ def board_panel(record: GenerationRecord, image: Image.Image, key: str, stem: st
     try:
         plan = plan_of(record)
     except CatalogError as exc:  # an image made by another version, or edited by hand
-        st.warning(f"This image's board plan cannot be read: {exc}")
+        st.warning(f"This image's board plan cannot be read: {plain(exc)}")
         return
     if plan is None:
         return
     _check(record.board)
-    st.markdown(f"**Parts list** · {len(plan.parts)} {plan.pieces}")
-    lines = [f"{p.number}. {label(p)}" + (f" :gray[· {p.look}]" if p.look else "")
+    st.markdown(f"**Parts list** · {len(plan.parts)} {plain(plan.pieces)}")
+    lines = [f"{p.number}. {plain(label(p))}" + (f" :gray[· {plain(p.look)}]" if p.look else "")
              for p in plan.parts]  # fmt: skip
     st.markdown("\n".join(lines))
     callouts = _callouts(image, plan, key)
@@ -186,6 +192,6 @@ def _check(board: dict) -> None:
             f"(layout score {check['score']})."
         )
     else:
-        st.warning("Board check failed: " + "; ".join(check["problems"]) + ".")
+        st.warning("Board check failed: " + plain("; ".join(check["problems"])) + ".")
     if not board["unified"]:
         st.caption("No unifying pass was accepted: this is the board as composed.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 import streamlit as st
 from PIL import Image
@@ -20,6 +21,17 @@ from .service import Studio
 log = logging.getLogger("nano_banana.studio")
 
 
+# Every ASCII punctuation mark may be backslash-escaped in Markdown (CommonMark), and escaped
+# it is shown as itself: no image fetched from a prompt's ![](url), no link, no :color[] or
+# $math$ of Streamlit's own. User text and text read from files goes through this.
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def plain(text: object) -> str:
+    """``text`` for Streamlit's Markdown, shown exactly as written."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
 @st.cache_resource(show_spinner="Loading the model (once per studio process)…", max_entries=4)
 def _studio_for(config: StudioConfig) -> Studio:
     return Studio.start(config)
@@ -30,10 +42,10 @@ def studio_or_stop() -> Studio:
     try:
         return _studio_for(StudioConfig.from_env())
     except NanoBananaError as exc:
-        st.error(f"The studio could not start: {exc}")
+        st.error(f"The studio could not start: {plain(exc)}")
     except Exception as exc:  # a broken model folder should still give a page, not a traceback
         log.exception("studio start failed")
-        st.error(f"The studio could not load its model ({type(exc).__name__}: {exc}).")
+        st.error(f"The studio could not load its model ({type(exc).__name__}: {plain(exc)}).")
     st.stop()
     raise AssertionError("unreachable")  # st.stop() raises
 
@@ -64,17 +76,17 @@ def flash(kind: str, text: str) -> None:
 def show_flash() -> None:
     kind, text = st.session_state.pop("_flash", (None, None))
     if kind == "success":
-        st.success(text)
+        st.success(plain(text))
     elif kind == "error":
-        st.error(text)
+        st.error(plain(text))
     elif kind:
-        st.info(text)
+        st.info(plain(text))
 
 
 def show_settings(record: GenerationRecord) -> None:
     """The settings that made an image, as the library words them, and its final prompt."""
     rows = settings_rows(record)
-    st.markdown("  \n".join(f"**{label}:** {value}" for label, value in rows.items()))
+    st.markdown("  \n".join(f"**{label}:** {plain(value)}" for label, value in rows.items()))
     st.markdown("**Prompt used:**")
     st.code(record.prompt_used or " ", language=None, wrap_lines=True)
 

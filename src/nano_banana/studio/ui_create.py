@@ -28,6 +28,7 @@ from .form import (
 from .service import NO_LORA, Studio
 from .ui_board import board_controls, board_panel
 from .ui_common import (
+    plain,
     png_data,
     set_form,
     setting_number,
@@ -125,7 +126,7 @@ def _scenario(studio: Studio) -> None:
     ids = sorted(presets, key=lambda i: (i == "none", presets[i].title))
     st.selectbox("Scenario", ids, key="f_preset", format_func=lambda i: presets[i].title)
     preset = presets[st.session_state.f_preset]
-    st.caption(preset.description)
+    st.caption(plain(preset.description))
     if preset.examples:
         with st.container(horizontal=True, gap="small"):
             for i, example in enumerate(preset.examples):
@@ -151,12 +152,12 @@ def _final_prompt(studio: Studio, form: FormValues) -> None:
             )
         )
     except NanoBananaError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     st.markdown(f"**Final prompt** &nbsp; :gray[{plan.tokens} / {plan.limit} tokens]")
     st.code(plan.prompt or " ", language=None, wrap_lines=True)
     if plan.warning():
-        st.warning(f"Too long: {plan.warning()}")
+        st.warning(f"Too long: {plain(plan.warning())}")
 
 
 def _lora_controls(studio: Studio) -> None:
@@ -183,9 +184,9 @@ def _lora_controls(studio: Studio) -> None:
         )
         kind, text = st.session_state.get("lora_message", (None, None))
         if kind == "error":
-            st.error(text)
+            st.error(plain(text))
         elif kind == "success":
-            st.success(text)
+            st.success(plain(text))
 
 
 def _on_upload(studio: Studio) -> None:
@@ -271,7 +272,7 @@ def _submit(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]])
 
 def _output(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]]) -> None:
     if "submit_error" in st.session_state:
-        st.error(st.session_state.submit_error)
+        st.error(plain(st.session_state.submit_error))
     job: Job | None = st.session_state.get("job")
     if job is None:
         _empty_state()
@@ -282,7 +283,7 @@ def _output(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]])
     elif job.status is JobStatus.CANCELLED:
         st.info("Cancelled. Change the settings or press Generate again.")
     else:
-        st.error(f"Generation failed: {job.error}")
+        st.error(f"Generation failed: {plain(job.error)}")
 
 
 def _empty_state() -> None:
@@ -323,7 +324,7 @@ def _watch(job: Job) -> None:
 def _result(studio: Studio, job: Job, sizes: dict[str, tuple[int, int]]) -> None:
     result = job.result
     for warning in result.warnings:
-        st.warning(warning)
+        st.warning(plain(warning))
     images = result.images
     if len(images) == 1:
         _image_card(job, 0, images[0], wide=True)

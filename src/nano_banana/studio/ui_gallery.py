@@ -20,7 +20,7 @@ from ..generate.reproduce import model_differences
 from .form import FormValues, size_presets
 from .service import Studio
 from .ui_board import board_panel
-from .ui_common import flash, png_data, set_form, show_flash, show_settings, studio_or_stop
+from .ui_common import flash, plain, png_data, set_form, show_flash, show_settings, studio_or_stop
 
 PAGE_SIZE = 24
 COLUMNS = 4
@@ -84,8 +84,10 @@ def _card(entry: GalleryEntry) -> None:
         else:
             st.caption("(image file missing)")
         prompt = entry.prompt.strip() or "(empty prompt)"
-        st.markdown(f"**{_short(prompt, 60)}**")
-        st.caption(f"#{entry.id} · {entry.preset} · seed {entry.seed} · {entry.created[:16]}")
+        st.markdown(f"**{plain(_short(prompt, 60))}**")
+        st.caption(
+            f"#{entry.id} · {plain(entry.preset)} · seed {entry.seed} · {entry.created[:16]}"
+        )
         with st.container(horizontal=True, vertical_alignment="center"):
             st.checkbox("Select", key=f"g_sel_{entry.id}")
             st.button("Open", key=f"g_open_{entry.id}", on_click=_open, args=(entry.id,))
@@ -154,14 +156,14 @@ def _detail(studio: Studio, entry_id: int) -> None:
         entry = gallery.get(entry_id)
         data = gallery.read_bytes(entry_id)
     except NanoBananaError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.image(data, width="stretch")
         _board(entry, data)
     with right:
-        st.markdown(f"**{entry.prompt.strip() or '(empty prompt)'}**")
+        st.markdown(f"**{plain(entry.prompt.strip() or '(empty prompt)')}**")
         st.caption(
             f"#{entry.id} · saved {entry.saved[:19].replace('T', ' ')} · `{entry.path.name}`"
         )
@@ -188,7 +190,7 @@ def _detail(studio: Studio, entry_id: int) -> None:
         try:
             chunks = read_png_text(entry.path)
         except NanoBananaError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             chunks = {}
         for key, text in chunks.items():
             if key != "nano_banana":
@@ -249,7 +251,7 @@ def _delete_controls(gallery: Gallery, entry: GalleryEntry) -> None:
         try:
             gallery.delete(entry.id)
         except NanoBananaError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         st.session_state.pop(f"g_sel_{entry.id}", None)
         _close()
