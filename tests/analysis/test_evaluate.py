@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from nano_banana.analysis.evaluation import (
     ARMS,
@@ -14,14 +14,17 @@ from nano_banana.analysis.evaluation import (
     EvalReport,
     EvalRow,
     ObjectClassifier,
+    arrangement_signature,
     colour_features,
     evaluate,
+    judge_image,
     make_request,
     shape_features,
     summary_rows,
     with_generator_flaws,
     write_report,
 )
+from nano_banana.analysis.layout import analyze_layout
 from nano_banana.demo import OBJECTS, render_object
 from nano_banana.errors import InvalidSettingError
 
@@ -178,3 +181,67 @@ def test_eval_compose_arm_compares_each_board_with_its_plan(demo_engine, classif
     assert "exact part count (boards)" in labels and len(summary_rows(report)[0]) == 4
     grid = Image.open(write_report(report, tmp_path)["grid"])
     assert grid.width > 6 * 128
+
+
+# --- arrangements: how many different layouts each arm draws for a prompt ----------------------
+
+
+def row_board(order: str, shift: int = 0) -> Image.Image:
+    """Three squares in a row, large (L), medium (M) and small (S) in ``order``."""
+    image = Image.new("RGB", (256, 256), "white")
+    draw = ImageDraw.Draw(image)
+    for i, size in enumerate({"L": 64, "M": 44, "S": 28}[k] for k in order):
+        cx, cy = 48 + 80 * i + shift, 128 + shift
+        draw.rectangle((cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2),
+                       fill=(40, 90, 160))  # fmt: skip
+    return image
+
+
+def test_the_arrangement_signature_tells_part_orders_apart():
+    first, again = analyze_layout(row_board("LMS")), analyze_layout(row_board("LMS"))
+    assert first.verdict and first.arrangement == "axis"
+    signature = arrangement_signature(first)
+    assert signature == arrangement_signature(again)
+    assert signature == arrangement_signature(analyze_layout(row_board("LMS", shift=3)))
+    others = {arrangement_signature(analyze_layout(row_board(o))) for o in ("SML", "MLS")}
+    assert len(others) == 2 and signature not in others
+
+
+def test_only_an_image_judged_a_layout_gets_an_arrangement_key():
+    board = row_board("LMS")
+    row = judge_image(board, "a thing", None, 0, "lora on", None, 0.1)
+    assert row.verdict and row.arrangement_key == arrangement_signature(analyze_layout(board))
+    lone = Image.new("RGB", (256, 256), "white")
+    ImageDraw.Draw(lone).rectangle((100, 100, 160, 160), fill=(40, 90, 160))
+    assert judge_image(lone, "a thing", None, 0, "lora off", None, 0.1).arrangement_key is None
+
+
+def test_every_arm_counts_the_fewest_arrangements_over_its_prompts():
+    report = EvalReport(config={"preset": "knolling"}, base="b", loras=[], classifier_accuracy=None)
+    drawn = {  # (arm, prompt) -> the boards drawn for its seeds; "" is not a layout
+        ("lora off", "a lamp"): ["LMS", "LMS"],  # one arrangement
+        ("lora off", "a kettle"): ["LMS", "SML"],
+        ("lora on", "a lamp"): ["LMS", "SML", ""],  # two; the blank image adds none
+        ("lora on", "a kettle"): ["SML", "MLS"],
+    }
+    for (arm, prompt), orders in drawn.items():
+        for seed, order in enumerate(orders):
+            image = row_board(order) if order else Image.new("RGB", (256, 256), "white")
+            report.rows.append(judge_image(image, prompt, None, seed, arm, None, 0.1))
+    summary = report.summary()
+    assert summary["lora off"]["arrangements"] == 1.0
+    assert summary["lora on"]["arrangements"] == 2.0
+    assert summary["lora on"]["exact_count"] is None  # the board measures stay composed-only
+    labels = {row[0]: row[1:] for row in summary_rows(report)}
+    assert labels["fewest arrangements of a prompt"] == ("1.0", "2.0")
+
+
+def test_a_prompt_with_no_layout_has_no_arrangements():
+    report = EvalReport(config={"preset": "knolling"}, base="b", loras=[], classifier_accuracy=None)
+    blank = Image.new("RGB", (256, 256), "white")
+    for arm in ARMS:
+        report.rows.append(judge_image(blank, "a lamp", None, 0, arm, None, 0.1))
+        report.rows.append(judge_image(row_board("LMS"), "a kettle", None, 0, arm, None, 0.1))
+    assert {report.summary()[arm]["arrangements"] for arm in ARMS} == {0.0}
+    empty = EvalReport(config={"preset": "knolling"}, base="b", loras=[], classifier_accuracy=None)
+    assert empty.summary()["lora on"]["arrangements"] is None

@@ -15,7 +15,7 @@ def test_loopback_binds_are_shown_as_localhost_without_warning(host):
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_an_all_interfaces_bind_shows_the_machine_not_localhost(host):
     assert not is_loopback(host)
-    assert _shown_host(host) == socket.gethostname() != "localhost"
+    assert _shown_host(host) == socket.gethostname()
 
 
 def test_the_warning_names_the_address_and_the_missing_login():

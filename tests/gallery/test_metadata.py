@@ -23,10 +23,12 @@ from nano_banana.gallery.png import (
     write_png,
 )
 from nano_banana.gallery.record import GenerationRecord, LoraUse
+from nano_banana.prompt.loratags import find_lora_tags
 from nano_banana.settings import GenerationRequest, LoraWeight, Sampler
 
 SHA_A = "a1b2c3d4e5f6" + "0" * 52
 SHA_B = "ffeeddccbbaa" + "1" * 52
+DATA_A = "0123456789ab" + "2" * 52  # sha256 of knolling's tensor bytes: its AutoV3 is 0123456789ab
 
 
 def make_record(prompt: str = "a mechanical watch", negative: str = "blurry", **request_kw):
@@ -42,7 +44,8 @@ def make_record(prompt: str = "a mechanical watch", negative: str = "blurry", **
         base_model="/models/sd_xl_base_1.0.safetensors",
         base_model_hash="31e35c80fc4829d14",
         loras=(
-            LoraUse("knolling", "knolling_v2.safetensors", SHA_A, 1.0, 0.8),
+            LoraUse("knolling", "knolling_v2.safetensors", SHA_A, 1.0, 0.8, DATA_A),
+            # recorded before records kept the tensor hash: the whole-file hash stands in
             LoraUse("exploded", "exploded.safetensors", SHA_B, 0.5, 0.4),
         ),
         created="2026-01-02T03:04:05+00:00",
@@ -80,7 +83,10 @@ def test_a1111_text_reads_back_with_the_reader_rule(name: str) -> None:
     record = make_record(PROMPTS[name], negative="soft, blurry")
     parsed = parse_a1111(a1111_parameters(record))
 
-    assert parsed["prompt"] == record.prompt_used
+    # A1111's prompt carries the LoRAs as tags; without them it is the prompt we used
+    prompt, tags = find_lora_tags(parsed["prompt"])
+    assert prompt == record.prompt_used
+    assert [(t.name, t.weight) for t in tags] == [("knolling", 0.8), ("exploded", 0.4)]
     assert parsed["negative"] == "soft, blurry"
     params = parsed["params"]
     assert params["Steps"] == "30"
@@ -90,7 +96,7 @@ def test_a1111_text_reads_back_with_the_reader_rule(name: str) -> None:
     assert params["Size"] == "1024x1024"
     assert params["Model"] == "sd_xl_base_1.0"
     assert params["Model hash"] == "31e35c80fc"
-    assert params["Lora hashes"] == "knolling: a1b2c3d4e5f6, exploded: ffeeddccbbaa"
+    assert params["Lora hashes"] == "knolling: 0123456789ab, exploded: ffeeddccbbaa"
     assert params["Lora weights"] == "knolling: 0.8, exploded: 0.4"
     assert params["Version"].startswith("nano-banana")
 
@@ -144,7 +150,7 @@ def test_non_latin1_text_goes_to_itxt_and_is_read_back(tmp_path: Path) -> None:
     raw = path.read_bytes()
     assert b"iTXt" in raw  # Pillow's rule: text that is not latin-1 becomes UTF-8 iTXt
     chunks = read_png_text(path)
-    assert parse_a1111(chunks[A1111_KEY])["prompt"] == record.prompt_used
+    assert find_lora_tags(parse_a1111(chunks[A1111_KEY])["prompt"])[0] == record.prompt_used
     assert json.loads(chunks[RECORD_KEY])["request"]["prompt"] == PROMPTS["emoji"]
 
 

@@ -30,6 +30,13 @@ def load_pipe(base_dir: Path):
     return pipe
 
 
+def unet_config(base_dir: Path) -> dict:
+    """The tiny UNet's config, which numbers the SGM blocks of a kohya export."""
+    from diffusers import UNet2DConditionModel
+
+    return dict(UNet2DConditionModel.load_config(base_dir, subfolder="unet"))
+
+
 def latents(pipe) -> torch.Tensor:
     out = pipe(
         "knolling watch",
@@ -283,9 +290,11 @@ def test_export_kohya_round_trip_keeps_rank_alpha_and_output(
     peft_lora_file, lora_dir, pipe, tiny_sdxl_dir
 ):
     source = lora_lib.read_lora(peft_lora_file)
-    out = lora_lib.export_kohya(source, lora_dir / "exported_kohya.safetensors", {"note": "test"})
+    out = lora_lib.export_kohya(
+        source, lora_dir / "exported_kohya.safetensors", {"note": "test"}, unet=pipe.unet.config
+    )
     tensors = load_file(out)
-    key = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q"
+    key = "lora_unet_input_blocks_3_1_transformer_blocks_0_attn1_to_q"  # kohya's SGM name
     assert f"{key}.lora_down.weight" in tensors and f"{key}.lora_up.weight" in tensors
     assert tensors[f"{key}.alpha"].item() == 8.0
     assert not list(lora_dir.glob("*.tmp"))
@@ -321,7 +330,9 @@ def test_text_encoder_loras_round_trip_in_both_layouts(tiny_sdxl_dir, lora_dir, 
     )
     lora = lora_lib.read_lora(path)
     assert lora.targets["text_encoder"] > 0 and lora.targets["text_encoder_2"] > 0
-    kohya_path = lora_lib.export_kohya(path, lora_dir / "with_te_kohya.safetensors")
+    kohya_path = lora_lib.export_kohya(
+        path, lora_dir / "with_te_kohya.safetensors", unet=unet_config(tiny_sdxl_dir)
+    )
     assert any(
         k.startswith("lora_te1_text_model_encoder_layers_0_self_attn_q_proj")
         for k in load_file(kohya_path)
@@ -341,51 +352,17 @@ def test_text_encoder_loras_round_trip_in_both_layouts(tiny_sdxl_dir, lora_dir, 
     assert torch.allclose(results[0], results[1], atol=1e-5)
 
 
-def test_kohya_sgm_block_names_are_mapped_by_diffusers(
-    peft_lora_file, lora_dir, pipe, tiny_sdxl_dir
-):
-    """kohya's SDXL trainer names blocks as SGM does (input_blocks_3_1); diffusers maps them."""
-    exported = load_file(
-        lora_lib.export_kohya(peft_lora_file, lora_dir / "plain_kohya.safetensors")
-    )
-    renames = {
-        "down_blocks_1_attentions_0_": "input_blocks_3_1_",
-        "mid_block_attentions_0_": "middle_block_1_",
-        "up_blocks_0_attentions_0_": "output_blocks_0_1_",
-        "up_blocks_0_attentions_1_": "output_blocks_1_1_",
-    }
-    sgm = {}
-    for key, t in exported.items():
-        for old, new in renames.items():
-            key = key.replace(old, new)
-        sgm[key] = t
-    assert not any("down_blocks" in k or "up_blocks" in k for k in sgm)
-    path = write_lora(lora_dir / "sgm.safetensors", sgm)
-
-    lora_lib.attach_lora(pipe, lora_lib.read_lora(path))
-    lora_lib.apply_adapter_state(pipe, {"sgm": 1.0})
-    reference = load_pipe(tiny_sdxl_dir)
-    lora_lib.attach_lora(reference, lora_lib.read_lora(peft_lora_file))
-    lora_lib.apply_adapter_state(reference, {"exploded_view_v2": 1.0})
-    assert torch.allclose(latents(pipe), latents(reference), atol=1e-5)
-
-
-def test_kohya_text_encoder_keys_diffusers_cannot_read(lora_dir, pipe):
-    """Without out_proj keys diffusers cannot tell the text-encoder spelling: one line, no crash."""
-    name = "lora_te1_text_model_encoder_layers_0_self_attn_q_proj"
-    path = write_lora(
-        lora_dir / "te_q_only.safetensors",
-        {
-            f"{name}.lora_down.weight": torch.zeros(4, 32),
-            f"{name}.lora_up.weight": torch.zeros(32, 4),
-        },
-    )
-    with pytest.raises(LoraError, match="cannot read its text_encoder keys") as err:
-        lora_lib.attach_lora(pipe, lora_lib.read_lora(path))
+def test_kohya_export_refuses_the_names_of_another_unet(peft_lora_file, lora_dir):
+    """Without the tiny UNet's config the export would number blocks as SDXL 1.0's; the widths
+    of the LoRA's layers do not fit those blocks, so nothing is written."""
+    out = lora_dir / "wrong_unet_kohya.safetensors"
+    with pytest.raises(LoraError, match="is 640 wide; export with the base model") as err:
+        lora_lib.export_kohya(peft_lora_file, out)
     one_line(err)
+    assert not out.exists()
 
 
-def test_export_failure_leaves_the_old_file(peft_lora_file, lora_dir, monkeypatch):
+def test_export_failure_leaves_the_old_file(peft_lora_file, lora_dir, monkeypatch, tiny_sdxl_dir):
     out = lora_dir / "kept.safetensors"
     out.write_bytes(b"old contents")
 
@@ -394,7 +371,7 @@ def test_export_failure_leaves_the_old_file(peft_lora_file, lora_dir, monkeypatc
 
     monkeypatch.setattr("safetensors.torch.save_file", broken_save)
     with pytest.raises(OSError):
-        lora_lib.export_kohya(peft_lora_file, out)
+        lora_lib.export_kohya(peft_lora_file, out, unet=unet_config(tiny_sdxl_dir))
     assert out.read_bytes() == b"old contents"
     assert not list(lora_dir.glob(".kept*"))
     assert not [p for p in lora_dir.iterdir() if is_temp_name(p.name)]  # the atomic writer's temp

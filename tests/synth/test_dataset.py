@@ -106,7 +106,9 @@ def items_of(catalog, presets, objects=("watch",), preset_ids=("knolling",), cou
 
 
 def make(engine, catalog, out, **settings):
-    config = SynthConfig(**({"objects": ("watch", "sneaker"), "count": 4, "variants": 2} | settings))
+    config = SynthConfig(
+        **({"objects": ("watch", "sneaker"), "count": 4, "variants": 2} | settings)
+    )
     return make_set(engine, prepare_synth(engine, config, out, catalog))
 
 
@@ -316,7 +318,9 @@ def test_read_done_skips_torn_lines_and_rows_whose_image_is_gone(tmp_path):
     assert read_done(tmp_path / "nothing-here") == {}
 
 
-def test_a_set_is_written_balanced_with_captions_from_its_plans(tmp_path, engine, catalog, renderer):
+def test_a_set_is_written_balanced_with_captions_from_its_plans(
+    tmp_path, engine, catalog, renderer
+):
     progress = []
     config = SynthConfig(objects=("watch", "sneaker"), count=6, variants=2)
     report = make_set(engine, prepare_synth(engine, config, tmp_path / "set", catalog),
@@ -369,7 +373,8 @@ def test_a_rerun_makes_only_what_is_missing(tmp_path, engine, catalog, renderer)
     more = make(engine, catalog, out, count=6)
     assert more.made_now == 2 and more.items == 6
     assert [(r["index"], r["object"], r["preset"]) for r in rows_of(out)[-2:]] == [
-        (4, "watch", "knolling"), (5, "sneaker", "knolling")
+        (4, "watch", "knolling"),
+        (5, "sneaker", "knolling"),
     ]
 
 
@@ -464,9 +469,8 @@ def test_the_demo_model_makes_a_set_the_same_way_twice(tmp_path, demo_engine):
     assert kept, "the demo base should draw at least one board its analyser accepts"
     for row in kept:
         assert Image.open(out / row["file"]).size == demo_engine.native_size
-        assert (out / row["file"]).with_suffix(".txt").read_text().startswith(
-            demo_engine.presets[row["preset"]].trigger
-        )
+        text = (out / row["file"]).with_suffix(".txt").read_text()
+        assert text.startswith(demo_engine.presets[row["preset"]].trigger)
     # Delete one image: a rerun makes that item alone, and makes it the same (same seed).
     victim = kept[0]
     before = (out / victim["file"]).read_bytes()

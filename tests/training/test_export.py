@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,32 @@ def test_the_working_folder_is_a_recognisable_temp_and_is_removed(tmp_path, adap
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["mine.safetensors"]
     (folder,) = folders
     assert folder.parent == tmp_path and is_temp_name(folder.name)  # a crash's leftover is known
+
+
+def test_the_kohya_export_follows_the_trained_unet(tmp_path, adapters, tiny_sdxl_dir):
+    """``train --export kohya``: SGM block names numbered by the trained UNet's own config,
+    kohya's metadata with the run's name, trigger words counted per image, and the AutoV3 hash."""
+    from safetensors import safe_open
+
+    from nano_banana.lora.hashes import file_hashes
+    from nano_banana.training.export import export, lora_metadata
+    from train_fixtures import tiny_config
+
+    config = tiny_config(tiny_sdxl_dir, tmp_path / "data", tmp_path / "out", export=("kohya",))
+    config = config.validated()
+    meta = lora_metadata(config, 8, {"images": 6}, 0.1)
+    lora = save_lora(adapters, config.output.lora_path, meta)
+
+    (path,) = export(config, lora, 8, adapters.unet.config).values()
+    assert path.name == f"{config.output.lora_name}.kohya.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        names, file_meta = set(f.keys()), f.metadata()
+    assert "lora_unet_input_blocks_3_1_transformer_blocks_0_attn1_to_q.alpha" in names
+    assert "lora_unet_middle_block_1_transformer_blocks_0_attn2_to_k.lora_down.weight" in names
+    assert not any("down_blocks" in n or "up_blocks" in n or "mid_block" in n for n in names)
+    assert file_meta["ss_output_name"] == config.output.lora_name
+    assert file_meta["ss_base_model_version"] == "sdxl_base_v1-0"
+    assert json.loads(file_meta["ss_tag_frequency"]) == {
+        config.output.lora_name: {"knolling": 6, "flat lay": 6}
+    }
+    assert file_meta["sshs_model_hash"] == file_hashes(path).data_sha256

@@ -85,6 +85,7 @@ def show(
                 "parsed": parse_a1111(parameters) if parameters is not None else None,
                 "record": record.to_dict() if record is not None else None,
                 "record_error": problem,
+                "lora_hashes": _lora_hashes(record),
                 "other_chunks": others,
             }
         )
@@ -104,6 +105,7 @@ def show(
     else:
         console.rule("nano-banana record")
         typer.echo(_record_text(record.to_dict()))
+        _print_lora_hashes(console, record)
     for key, value in others.items():
         console.rule(f"chunk {markup(repr(key))}")
         typer.echo(visible(value[:2000]))
@@ -142,6 +144,32 @@ def _write_board_files(
     if plan_json is not None:
         written.append(write_plan_file(plan, plan_json))
     return written
+
+
+def _lora_hashes(record) -> list[dict[str, str]]:
+    """Each recorded LoRA's Civitai hashes: AutoV2 (whole file) and AutoV3 (tensor data)."""
+    from ..lora.hashes import autov2, autov3
+
+    return [
+        {
+            "name": use.name,
+            "file": use.file,
+            "autov2": autov2(use.sha256),
+            "autov3": autov3(use.data_sha256),  # "" in records made before we kept it
+        }
+        for use in (record.loras if record is not None else ())
+    ]
+
+
+def _print_lora_hashes(console, record) -> None:
+    """The hashes Civitai and A1111 know a LoRA by, to look it up there."""
+    rows = _lora_hashes(record)
+    if not rows:
+        return
+    console.rule("LoRA hashes (Civitai AutoV2 / AutoV3)")
+    for row in rows:
+        v2, v3 = row["autov2"] or "not recorded", row["autov3"] or "not recorded"
+        typer.echo(visible(f"{row['name']} ({row['file']}): AutoV2 {v2}, AutoV3 {v3}"))
 
 
 def _print_board(console, record) -> None:

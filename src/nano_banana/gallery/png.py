@@ -9,6 +9,15 @@ Each saved PNG carries two text chunks:
   round-trips every setting exactly (the A1111 text cannot: it strips lines and
   has no room for presets or LoRA files).
 
+The two prompts differ in one way. Our record keeps the prompt exactly as the
+text encoders got it (``prompt_used``). The A1111 text, as A1111 itself writes
+it, carries the LoRAs inside the prompt: ``prompt_used`` followed by one
+``<lora:NAME:STRENGTH>`` tag per LoRA (STRENGTH = weight x lora_scale, the
+strength applied), and ``Lora hashes: "NAME: AUTOV3"`` on the settings line.
+Pasted into A1111 (or into our prompt box, ``prompt.loratags``), the tags are
+taken out again and the LoRAs applied at those strengths, so the text encoders
+see ``prompt_used`` once more.
+
 Files are written atomically (``nano_banana.atomic``), so a crash never leaves
 a half-written image.
 """
@@ -26,8 +35,10 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ..atomic import write_bytes
 from ..errors import InvalidSettingError, MetadataError
+from ..lora.hashes import AUTOV3_DIGITS, autov3
+from ..prompt.loratags import tag_name, with_lora_tags
 from ..settings import Sampler
-from .record import RECORD_FORMAT, GenerationRecord
+from .record import RECORD_FORMAT, GenerationRecord, LoraUse
 
 A1111_KEY = "parameters"
 RECORD_KEY = "nano_banana"
@@ -37,7 +48,6 @@ NEGATIVE_PREFIX = "Negative prompt:"
 A1111_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 MIN_A1111_PAIRS = 3  # fewer matches and the last line is still prompt text
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
-_LORA_NAME_BREAKS = re.compile(r"[,:\n\r\"]")
 # Our record's size limit when reading. Pillow reads at most 1 MB of a compressed chunk
 # (MAX_TEXT_CHUNK); a record of capped prompts (settings.MAX_PROMPT_CHARS) and a board
 # plan is a few tens of kB, so anything larger was not written by us.
@@ -48,8 +58,9 @@ MAX_RECORD_CHARS = 1_000_000
 
 
 def a1111_parameters(record: GenerationRecord) -> str:
-    """The AUTOMATIC1111 ``parameters`` text of a record: prompt, negative prompt, settings line."""
-    lines = [record.prompt_used]
+    """The AUTOMATIC1111 ``parameters`` text of a record: prompt with its LoRA tags, negative
+    prompt, settings line (see the module docstring for how its prompt differs from ours)."""
+    lines = [with_lora_tags(record.prompt_used, ((lu.name, lu.scale) for lu in record.loras))]
     if record.negative_used:
         lines.append(f"{NEGATIVE_PREFIX} {record.negative_used}")
     lines.append(_a1111_settings_line(record))
@@ -68,7 +79,7 @@ def _a1111_settings_line(record: GenerationRecord) -> str:
         ("Model hash", (record.base_model_hash or "")[:10]),
         ("Model", model_display_name(record.base_model)),
         ("VAE", model_display_name(record.vae) if record.vae else ""),
-        ("Lora hashes", _lora_list(record, lambda lu: lu.sha256[:12])),
+        ("Lora hashes", _lora_list(record, lora_short_hash)),
         ("Lora weights", _lora_list(record, lambda lu: f"{lu.scale:g}")),
         ("Preset", request.preset),
         ("Version", f"nano-banana {version}".strip()),
@@ -89,11 +100,27 @@ def model_display_name(base_model: str) -> str:
     return name
 
 
+def lora_short_hash(use: LoraUse) -> str:
+    """A1111's short hash of a LoRA (AutoV3: 12 hex digits of the tensor bytes' sha256).
+
+    Records made before we stored that digest fall back to the whole file's, as
+    they always wrote; an adapter with no file (in training) has none.
+    """
+    return autov3(use.data_sha256) if use.data_sha256 else use.sha256[:AUTOV3_DIGITS]
+
+
 def _lora_list(record: GenerationRecord, value_of: Any) -> str:
     # Inside the quoted list, ", " and ": " separate items; keep names from breaking it.
-    return ", ".join(
-        f"{_LORA_NAME_BREAKS.sub('_', lu.name)}: {value_of(lu)}" for lu in record.loras
-    )
+    # A1111 leaves out a LoRA with no hash, and so do we.
+    items = ((tag_name(lu.name), str(value_of(lu))) for lu in record.loras)
+    return ", ".join(f"{name}: {value}" for name, value in items if value)
+
+
+def parse_lora_hashes(value: str) -> dict[str, str]:
+    """A ``Lora hashes`` value (``"name: hash, name: hash"``) as {name: short hash}, read the
+    way A1111 reads it when an infotext is pasted."""
+    pairs = (item.split(":", 1) for item in value.split(",") if ":" in item)
+    return {name.strip(): short.strip() for name, short in pairs}
 
 
 def _quote(value: Any) -> str:

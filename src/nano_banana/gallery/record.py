@@ -26,9 +26,12 @@ class LoraUse:
 
     name: str  # adapter name inside the engine
     file: str  # file name (not a full path: images travel to other machines)
-    sha256: str  # whole-file hash; A1111 shows its first 12 hex digits
+    sha256: str  # whole-file hash; its first 10 hex digits are Civitai's AutoV2
     weight: float  # the LoRA's own weight in the request
     scale: float  # effective strength applied = weight * request.lora_scale
+    # sha256 of the tensor bytes after the safetensors header: its first 12 hex digits are
+    # A1111's "Lora hashes" entry and Civitai's AutoV3 (lora.hashes); "" in older records
+    data_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def checked_record(record: GenerationRecord) -> GenerationRecord:
     _check_type("versions", record.versions, dict)
     check_float_range("duration_s", record.duration_s, 0.0, math.inf)
     for use in record.loras:
-        for name in ("name", "file", "sha256"):
+        for name in ("name", "file", "sha256", "data_sha256"):
             _check_type(f"LoRA {name}", getattr(use, name), str)
         check_float_range(f"weight of LoRA '{use.name}'", use.weight, *LORA_SCALE_RANGE)
         check_float_range(f"scale of LoRA '{use.name}'", use.scale, -math.inf, math.inf)

@@ -31,6 +31,7 @@ from ..gallery.record import GenerationRecord, LoraUse
 from ..lora import load as lora_lib
 from ..model.latents import scale_latents, unscale_latents
 from ..model.load import BaseSpec, load_base
+from ..prompt.loratags import apply_lora_tags, lora_aliases
 from ..prompt.plan import PromptPlan, plan_prompt
 from ..prompt.presets import Preset, get_preset, load_presets
 from ..settings import (
@@ -197,11 +198,18 @@ class Engine:
 
     def plan(self, request: GenerationRequest) -> PromptPlan:
         """The final prompts for ``request`` and their token counts, without generating."""
+        request = self.apply_lora_tags(request)  # tags never reach the text encoders
         preset = self.preset(request.preset)
         with self._plan_lock:
             return plan_prompt(
                 preset, request.prompt, request.negative_prompt, self._plan_tokenizers
             )
+
+    def apply_lora_tags(self, request: GenerationRequest) -> GenerationRequest:
+        """``request`` with A1111 ``<lora:NAME:WEIGHT>`` tags taken out of its prompt and
+        applied as its LoRA weights (``prompt.loratags``); unchanged without tags."""
+        aliases = {n: lora_aliases(n, ld.file) for n, ld in self._loras.items()}
+        return apply_lora_tags(request, aliases)
 
     def lora_weights(self, request: GenerationRequest) -> dict[str, tuple[float, float]]:
         """Each LoRA of this request: (its own weight, effective strength = weight x lora_scale)."""
@@ -230,7 +238,7 @@ class Engine:
         With ``init_image`` the image is redrawn at ``request.strength`` (image to image);
         with ``request.compose`` the result is a parts-first board (``generate/boards.py``).
         """
-        request = request.sized(*self.native_size).validated()
+        request = self.apply_lora_tags(request.sized(*self.native_size).validated())
         if request.compose:
             return self._generate_board(request, progress, cancel)
         source = self._init_latents_source(request, init_image)
@@ -404,10 +412,12 @@ class Engine:
             if dtype != original:
                 vae.to(original)
 
-    def _file_identity(self, name: str) -> tuple[str, str]:
-        """(file name, sha256) recorded for an adapter; adopted adapters have no file yet."""
+    def _lora_use(self, name: str, own: float, effective: float) -> LoraUse:
+        """What the record keeps of a LoRA; adopted adapters have no file (nor hashes) yet."""
         file = self._loras[name].file
-        return (file.path.name, file.sha256) if file is not None else ("(in training)", "")
+        if file is None:
+            return LoraUse(name, "(in training)", "", own, effective)
+        return LoraUse(name, file.path.name, file.sha256, own, effective, file.data_sha256)
 
     def _record(
         self,
@@ -416,10 +426,7 @@ class Engine:
         weights: dict[str, tuple[float, float]],
         duration: float,
     ) -> GenerationRecord:
-        uses = tuple(
-            LoraUse(name, *self._file_identity(name), own, eff)
-            for name, (own, eff) in weights.items()
-        )
+        uses = tuple(self._lora_use(name, own, eff) for name, (own, eff) in weights.items())
         return GenerationRecord(
             request=request,
             prompt_used=plan.prompt,

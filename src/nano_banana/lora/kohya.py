@@ -25,7 +25,7 @@ import torch
 from ..errors import LoraError
 from . import keys as keys
 from .hashes import safetensors_bytes_hashes
-from .sgm import SDXL_UNET, SgmBlock, UNetBlocks, sgm_blocks, sgm_module_name
+from .sgm import SDXL_UNET, SgmBlock, UNetBlocks, locate, sgm_blocks
 
 if TYPE_CHECKING:
     from .load import LoraFile
@@ -55,7 +55,7 @@ def to_kohya_tensors(
     out: dict[str, torch.Tensor] = {}
     for (component, module, file_module), mats in modules.items():
         try:
-            name = kohya_module_name(component, module, table)
+            name = kohya_module_name(component, module, table, mats)
         except LoraError as e:
             raise LoraError(f"LoRA '{lora.path.name}': {e}") from None
         alpha = lora.module_alphas.get(file_module)
@@ -64,10 +64,32 @@ def to_kohya_tensors(
     return out
 
 
-def kohya_module_name(component: str, module: str, table: Mapping[str, SgmBlock]) -> str:
-    """``lora_unet_input_blocks_4_1_…`` / ``lora_te1_text_model_…`` for a diffusers module."""
-    name = sgm_module_name(module, table) if component == "unet" else module
+def kohya_module_name(
+    component: str,
+    module: str,
+    table: Mapping[str, SgmBlock],
+    mats: Mapping[str, torch.Tensor] | None = None,
+) -> str:
+    """``lora_unet_input_blocks_4_1_…`` / ``lora_te1_text_model_…`` for a diffusers module.
+
+    With its matrices (``mats``), a UNet module must also read or write its block's
+    width: a LoRA of another UNet shape would otherwise get plausible wrong names.
+    """
+    name = module
+    if component == "unet":
+        block, name = locate(module, table)
+        if block is not None and mats is not None:
+            _check_width(module, block, mats)
     return KOHYA_PREFIX[component] + name.replace(".", "_")
+
+
+def _check_width(module: str, block: SgmBlock, mats: Mapping[str, torch.Tensor]) -> None:
+    reads, writes = int(mats["A"].shape[1]), int(mats["B"].shape[0])
+    if block.channels not in (reads, writes):
+        raise LoraError(
+            f"module '{module}' maps {reads}->{writes} features, but that block of the UNet "
+            f"config is {block.channels} wide; export with the base model's UNet config"
+        )
 
 
 def _kohya_entries(

@@ -31,6 +31,7 @@ import torch
 from ..atomic import atomic_path
 from ..errors import LoraError, UnsafeFileError
 from ..safefile import check_safetensors, header_metadata
+from ..safefile import file_sha256 as file_sha256  # generate.jobs compares files by it
 from . import keys as keys
 from .hashes import autov3, file_hashes
 

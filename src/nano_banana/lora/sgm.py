@@ -115,6 +115,7 @@ class SgmBlock:
 
     name: str  # e.g. "input_blocks.4.1"
     kind: str  # "resnet" | "attention" | "downsampler" | "upsampler"
+    channels: int  # the block's output width: every adapted layer in it reads or writes it
     depth: int = 0  # transformer blocks inside an attention
 
 
@@ -123,10 +124,10 @@ def sgm_blocks(blocks: UNetBlocks) -> dict[str, SgmBlock]:
     table: dict[str, SgmBlock] = {}
     table.update(_input_blocks(blocks))
     if blocks.mid_block:
-        depth = blocks.transformer_layers_per_block[-1]
-        table["mid_block.resnets.0"] = SgmBlock("middle_block.0", "resnet")
-        table["mid_block.attentions.0"] = SgmBlock("middle_block.1", "attention", depth)
-        table["mid_block.resnets.1"] = SgmBlock("middle_block.2", "resnet")
+        depth, width = blocks.transformer_layers_per_block[-1], blocks.block_out_channels[-1]
+        table["mid_block.resnets.0"] = SgmBlock("middle_block.0", "resnet", width)
+        table["mid_block.attentions.0"] = SgmBlock("middle_block.1", "attention", width, depth)
+        table["mid_block.resnets.1"] = SgmBlock("middle_block.2", "resnet", width)
     table.update(_output_blocks(blocks))
     return table
 
@@ -135,18 +136,20 @@ def _input_blocks(blocks: UNetBlocks) -> dict[str, SgmBlock]:
     table, index = {}, 1  # input_blocks.0 is conv_in
     levels = len(blocks.down_block_types)
     for level, kind in enumerate(blocks.down_block_types):
+        prefix, width = f"down_blocks.{level}", blocks.block_out_channels[level]
         depth = blocks.transformer_layers_per_block[level]
         for layer in range(blocks.layers_per_block[level]):
-            prefix = f"down_blocks.{level}"
-            table[f"{prefix}.resnets.{layer}"] = SgmBlock(f"input_blocks.{index}.0", "resnet")
+            table[f"{prefix}.resnets.{layer}"] = SgmBlock(
+                f"input_blocks.{index}.0", "resnet", width
+            )
             if "Attn" in kind:
                 table[f"{prefix}.attentions.{layer}"] = SgmBlock(
-                    f"input_blocks.{index}.1", "attention", depth
+                    f"input_blocks.{index}.1", "attention", width, depth
                 )
             index += 1
         if level < levels - 1:  # diffusers: every level but the last halves the size
-            table[f"down_blocks.{level}.downsamplers.0"] = SgmBlock(
-                f"input_blocks.{index}.0", "downsampler"
+            table[f"{prefix}.downsamplers.0"] = SgmBlock(
+                f"input_blocks.{index}.0", "downsampler", width
             )
             index += 1
     return table
@@ -154,22 +157,23 @@ def _input_blocks(blocks: UNetBlocks) -> dict[str, SgmBlock]:
 
 def _output_blocks(blocks: UNetBlocks) -> dict[str, SgmBlock]:
     table, index = {}, 0
-    layers = blocks.layers_per_block[::-1]
+    layers, widths = blocks.layers_per_block[::-1], blocks.block_out_channels[::-1]
     depths = blocks.up_transformer_layers or blocks.transformer_layers_per_block[::-1]
     levels = len(blocks.up_block_types)
     for level, kind in enumerate(blocks.up_block_types):
-        attention = "Attn" in kind
+        prefix, width, attention = f"up_blocks.{level}", widths[level], "Attn" in kind
         for layer in range(layers[level] + 1):
-            prefix = f"up_blocks.{level}"
-            table[f"{prefix}.resnets.{layer}"] = SgmBlock(f"output_blocks.{index}.0", "resnet")
+            table[f"{prefix}.resnets.{layer}"] = SgmBlock(
+                f"output_blocks.{index}.0", "resnet", width
+            )
             if attention:
                 table[f"{prefix}.attentions.{layer}"] = SgmBlock(
-                    f"output_blocks.{index}.1", "attention", depths[level]
+                    f"output_blocks.{index}.1", "attention", width, depths[level]
                 )
             index += 1
         if level < levels - 1:  # sits in the level's last entry, after its transformer
-            table[f"up_blocks.{level}.upsamplers.0"] = SgmBlock(
-                f"output_blocks.{index - 1}.{2 if attention else 1}", "upsampler"
+            table[f"{prefix}.upsamplers.0"] = SgmBlock(
+                f"output_blocks.{index - 1}.{2 if attention else 1}", "upsampler", width
             )
     return table
 
@@ -179,13 +183,21 @@ def sgm_module_name(module: str, table: Mapping[str, SgmBlock]) -> str:
 
     Raises ``LoraError`` naming the module when this UNet has no such module.
     """
+    return locate(module, table)[1]
+
+
+def locate(module: str, table: Mapping[str, SgmBlock]) -> tuple[SgmBlock | None, str]:
+    """(the SGM block holding a diffusers UNet module, or None outside the blocks; its SGM name).
+
+    Raises ``LoraError`` naming the module when this UNet has no such module.
+    """
     if module in TOP_LEVEL:
-        return TOP_LEVEL[module]
+        return None, TOP_LEVEL[module]
     parts = module.split(".")
     for cut in (4, 3):  # "down_blocks.1.attentions.0", "mid_block.attentions.0"
         block = table.get(".".join(parts[:cut])) if len(parts) > cut else None
         if block is not None and (renamed := _inner_name(block, parts[cut:])) is not None:
-            return f"{block.name}.{renamed}"
+            return block, f"{block.name}.{renamed}"
     raise LoraError(f"UNet module '{module}' has no place in this UNet's SGM layout")
 
 

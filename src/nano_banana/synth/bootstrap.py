@@ -173,14 +173,13 @@ def bootstrap(spec, config: BootstrapConfig, out_dir: str | Path, log: Log = pri
     spec = replace(spec.resolve() if spec.base is None else spec, loras=())
     settings = {"base": spec.base, **config.settings()}
     done = read_state(out, settings)
-    out.mkdir(parents=True, exist_ok=True)
     boards, lora_dir = out / "boards", out / "lora"
     train_config = train_config_for(spec.base, boards, lora_dir, config)
     engine = spec.load()
     report = None
     if "synth" not in done:
+        job = prepare_synth(engine, config.synth, boards)  # names checked before the stage starts
         log(f"[1/4 synth] {config.synth.count} boards into {boards}")
-        job = prepare_synth(engine, config.synth, boards)
         report = make_set(engine, job, spec.request_defaults(), synth_progress)
         log(report.format())
         mark_done(out, settings, done, "synth")

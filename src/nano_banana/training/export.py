@@ -141,8 +141,14 @@ def _read_back(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118 (safe_open, not a dict)
 
 
-def export(config: TrainConfig, lora_path: Path, steps: int) -> dict[str, Path]:
-    """Write the extra formats ``config.output.export`` asks for; returns {format: path}."""
+def export(
+    config: TrainConfig, lora_path: Path, steps: int, unet_config: Any = None
+) -> dict[str, Path]:
+    """Write the extra formats ``config.output.export`` asks for; returns {format: path}.
+
+    ``unet_config`` is the trained base's ``unet.config``: kohya's SGM block numbers
+    follow from it (None: SDXL 1.0's).
+    """
     out: dict[str, Path] = {}
     for fmt in config.output.export:
         if fmt == ExportFormat.KOHYA:
@@ -156,7 +162,7 @@ def export(config: TrainConfig, lora_path: Path, steps: int) -> dict[str, Path]:
                 "ss_learning_rate": str(config.optim.lr),
                 "ss_trigger_words": config.dataset.trigger,
             }
-            out[fmt.value] = export_kohya(lora_path, target, metadata=extra)
+            out[fmt.value] = export_kohya(lora_path, target, metadata=extra, unet=unet_config)
     return out
 
 

@@ -557,7 +557,7 @@ def write_outputs(result: TrainResult, run: Run, summary, config_path) -> None:
     """The LoRA file, exports, model card and loss plot (main process only)."""
     config, lora_path = run.config, run.config.output.lora_path
     save_adapter(run, lora_path, adapter_metadata(run, result.steps))
-    result.exported = export(config, lora_path, result.steps)
+    result.exported = export(config, lora_path, result.steps, run.models.unet.config)
     grid = result.sample_grids[-1] if result.sample_grids else None
     best_name = result.best_lora.name if result.best_lora else None
     validation = model_card_lines(
