@@ -132,6 +132,7 @@ def test_every_setting_keeps_its_flag_under_its_section_heading():
         "resolution", "upscale", "flip", "shuffle_captions", "caption_dropout", "caption_ext",
         "min_size_fraction", "skip_bad", "cache_dir", "checkpoint_every", "keep_checkpoints",
         "resume", "sample_every", "sample_prompts", "sample_seed", "sample_steps", "sample_size",
+        "sample_cfg",
         "recommended_scale", "export", "log_every", "val_split", "val_every", "layout_eval_every",
         "layout_eval_images", "keep_best", "early_stop_patience", "early_stop_min_delta",
     ]  # fmt: skip

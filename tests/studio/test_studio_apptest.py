@@ -7,6 +7,7 @@ The app runs in this process, so a test can also reach the shared ``Studio``
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -29,6 +30,11 @@ from nano_banana.studio.ui_common import _studio_for  # noqa: E402
 
 RUN_TIMEOUT_S = 60
 JOB_TIMEOUT_S = 90
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of the studio's escaped Markdown (ui_common.plain): the text itself."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +233,7 @@ def test_gallery_lists_opens_reuses_and_deletes(config, studio):
     count = studio.gallery.count()
     at.button(key=f"g_del_yes_{entry.id}").click().run()
     assert studio.gallery.count() == count - 1 and not entry.path.exists()
-    assert any(f"Deleted image #{entry.id}" in s.value for s in at.success)
+    assert any(f"Deleted image #{entry.id}" in shown(s.value) for s in at.success)
 
 
 def test_uploaded_loras_go_through_the_safe_loader(config, studio, tiny_lora_b):
@@ -303,14 +309,14 @@ def test_a_prompt_not_in_the_catalog_asks_for_its_parts(config):
     at = new_app(f_steps=4, f_compose=True)  # 4 steps: the unifying pass runs one
     at.text_area(key="f_prompt").input("a hooded sweatshirt").run()
     note = "not in the parts catalog: list its parts in the table"
-    assert any(note in i.value for i in at.info)
+    assert any(note in shown(i.value) for i in at.info)
     assert parts_table(at).value.empty
     at.button(key="generate").click().run()
-    assert any(note in e.value for e in at.error) and "job" not in at.session_state
+    assert any(note in shown(e.value) for e in at.error) and "job" not in at.session_state
 
     edit_table(at, added=[{"part": "hood"}, {"part": "sleeve", "count": 2}])
     edit_table(at, edited={1: {"count": 30}})  # past what a board holds of one part
-    assert any("row 2 (sleeve)" in e.value for e in at.error)
+    assert any("row 2 (sleeve)" in shown(e.value) for e in at.error)
     edit_table(at, edited={1: {"count": 2}})
     assert [e.value for e in at.error] == []
     at.button(key="generate").click().run()

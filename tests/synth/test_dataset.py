@@ -378,7 +378,6 @@ def test_a_rerun_makes_only_what_is_missing(tmp_path, engine, catalog, renderer)
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="append_line glues the next row to a torn last line")
 def test_the_row_after_a_torn_last_line_is_kept(tmp_path, engine, catalog, renderer):
     """A crash mid-write leaves a last line with no newline: the next row must still be read."""
     out = tmp_path / "set"

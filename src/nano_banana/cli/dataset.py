@@ -9,11 +9,13 @@ from pathlib import Path
 import typer
 
 from ..generate.spec import EngineSpec
+from ..prompt.presets import load_presets
 from ..synth.captions import CAPTION_STYLES
 from ..synth.dataset import (
     SynthConfig,
     SynthJob,
     SynthReport,
+    check_names,
     make_set,
     parse_range,
     prepare_synth,
@@ -106,6 +108,7 @@ def synth(
         scale=parse_range(scale, "--scale"), variants=variants, tries=tries, width=size,
         height=size,
     )  # fmt: skip
+    check_names(config, load_presets(model.preset_dir), out_dir=out)  # before the model loads
     engine = build_engine(model, quiet)
     report = run_synth(engine, prepare_synth(engine, config, out), model.request_defaults(), quiet)
     typer.echo(report.format())

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..atomic import write_text
 from ..errors import InvalidSettingError
-from .dataset import SynthConfig, SynthReport, make_set, prepare_synth
+from .dataset import SynthConfig, SynthReport, check_names, make_set, prepare_synth
 
 STAGES = ("synth", "check", "train", "eval")
 STATE_FILE = "bootstrap.json"
@@ -167,9 +167,10 @@ def train_config_for(base: str, data_dir: Path, out_dir: Path, config: Bootstrap
 def bootstrap(spec, config: BootstrapConfig, out_dir: str | Path, log: Log = print,
               synth_progress=None) -> BootstrapResult:  # fmt: skip
     """Run (or resume) every stage into ``out_dir``; ``spec`` is the base (an ``EngineSpec``)."""
+    from ..prompt.presets import load_presets
+
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InvalidSettingError(f"--out '{out}' exists and is not a folder")
+    check_names(config.synth, load_presets(spec.preset_dir), out_dir=out)  # before the model
     spec = replace(spec.resolve() if spec.base is None else spec, loras=())
     settings = {"base": spec.base, **config.settings()}
     done = read_state(out, settings)
@@ -263,7 +264,13 @@ def read_metadata(path: Path) -> dict[str, str]:
 def run_evals(engine, lora_path: Path, config: BootstrapConfig, out: Path, spec,
               log: Log) -> dict[str, Any]:  # fmt: skip
     """LoRA off against on for every preset of the set, on the set's objects."""
-    from ..analysis.evaluation import EvalConfig, evaluate, summary_rows, write_report
+    from ..analysis.evaluation import (
+        EvalConfig,
+        ObjectClassifier,
+        evaluate,
+        summary_rows,
+        write_report,
+    )
     from ..parts.catalog import find_object, load_catalog
 
     engine.add_lora(lora_path)
@@ -271,11 +278,15 @@ def run_evals(engine, lora_path: Path, config: BootstrapConfig, out: Path, spec,
     prompts = tuple(find_object(o, catalog).phrase for o in config.synth.objects)
     defaults = spec.request_defaults()
     reports = {}
+    first = EvalConfig(prompts=prompts)
+    # fitted once for every preset, and only when a prompt is a demo object it can recognise
+    classifier = (ObjectClassifier.fit_on_world()
+                  if any(key for _, key in first.prompt_list()) else None)  # fmt: skip
     for preset in config.synth.presets:
         eval_config = EvalConfig(prompts=prompts, seeds=config.eval_seeds, preset=preset,
                                  steps=defaults.steps, cfg=defaults.cfg, sampler=defaults.sampler,
                                  grid_seeds=min(4, config.eval_seeds))  # fmt: skip
-        report = evaluate(engine, eval_config)
+        report = evaluate(engine, eval_config, classifier=classifier)
         write_report(report, out / f"eval-{preset}")
         reports[preset] = report
         log(f"  {preset}: " + "; ".join(f"{label} {' -> '.join(cells)}"

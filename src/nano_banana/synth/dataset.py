@@ -319,9 +319,11 @@ def write_item(out_dir: Path, item: Item, result: BoardResult | None, drawn: int
 
 
 def append_line(path: Path, line: str) -> None:
-    """One line appended and flushed to disk: a crash loses at most the line being written."""
+    """One line appended and flushed to disk: a crash loses at most the line being written (a
+    torn last line is ended first, so it stays one unreadable line and takes no row with it)."""
+    torn = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
     with path.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
+        f.write(("\n" if torn else "") + line + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -343,17 +345,23 @@ class SynthJob:
 def prepare_synth(engine, config: SynthConfig, out_dir: str | Path,
                   catalog: dict | None = None) -> SynthJob:  # fmt: skip
     """Steps 1-2: every name resolved and every pair planned once, before anything is drawn."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InvalidSettingError(f"--out '{out}' exists and is not a folder")
-    catalog = catalog if catalog is not None else load_catalog()
-    objects = resolve_objects(config.objects, catalog)
-    presets = resolve_presets(config.presets, engine.presets)
+    objects, presets = check_names(config, engine.presets, catalog, out_dir)
     native_w, native_h = engine.native_size
     width, height = config.width or native_w, config.height or native_h
     check_pairs(objects, presets, width, height)
-    return SynthJob(out, config, schedule(objects, presets, config.count, config.seed), width,
-                    height)  # fmt: skip
+    return SynthJob(Path(out_dir), config, schedule(objects, presets, config.count, config.seed),
+                    width, height)  # fmt: skip
+
+
+def check_names(config: SynthConfig, presets: dict[str, Preset], catalog: dict | None = None,
+                out_dir: str | Path | None = None):  # fmt: skip
+    """The objects and presets ``config`` names (and a usable ``out_dir``), or a one-line error:
+    cheap, so a shell checks them before it loads a model."""
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise InvalidSettingError(f"--out '{out}' exists and is not a folder")
+    catalog = catalog if catalog is not None else load_catalog()
+    return resolve_objects(config.objects, catalog), resolve_presets(config.presets, presets)
 
 
 def make_set(engine, job: SynthJob, request=None, progress: Progress | None = None) -> SynthReport:
