@@ -655,3 +655,33 @@ def test_an_unreadable_file_is_one_line(peft_lora_file, tmp_path, monkeypatch):
     with pytest.raises(UnsafeFileError, match="could not be read: Permission denied") as err:
         lora_lib.read_lora(path)
     assert path.name in one_line(err)
+
+
+# LyCORIS and DoRA files as their trainers write them (key suffixes of kohya-layout modules;
+# PEFT's DoRA adds lora_magnitude_vector beside lora_A/lora_B): refused by name, never half read.
+_MODULE = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q"
+FAMILY_FILES = {
+    "LoHa": {f"{_MODULE}.hada_w1_a": torch.ones(4, 2), f"{_MODULE}.hada_w1_b": torch.ones(2, 4),
+             f"{_MODULE}.hada_w2_a": torch.ones(4, 2), f"{_MODULE}.hada_w2_b": torch.ones(2, 4),
+             f"{_MODULE}.alpha": torch.tensor(2.0)},
+    "LoKr": {f"{_MODULE}.lokr_w1": torch.ones(2, 2), f"{_MODULE}.lokr_w2": torch.ones(2, 2),
+             f"{_MODULE}.alpha": torch.tensor(2.0)},
+    "DoRA": {f"{_MODULE}.lora_down.weight": torch.ones(2, 4),
+             f"{_MODULE}.lora_up.weight": torch.ones(4, 2),
+             f"{_MODULE}.dora_scale": torch.ones(1, 4), f"{_MODULE}.alpha": torch.tensor(2.0)},
+    "PEFT DoRA": {
+        "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.ones(2, 4),
+        "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.ones(4, 2),
+        "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_magnitude_vector": torch.ones(4),
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "words"), [("LoHa", "LyCORIS LoHa"), ("LoKr", "LyCORIS LoKr"),
+                                             ("DoRA", "DoRA"), ("PEFT DoRA", "DoRA")])  # fmt: skip
+def test_lora_family_files_are_refused_by_name(kind, words, tmp_path):
+    path = write_lora(tmp_path / f"{kind.replace(' ', '_')}.safetensors", FAMILY_FILES[kind])
+    with pytest.raises(LoraError) as err:
+        lora_lib.read_lora(path)
+    message = one_line(err)
+    assert words in message and "not supported yet" in message and path.name in message

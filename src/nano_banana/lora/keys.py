@@ -38,6 +38,24 @@ FULL_MODEL_PREFIXES = (
 PEFT_METADATA_KEY = "lora_adapter_metadata"
 
 
+# LoRA-family formats we recognise but do not apply, by a key suffix only they write.
+# LyCORIS LoHa (Hadamard product of two low-rank pairs) and LoKr (Kronecker product) need their
+# own layers; DoRA adds a magnitude vector per module that a plain LoRA load would drop.
+FAMILY_MARKERS = (
+    ("a LyCORIS LoHa file", (".hada_w1_a", ".hada_w1_b", ".hada_w2_a", ".hada_w2_b")),
+    ("a LyCORIS LoKr file", (".lokr_w1", ".lokr_w2", ".lokr_w1_a", ".lokr_w2_a")),
+    ("a DoRA file (LoRA with per-module magnitudes)", (".dora_scale", "lora_magnitude_vector")),
+)
+
+
+def unsupported_family(keys: list[str]) -> str | None:
+    """What LoRA-family format ``keys`` are, when it is one we refuse by name; else None."""
+    for name, markers in FAMILY_MARKERS:
+        if any(marker in key for key in keys for marker in markers):
+            return name
+    return None
+
+
 def detect_format(keys: list[str]) -> str | None:
     """``"kohya"`` or ``"diffusers"`` from the key names, or None when the keys are not a LoRA's."""
     kohya = [k.startswith(tuple(KOHYA_PREFIXES)) for k in keys]

@@ -147,6 +147,12 @@ def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 def _detect_format(tensors: dict[str, torch.Tensor], path: Path) -> str:
     names = list(tensors)
+    family = keys.unsupported_family(names)
+    if family is not None:  # before the layout: a DoRA file also has every key a LoRA has
+        raise LoraError(
+            f"'{path.name}' is {family}; not supported yet: use a plain LoRA (kohya 'networks.lora' "
+            "or diffusers/PEFT without DoRA)"
+        )
     fmt = keys.detect_format(names)
     if fmt is not None:
         return fmt
