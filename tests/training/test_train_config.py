@@ -113,7 +113,7 @@ FLAT_DEFAULTS = {
     "checkpoint_every": 250, "keep_checkpoints": 2, "resume": None, "sample_every": None,
     "sample_prompts": ["a complex mechanical watch", "a pair of sneakers",
                        "a professional camera", "a wireless bluetooth speaker"],
-    "sample_seed": 1234, "sample_steps": 20, "sample_size": None, "recommended_scale": 0.8,
+    "sample_seed": 1234, "sample_steps": 20, "sample_size": None, "sample_cfg": None, "recommended_scale": 0.8,
     "export": [], "log_every": 1,
     # settings added since, each off by default
     "val_split": 0.0, "val_every": 100, "layout_eval_every": 0, "layout_eval_images": 4,
