@@ -12,10 +12,13 @@ from nano_banana.generate.spec import EngineSpec
 MODEL_COMMANDS = ("generate", "compare", "sweep", "batch", "eval", "studio")
 FLAGS = {
     "base": "--base",
+    "base_config": "--base-config",
     "vae": "--vae",
     "loras": "--lora",
     "device": "--device",
     "dtype": "--dtype",
+    "offload": "--offload",
+    "vae_tiling": "--vae-tiling",
     "preset_dir": "--preset-dir",
 }
 

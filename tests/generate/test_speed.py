@@ -214,3 +214,28 @@ def test_small_models_run_on_one_cpu_thread_and_big_ones_keep_torchs_choice(tiny
         assert resolve_cpu_threads(SpeedConfig.reference(), engine.pipe.unet) == 0
     finally:
         torch.set_num_threads(before)
+
+
+def test_pristine_copies_stay_beside_cpu_weights(fast):
+    """On the CPU nothing moves: each pristine weight is its own copy, in the same memory."""
+    fast.generate(request(lora_scale=0.8))
+    for layer in fast.speed.fuser._layers:
+        assert layer.pristine.device == layer.base.weight.device
+        assert layer.pristine.data_ptr() != layer.base.weight.data_ptr()
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_pristine_copies_wait_in_host_memory_and_unfusing_is_exact(tiny_sdxl_dir, loras):
+    def load(speed: SpeedConfig) -> Engine:
+        return Engine.load(
+            str(tiny_sdxl_dir), device="cuda", dtype="float32", speed=speed, offload="none"
+        )
+
+    engine = load(FUSED_FP32)
+    engine.add_lora(loras[0], name="structure")
+    engine.generate(request(lora_scale=0.8))
+    layers = engine.speed.fuser._layers
+    assert layers and all(layer.pristine.device.type == "cpu" for layer in layers)
+    assert all(layer.base.weight.is_cuda for layer in layers)
+    off = pixels(engine.generate(request(lora_scale=0.0)))
+    assert np.array_equal(off, pixels(load(SpeedConfig.reference()).generate(request())))

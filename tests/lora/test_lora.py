@@ -477,7 +477,8 @@ def test_nan_or_inf_tensors_are_refused(bad, lora_dir, peft_lora_file):
             "full model checkpoint",
         ),
         ({"some.weight": torch.zeros(2)}, "no layout we read"),
-        ({"lora_unet_x.hada_w1_a": torch.zeros(2, 2)}, "no LoRA down/up matrices"),
+        ({"lora_unet_x.hada_w1_a": torch.zeros(2, 2)}, "LyCORIS LoHa file; not supported yet"),
+        ({"lora_unet_x.something": torch.zeros(2, 2)}, "no LoRA down/up matrices"),
         ({"lora_unet_x.lora_down.weight": torch.zeros(2, 2), "other": torch.zeros(1)}, "no layout"),
     ],
 )

@@ -64,3 +64,70 @@ def test_the_kohya_export_follows_the_trained_unet(tmp_path, adapters, tiny_sdxl
         config.output.lora_name: {"knolling": 6, "flat lay": 6}
     }
     assert file_meta["sshs_model_hash"] == file_hashes(path).data_sha256
+
+
+# --- text-encoder keys, spelled as diffusers spells them -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def text_lora(tiny_sdxl_dir, tmp_path_factory) -> Path:
+    """A LoRA on the UNet and both text encoders, written by save_lora."""
+    import torch
+
+    from nano_banana.training.models import TEXT_TARGETS, add_text_encoder_adapter
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl_dir, use_safetensors=True)
+    torch.manual_seed(3)
+    config = dict(r=4, lora_alpha=4.0, init_lora_weights=False)  # non-zero B: a visible effect
+    pipe.unet.add_adapter(LoraConfig(target_modules=list(TARGETS), **config))
+    for encoder in (pipe.text_encoder, pipe.text_encoder_2):
+        add_text_encoder_adapter(encoder, LoraConfig(target_modules=list(TEXT_TARGETS), **config))
+    encoders = (pipe.text_encoder, pipe.text_encoder_2)
+    adapters = Adapters(pipe.unet, encoders, 4, 4.0, TARGETS, TEXT_TARGETS)
+    return save_lora(adapters, tmp_path_factory.mktemp("te") / "te.safetensors", {})
+
+
+def respelled(src: Path, out: Path, component: str) -> Path:
+    """The file with ``component``'s keys lacking ``text_model.`` (our older spelling)."""
+    from safetensors.torch import load_file, save_file
+
+    prefix = f"{component}.text_model."
+    tensors = {
+        (f"{component}.{k.removeprefix(prefix)}" if k.startswith(prefix) else k): t
+        for k, t in load_file(src).items()
+    }
+    save_file(tensors, out)
+    return out
+
+
+def test_text_encoder_keys_are_written_as_diffusers_writes_them(text_lora):
+    from safetensors import safe_open
+
+    with safe_open(str(text_lora), framework="pt") as f:
+        names = list(f.keys())
+    for component in ("text_encoder", "text_encoder_2"):
+        keys = [n for n in names if n.startswith(f"{component}.")]
+        assert keys and all(k.startswith(f"{component}.text_model.encoder.layers.") for k in keys)
+
+
+@pytest.mark.parametrize("older", ["text_encoder", "text_encoder_2"])
+def test_both_spellings_read_and_act_alike(text_lora, tiny_sdxl_dir, tmp_path, older):
+    """Our older files (first encoder without ``text_model.``) and files missing it for an encoder
+    that has the level (the second, in transformers 5) load with the same effect."""
+    import numpy as np
+
+    from nano_banana.generate.engine import Engine
+    from nano_banana.settings import GenerationRequest
+
+    def image(path: Path, scale: float):
+        engine = Engine.load(str(tiny_sdxl_dir), device="cpu", loras=[str(path)])
+        request = GenerationRequest(
+            prompt="a watch", preset="none", steps=2, seed=1, lora_scale=scale
+        )
+        encoders = (engine.pipe.text_encoder, engine.pipe.text_encoder_2)
+        assert all("te" in e.peft_config for e in encoders)  # both encoders took the LoRA
+        return np.asarray(engine.generate(request).image, dtype=np.int16)
+
+    other = respelled(text_lora, tmp_path / "te.safetensors", older)
+    assert not np.array_equal(image(text_lora, 1.0), image(text_lora, 0.0))
+    assert np.array_equal(image(other, 1.0), image(text_lora, 1.0))

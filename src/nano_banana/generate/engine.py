@@ -31,6 +31,7 @@ from ..gallery.record import GenerationRecord, LoraUse
 from ..lora import load as lora_lib
 from ..model.latents import scale_latents, unscale_latents
 from ..model.load import BaseSpec, load_base
+from ..model.memory import MemoryPlan, oom_advice, place_pipeline
 from ..prompt.loratags import apply_lora_tags, lora_aliases
 from ..prompt.plan import PromptPlan, plan_prompt
 from ..prompt.presets import Preset, get_preset, load_presets
@@ -85,8 +86,10 @@ class Engine:
         vae: str | None = None,
         presets: dict[str, Preset] | None = None,
         speed: SpeedConfig | None = None,
+        memory: MemoryPlan | None = None,
     ):
         self.pipe = pipe
+        self.memory = memory or MemoryPlan()  # how load_base placed the pipeline
         self.base_name = base_name
         self.base_hash = base_hash
         self.vae_name = vae
@@ -116,12 +119,35 @@ class Engine:
         dtype: str = "auto",
         preset_dir: Path | None = None,
         speed: SpeedConfig | None = None,
+        base_config: str | None = None,
+        offload: str = "auto",
+        vae_tiling: str = "auto",
     ) -> Engine:
-        """Load a base model (repo id, folder or .safetensors) and attach LoRA files."""
-        loaded = load_base(BaseSpec(source=base, vae=vae, device=device, dtype=dtype))
+        """Load a base model (repo id, folder or .safetensors) and attach LoRA files.
+
+        ``offload`` and ``vae_tiling`` (``model/memory.py``) fit SDXL onto small GPUs;
+        ``base_config`` gives a single .safetensors file its configs and tokenizers.
+        """
+        spec = BaseSpec(
+            base,
+            vae,
+            device,
+            dtype,
+            config=base_config,
+            offload=offload,
+            vae_tiling=vae_tiling,
+        )
+        loaded = load_base(spec)
         speed = (speed or SpeedConfig()).respecting_dtype(dtype)  # our own pipeline: fast path
+        speed = speed.respecting_offload(loaded.memory.offload)
         engine = cls(
-            loaded.pipe, loaded.name, loaded.file_hash, vae, load_presets(preset_dir), speed=speed
+            loaded.pipe,
+            loaded.name,
+            loaded.file_hash,
+            vae,
+            load_presets(preset_dir),
+            speed=speed,
+            memory=loaded.memory,
         )
         for spec in loras:
             path, weight = parse_lora_arg(spec)
@@ -178,6 +204,9 @@ class Engine:
 
     @property
     def device(self) -> torch.device:
+        """Where the model computes; offloaded weights rest in host memory between calls."""
+        if self.memory.offloaded:
+            return self.pipe._execution_device
         return self.pipe.unet.device
 
     @property
@@ -289,9 +318,10 @@ class Engine:
         a light image-to-image pass would keep), scaled by the one latent convention."""
         vae = self.pipe.vae
         dtype = torch.float32 if vae.config.force_upcast else vae.dtype
-        pixels = self.pipe.image_processor.preprocess(image).to(vae.device, dtype)
+        pixels = self.pipe.image_processor.preprocess(image).to(self.device, dtype)
         with self._vae_in(dtype), torch.no_grad():
-            mean = vae.encode(pixels).latent_dist.mean
+            size = (pixels.shape[-1], pixels.shape[-2])
+            mean = self._guard_oom(lambda: vae.encode(pixels).latent_dist.mean, size, "encoding")
         return scale_latents(mean.float(), vae.config).to(self.pipe.unet.dtype)
 
     def _denoise(
@@ -327,9 +357,10 @@ class Engine:
         generator = torch.Generator("cpu").manual_seed(request.seed)
         # speed hook: cached prompt embeddings (or the prompts), inference mode
         prompts = self.speed.prompt_kwargs(plan.prompt, plan.negative, request.cfg, active)
-        try:
+
+        def run():
             with self.speed.denoise_context():
-                out = pipe(
+                return pipe(
                     **prompts,
                     **extra,
                     num_inference_steps=request.steps,
@@ -339,13 +370,21 @@ class Engine:
                     callback_on_step_end=on_step_end,
                     callback_on_step_end_tensor_inputs=["latents"],
                 )
+
+        return self._guard_oom(run, (request.width, request.height), "denoising").images
+
+    def _guard_oom(self, call: Callable, size: tuple[int, int], stage: str):
+        """Run ``call`` (``stage``: encoding, denoising or decoding); a CUDA out-of-memory error
+        frees what it can and becomes our error, naming the memory savers to try next."""
+        try:
+            return call()
         except torch.OutOfMemoryError:
-            release_device_memory()
-            raise GenerationError(
-                f"out of memory on {self.device} at {request.width}x{request.height}; "
-                "try a smaller size or --dtype float16"
-            ) from None
-        return out.images
+            pass  # leave the except block first: its traceback holds the failed step's tensors
+        release_device_memory()
+        raise GenerationError(
+            f"out of memory on {self.device} while {stage} at {size[0]}x{size[1]}; "
+            f"{oom_advice(self.memory, vae=stage != 'denoising')}"
+        )
 
     def _image_to_image(self):
         """diffusers' SDXL image-to-image pipeline over this engine's own modules (no copies),
@@ -355,6 +394,10 @@ class Engine:
         if self._img2img is None:
             self._img2img = StableDiffusionXLImg2ImgPipeline.from_pipe(self.pipe)
             self._img2img.set_progress_bar_config(disable=True)
+            if self.memory.offload == "model":
+                # the hooks live on the shared modules, but the list that puts every model
+                # back in host memory after a call is each pipeline's own; tiling is the VAE's
+                place_pipeline(self._img2img, replace(self.memory, vae_tiling=False), self.device)
         self._img2img.scheduler = self.pipe.scheduler
         return self._img2img
 
@@ -397,7 +440,12 @@ class Engine:
         vae = self.pipe.vae
         with self._vae_in(dtype), torch.no_grad():
             latents = unscale_latents(latents.to(dtype), vae.config)
-            return vae.decode(latents, return_dict=False)[0].float()
+            scale = self.pipe.vae_scale_factor
+            size = (latents.shape[-1] * scale, latents.shape[-2] * scale)
+            decoded = self._guard_oom(
+                lambda: vae.decode(latents, return_dict=False)[0], size, "decoding"
+            )
+            return decoded.float()
 
     @contextlib.contextmanager
     def _vae_in(self, dtype: torch.dtype) -> Iterator[None]:

@@ -1,11 +1,12 @@
 """Which model an engine loads, and how: the one description the CLI, the studio and scripts share.
 
-``EngineSpec`` holds what ``--base``, ``--vae``, ``--lora``, ``--device``,
-``--dtype`` and ``--preset-dir`` say. Its fields carry their help text and how
-their default is shown, so every image command and ``nano-banana studio`` build
-the same options from it. ``resolve`` applies the rule "no base means the
-built-in demo model", ``request_defaults`` gives the model's recommended
-settings (the demo's ``demo.toml``), and ``load`` builds the engine.
+``EngineSpec`` holds what ``--base``, ``--base-config``, ``--vae``, ``--lora``,
+``--device``, ``--dtype``, ``--offload``, ``--vae-tiling`` and ``--preset-dir``
+say. Its fields carry their help text and how their default is shown, so every
+image command and ``nano-banana studio`` build the same options from it.
+``resolve`` applies the rule "no base means the built-in demo model",
+``request_defaults`` gives the model's recommended settings (the demo's
+``demo.toml``), and ``load`` builds the engine.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NanoBananaError
+from ..model.memory import check_memory_options
 from ..options import reject_unknown
 from ..settings import GenerationRequest
 from .speed import SpeedConfig
@@ -39,6 +41,13 @@ class EngineSpec:
         "a diffusers folder or a .safetensors file.",
         shown="the built-in demo model",
     )
+    base_config: str | None = _option(
+        None,
+        "For a single-file --base: a diffusers SDXL folder (or repo id) whose configs and "
+        "tokenizers to use. Without it the built-in SDXL configs are used, with CLIP's "
+        "vocabulary from the Hugging Face cache.",
+        shown=False,
+    )
     vae: str | None = _option(
         None,
         "VAE override, e.g. the fp16-fix VAE (folder, .safetensors or repo id).",
@@ -52,6 +61,19 @@ class EngineSpec:
     )
     device: str = _option("auto", "auto, cpu, cuda, cuda:N or mps.")
     dtype: str = _option("auto", "auto (fp16 on GPU, fp32 on CPU), float32, float16 or bfloat16.")
+    # auto: a GPU with room for the model runs as before; a small one offloads instead of
+    # running out of memory (thresholds and reasons in model/memory.py).
+    offload: str = _option(
+        "auto",
+        "Keep weights in host memory and move them to the GPU as needed, for small GPUs: "
+        "none, model (one model at a time; a little slower), sequential (layer by layer; "
+        "much slower, least memory) or auto (from the GPU's free memory; none on the CPU).",
+    )
+    vae_tiling: str = _option(
+        "auto",
+        "Decode (and encode) images in tiles, for big images on small GPUs: on, off or auto "
+        "(on when the GPU has too little free memory for the whole model; off on the CPU).",
+    )
     preset_dir: Path | None = _option(
         None,
         "Folder of extra preset .toml files.",
@@ -66,6 +88,7 @@ class EngineSpec:
         # A lone file is one LoRA, not a sequence of one-letter names.
         loras = (self.loras,) if isinstance(self.loras, (str, Path)) else self.loras or ()
         object.__setattr__(self, "loras", tuple(str(spec) for spec in loras))
+        check_memory_options(self.offload, self.vae_tiling)  # before minutes of loading
         if self.preset_dir is not None:
             object.__setattr__(self, "preset_dir", Path(self.preset_dir))
 
@@ -145,6 +168,9 @@ class EngineSpec:
             dtype=spec.dtype,
             preset_dir=spec.preset_dir,
             speed=spec.speed,
+            base_config=spec.base_config,
+            offload=spec.offload,
+            vae_tiling=spec.vae_tiling,
         )
 
     # --- passing it on (the studio gets it through an environment variable) --------

@@ -121,6 +121,14 @@ class SpeedConfig:
             return replace(self, half_precision="off")
         return self
 
+    def respecting_offload(self, offload: str) -> SpeedConfig:
+        """Sequential offload keeps the weights in host memory and streams them to the GPU
+        layer by layer (the modules hold empty "meta" tensors), so nothing that rewrites
+        weights in place can run: no folding of LoRAs, no recast, no memory-format change."""
+        if offload != "sequential":
+            return self
+        return replace(self, fuse_lora=False, half_precision="off", channels_last="off")
+
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
@@ -166,14 +174,18 @@ def resolve_channels_last(config: SpeedConfig, device: torch.device) -> bool:
     return config.channels_last == "on"
 
 
-def resolve_vae_dtype(config: SpeedConfig, vae: torch.nn.Module) -> torch.dtype | None:
-    """The dtype to try the VAE decode in first, or None for the engine's own choice."""
+def resolve_vae_dtype(
+    config: SpeedConfig, vae: torch.nn.Module, device: torch.device | None = None
+) -> torch.dtype | None:
+    """The dtype to try the VAE decode in first, or None for the engine's own choice
+    (``device``: where the decode runs, when not where the VAE's weights rest)."""
     choice = config.vae_decode_dtype
     if choice == "as-loaded":
         return None
     if choice == "auto":
         upcast = getattr(vae.config, "force_upcast", False)
-        if vae.device.type == "cuda" and vae.dtype == torch.float16 and upcast:
+        on_cuda = (device or vae.device).type == "cuda"
+        if on_cuda and vae.dtype == torch.float16 and upcast:
             return torch.bfloat16
         return None
     return {"bfloat16": torch.bfloat16, "float32": torch.float32}[choice]
@@ -195,9 +207,14 @@ class SpeedState:
 
     # --- once, at construction ---------------------------------------------------
 
+    @property
+    def device(self) -> torch.device:
+        """Where the pipeline computes: the GPU also when its weights rest offloaded on the CPU."""
+        return self.pipe._execution_device
+
     def _prepare_unet(self) -> None:
         unet = self.pipe.unet
-        device, loaded = unet.device, unet.dtype
+        device, loaded = self.device, unet.dtype
         half = resolve_half(self.config, device, loaded)
         if half != loaded:
             unet.to(half)
@@ -246,7 +263,7 @@ class SpeedState:
             with torch.no_grad():
                 cached = self.pipe.encode_prompt(
                     prompt=prompt,
-                    device=self.pipe.unet.device,
+                    device=self.device,
                     num_images_per_prompt=1,
                     do_classifier_free_guidance=do_cfg,
                     negative_prompt=negative,
@@ -273,7 +290,7 @@ class SpeedState:
         return torch.inference_mode() if self.config.inference_mode else contextlib.nullcontext()
 
     def vae_first_dtype(self) -> torch.dtype | None:
-        return resolve_vae_dtype(self.config, self.pipe.vae)
+        return resolve_vae_dtype(self.config, self.pipe.vae, self.device)
 
 
 def cast_unet_io(unet: torch.nn.Module, dtype: torch.dtype, outer: torch.dtype) -> None:

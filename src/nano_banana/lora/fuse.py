@@ -8,6 +8,11 @@ pristine weights and the wrappers back, so PEFT and diffusers see an unfused
 model again before a LoRA is attached or detached. DoRA and LoRA biases are not
 folded: their PEFT layers stay in place. The engine drives this through
 ``generate.speed`` (``SpeedConfig.fuse_lora``).
+
+The pristine copies of weights on a CUDA GPU are kept in host memory: on SDXL
+with attention LoRAs they are about a gigabyte that the GPU then has for the
+job. They go back to the GPU one layer at a time, only when the adapter state
+changes; copies are exact, so unfusing still gives ``W0`` bit for bit.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class _Adapted:
     parent: torch.nn.Module
     attr: str
     wrapper: torch.nn.Module
-    pristine: torch.Tensor
+    pristine: torch.Tensor  # in host memory when the weight is on a CUDA GPU (park_copy)
 
     @property
     def base(self) -> torch.nn.Module:
@@ -119,9 +124,19 @@ def find_adapted_layers(pipe: Any) -> list[_Adapted]:
                 continue
             parent_name, _, attr = name.rpartition(".")
             parent = modules[parent_name] if parent_name else model
-            pristine = module.base_layer.weight.detach().clone()
+            pristine = park_copy(module.base_layer.weight)
             found.append(_Adapted(parent, attr, module, pristine))
     return found
+
+
+def park_copy(weight: torch.Tensor) -> torch.Tensor:
+    """An exact copy of ``weight``: in host memory when it lives on a CUDA GPU (GPU memory is
+    the scarce kind), beside it otherwise. Pageable, not pinned: the copy goes back only when
+    the adapter state changes, and pinned blocks would be page-locked host memory that
+    torch's host allocator rounds up to a power of two."""
+    if weight.is_cuda:
+        return weight.detach().to("cpu", copy=True)
+    return weight.detach().clone()
 
 
 def fold(layer: _Adapted, active: list[str]) -> None:
@@ -130,9 +145,11 @@ def fold(layer: _Adapted, active: list[str]) -> None:
     wrapper = layer.wrapper
     names = [n for n in active if n in wrapper.lora_A]
     if not names:
-        weight.copy_(layer.pristine)
+        weight.copy_(layer.pristine)  # an exact copy, also from host memory to the GPU
         return
-    total = layer.pristine.float()
-    for name in names:
-        total = total + wrapper.get_delta_weight(name).float()
+    deltas = [wrapper.get_delta_weight(name).float() for name in names]
+    # summed where the adapter's matrices are (the GPU), whichever memory keeps W0
+    total = layer.pristine.to(deltas[0].device).float()
+    for delta in deltas:
+        total = total + delta
     weight.copy_(total.to(weight.dtype))

@@ -226,6 +226,36 @@ def fold_factors(
     return out
 
 
+# --- CLIP's text_model level ------------------------------------------------------
+
+TEXT_MODEL = "text_model."  # transformers' CLIPTextModel wrapper level in module names
+
+
+def text_model_spelling(sd: dict[str, torch.Tensor], wrapped: bool) -> dict[str, torch.Tensor]:
+    """One text encoder's LoRA keys (component prefix removed) with transformers' ``text_model.``
+    level when ``wrapped``, without it otherwise.
+
+    diffusers' SDXL LoRAs spell it (``text_encoder.text_model.encoder.layers...``), and so
+    do kohya's; transformers >= 5.6 flattens ``CLIPTextModel`` (not ``...WithProjection``),
+    so PEFT's state dict of SDXL's first encoder lacks it. Files spelled either way read.
+    """
+    if wrapped:
+        return {k if k.startswith(TEXT_MODEL) else TEXT_MODEL + k: v for k, v in sd.items()}
+    return {k.removeprefix(TEXT_MODEL): v for k, v in sd.items()}
+
+
+def with_text_model_level(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A diffusers-format LoRA's keys with every text-encoder key spelled as diffusers writes it
+    (``text_encoder.text_model.…``); diffusers drops the level again for a flattened encoder."""
+    out = {}
+    for key, t in state_dict.items():
+        component, _, rest = key.partition(".")
+        if component in TEXT_COMPONENTS and rest and not rest.startswith(TEXT_MODEL):
+            key = f"{component}.{TEXT_MODEL}{rest}"
+        out[key] = t
+    return out
+
+
 # --- grouping by module, in PEFT spelling --------------------------------------
 
 

@@ -323,9 +323,9 @@ def _lora_modules(pipe: Any, lora: LoraFile) -> tuple[dict[str, dict[str, dict]]
                 f"LoRA '{lora.path.name}': diffusers cannot read its {component} keys "
                 f"({_one_line(e)})"
             ) from e
-        if not hasattr(getattr(pipe, component), "text_model"):
-            # transformers 5 flattens CLIPTextModel; diffusers drops the prefix the same way
-            peft_sd = {k.removeprefix("text_model."): v for k, v in peft_sd.items()}
+        if component in keys.TEXT_COMPONENTS:  # transformers >= 5.6 flattens CLIPTextModel
+            wrapped = hasattr(getattr(pipe, component), "text_model")
+            peft_sd = keys.text_model_spelling(peft_sd, wrapped)
         modules[component], odd = keys.group_modules(peft_sd)
         stray += [f"{component}.{k}" for k in odd]
     return modules, sorted({keys.module_of(k, keys.DIFFUSERS) for k in stray})
@@ -402,8 +402,11 @@ def attach_lora(pipe: Any, lora: LoraFile) -> None:
             f"'{lora.path.name}' under another name"
         )
     check_fits(pipe, lora)
+    state_dict = dict(lora.state_dict)
+    if lora.format != keys.KOHYA:  # our older files lack text_model. for the first encoder
+        state_dict = keys.with_text_model_level(state_dict)
     try:
-        pipe.load_lora_weights(dict(lora.state_dict), adapter_name=lora.name)
+        pipe.load_lora_weights(state_dict, adapter_name=lora.name)
     except (ValueError, RuntimeError, KeyError, TypeError) as e:
         _forget_partial(pipe, lora.name)
         raise LoraError(f"LoRA '{lora.path.name}' could not be attached: {_one_line(e)}") from e

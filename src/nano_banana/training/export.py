@@ -21,6 +21,7 @@ from safetensors import safe_open
 
 from ..atomic import TEMP_PREFIX, TEMP_SUFFIX, atomic_path, write_text
 from ..errors import NanoBananaError
+from ..lora.keys import text_model_spelling
 from .config import ExportFormat, TrainConfig
 
 RECOMMENDED_SCALE_KEY = "nano_banana.recommended_scale"
@@ -63,7 +64,9 @@ def lora_layers(adapters: Adapters) -> dict[str, Any]:
         ),
     }
     for suffix, encoder in zip(("", "_2"), adapters.text_encoders, strict=False):
-        kwargs[f"text_encoder{suffix}_lora_layers"] = layers(encoder)
+        # diffusers' spelling, text_encoder.text_model.encoder...: PEFT's state dict of a
+        # flattened CLIPTextModel (transformers >= 5.6) lacks the level (lora.keys)
+        kwargs[f"text_encoder{suffix}_lora_layers"] = text_model_spelling(layers(encoder), True)
         kwargs[f"text_encoder{suffix}_lora_adapter_metadata"] = adapter_config_dict(
             adapters.rank, adapters.alpha, adapters.text_targets
         )
