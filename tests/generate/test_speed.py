@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from image_metrics import pixels, psnr
 from nano_banana.errors import InvalidSettingError
 from nano_banana.generate.engine import Engine
 from nano_banana.generate.speed import SpeedConfig, cpu_has_native_bf16
@@ -25,15 +26,6 @@ HALF_PSNR_DB = 35.0  # bf16 UNet vs fp32 reference: 46-52 dB on tiny models, 35.
 
 def request(**changes) -> GenerationRequest:
     return GenerationRequest(**{**SMALL, **changes})
-
-
-def pixels(result) -> np.ndarray:
-    return np.asarray(result.image, dtype=np.float64)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def tempered(src, out, factor: float):

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from image_metrics import pixels, psnr
 from nano_banana.errors import GenerationError, InvalidSettingError, ModelLoadError
 from nano_banana.generate import engine as engine_module
 from nano_banana.generate.engine import Engine
@@ -42,15 +43,6 @@ TILED_PSNR_DB = 35.0
 
 def request(**changes) -> GenerationRequest:
     return GenerationRequest(**{**SMALL, **changes})
-
-
-def pixels(result) -> np.ndarray:
-    return np.asarray(result.image, dtype=np.float64)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 # --- choosing ---------------------------------------------------------------------

@@ -36,7 +36,8 @@ class BoardCheck:
     score: int
     # Parts planned to overlap (an exploded view pulled together) are meant to touch, so one
     # found part per group is right; boards with fewer parts than the analyser's minimum for a
-    # layout cannot get its verdict. Those checks are then not required.
+    # layout, and exploded views with copies side by side (pairs_across), cannot get its
+    # verdict. Those checks are then not required.
     count_required: bool = True
     verdict_required: bool = True
     # Found parts lying mostly outside the planned layout: a backdrop the unifying pass
@@ -106,9 +107,16 @@ def compare_to_plan(report: LayoutReport, plan: BoardPlan, min_parts: int = 3) -
     return BoardCheck(
         planned=len(planned), found=len(found), ious=tuple(ious), lost=lost, merged=merged,
         verdict=report.verdict, score=report.score, count_required=not overlapping,
-        verdict_required=not overlapping and len(planned) >= min_parts,
+        verdict_required=not overlapping and len(planned) >= min_parts and not pairs_across(plan),
         strays=sum(_inside(f, _enclosing(planned)) < STRAY_INSIDE for f in found),
     )  # fmt: skip
+
+
+def pairs_across(plan: BoardPlan) -> bool:
+    """An exploded view whose copies of a part sit side by side across its axis (two ear cups):
+    a true exploded view, but not the single line the analyser's verdict asks for. Its count,
+    losses, merges and strays are still checked."""
+    return plan.layout == "exploded" and any(p.count > 1 for p in plan.parts)
 
 
 def _enclosing(boxes: list[Box]) -> Box:
