@@ -11,7 +11,7 @@ equal, and judges each image with
   k nearest neighbours, fitted on the demo world's own renders of all three views and on
   copies of them with a generator's usual flaws (blur, dark rims, colour casts).
 
-It works on any base + LoRA; the classifier only knows the demo world's six
+It works on any base + LoRA; the classifier only knows the demo world's ten
 objects, so for other prompts "recognised" is reported as not applicable.
 ``write_report`` writes ``eval.json`` and ``eval_grid.png``; ``summary_table``
 is the side-by-side table the CLI prints.
@@ -45,7 +45,7 @@ GOOD_CALLOUT_IOU = 0.7  # a plan box this close to the part the analyser found i
 class EvalConfig:
     """What to render: prompts x seeds, each with the LoRA off and on."""
 
-    prompts: tuple[str, ...] = ()  # empty: the demo world's six objects
+    prompts: tuple[str, ...] = ()  # empty: the demo world's ten objects
     seeds: int = 16  # per prompt; the issue's targets ask for at least 16
     first_seed: int = 0  # seeds are first_seed, first_seed + 1, ...
     preset: str = "knolling"
@@ -82,7 +82,7 @@ class EvalConfig:
 
 # --- the object classifier ---------------------------------------------------------------
 
-BINS = 6  # per colour channel: 216 bins tell the six objects' palettes apart
+BINS = 6  # per colour channel: 216 bins tell the objects' palettes apart
 BACKGROUND_DISTANCE = 48.0  # RGB distance from the border colour below which a pixel is background
 NEIGHBOURS = 5  # votes per prediction: each object looks different in each view
 FLAWED_COPIES = 2  # generator-like copies of each world render in the fitting set

@@ -98,7 +98,7 @@ def build(
 
 def eval_command(
     prompts: Optional[list[str]] = typer.Argument(
-        None, help="Prompts to evaluate.", show_default="the demo world's six objects"
+        None, help="Prompts to evaluate.", show_default="the demo world's ten objects"
     ),
     seeds: int = typer.Option(
         16, "--seeds", help="Seeds per prompt (each rendered LoRA off and on)."

@@ -1,4 +1,4 @@
-"""The procedural demo world: six objects drawn assembled, as knolling flat lays, or exploded.
+"""The procedural demo world: ten objects drawn assembled, as knolling flat lays, or exploded.
 
 No model is involved: the pictures are drawn from data (``objects.py``) with
 Pillow, deterministically by seed, with ground truth for every part.
