@@ -176,14 +176,16 @@ def bootstrap(spec, config: BootstrapConfig, out_dir: str | Path, log: Log = pri
     done = read_state(out, settings)
     boards, lora_dir = out / "boards", out / "lora"
     train_config = train_config_for(spec.base, boards, lora_dir, config)
-    engine = spec.load()
     report = None
     if "synth" not in done:
-        job = prepare_synth(engine, config.synth, boards)  # names checked before the stage starts
+        engine = spec.load()
+        job = prepare_synth(engine, config.synth, boards)
         log(f"[1/4 synth] {config.synth.count} boards into {boards}")
         report = make_set(engine, job, spec.request_defaults(), synth_progress)
         log(report.format())
         mark_done(out, settings, done, "synth")
+        del engine, job  # the trainer loads its own copy: two SDXLs would not fit 24 GB
+        free_memory()
     if "check" not in done:
         log("[2/4 check] the trainer's dataset check")
         check_boards(boards, train_config.dataset.resolution, log)
@@ -197,9 +199,20 @@ def bootstrap(spec, config: BootstrapConfig, out_dir: str | Path, log: Log = pri
     evals = {}
     if "eval" not in done and config.eval_seeds:
         log(f"[4/4 eval] LoRA off vs on, {config.eval_seeds} seeds per object and preset")
-        evals = run_evals(engine, lora_path, config, out, spec, log)
+        evals = run_evals(spec.load(), lora_path, config, out, spec, log)
         mark_done(out, settings, done, "eval")
     return BootstrapResult(out, lora_path, report, evals)
+
+
+def free_memory() -> None:
+    """Give back what the dropped engine held now (on a GPU, before the trainer loads the base)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def check_boards(boards: Path, resolution: int, log: Log) -> None:
