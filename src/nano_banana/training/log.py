@@ -185,7 +185,9 @@ def plot_loss(
     loss_panel = _Panel(
         (PAD, PAD, width - 10, size[1] - PAD), steps, lo, hi if hi > lo else lo + 1e-8
     )
-    title = f"training loss, {len(finite)} steps (grey: raw, blue: average)"
+    last = int(max(s for s, _ in finite)) if finite else 0
+    # the points are the logged rows (one every --log-every steps), not every step
+    title = f"training loss to step {last}, {len(finite)} logged points (grey: raw, blue: average)"
     loss_panel.frame(draw, title + ("; validation loss: orange" if val else ""))
     if len(finite) >= 2:
         draw.line([loss_panel.xy(s, v) for s, v in finite], fill=TRAIN_GREY)
