@@ -23,6 +23,7 @@ from nano_banana.lora import load as lora_lib
 from nano_banana.lora.hashes import file_hashes
 from nano_banana.lora.kohya import kohya_module_name
 from nano_banana.lora.sgm import UNetBlocks, sgm_blocks, sgm_module_name
+from pipe_helpers import latents, load_pipe
 
 # SDXL 1.0 base's UNet config: the values that decide its block layout.
 SDXL_CONFIG = {
@@ -145,25 +146,6 @@ def test_every_sdxl_layer_round_trips_through_diffusers_kohya_reader(sdxl_table)
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out"]
 CONV_TARGETS = ["conv1", "conv2", "conv_shortcut"]  # training's attn-ff-conv choice
 SGM_KEY = re.compile(r"lora_unet_(input_blocks|middle_block|output_blocks)_\d")
-
-
-def load_pipe(base_dir: Path):
-    from diffusers import StableDiffusionXLPipeline
-
-    pipe = StableDiffusionXLPipeline.from_pretrained(base_dir, use_safetensors=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def latents(pipe) -> torch.Tensor:
-    return pipe(
-        "knolling watch",
-        num_inference_steps=2,
-        height=64,
-        width=64,
-        generator=torch.Generator().manual_seed(0),
-        output_type="latent",
-    ).images
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from nano_banana.atomic import is_temp_name
 from nano_banana.errors import LoraError, NanoBananaError, UnsafeFileError
 from nano_banana.lora import load as lora_lib
+from pipe_helpers import latents, load_pipe
 
 ATTN = ["to_q", "to_k", "to_v", "to_out.0"]
 CLIP_ATTN = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -22,31 +23,11 @@ CLIP_ATTN = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # --- helpers -------------------------------------------------------------------
 
 
-def load_pipe(base_dir: Path):
-    from diffusers import StableDiffusionXLPipeline
-
-    pipe = StableDiffusionXLPipeline.from_pretrained(base_dir, use_safetensors=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def unet_config(base_dir: Path) -> dict:
     """The tiny UNet's config, which numbers the SGM blocks of a kohya export."""
     from diffusers import UNet2DConditionModel
 
     return dict(UNet2DConditionModel.load_config(base_dir, subfolder="unet"))
-
-
-def latents(pipe) -> torch.Tensor:
-    out = pipe(
-        "knolling watch",
-        num_inference_steps=2,
-        height=64,
-        width=64,
-        generator=torch.Generator().manual_seed(0),
-        output_type="latent",
-    )
-    return out.images
 
 
 def save_peft_lora(

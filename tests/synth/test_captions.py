@@ -5,20 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nano_banana.errors import InvalidSettingError
-from nano_banana.parts.catalog import load_catalog
 from nano_banana.parts.plan import BoardPlan, PlacedPart, plan_board
-from nano_banana.prompt.presets import load_presets
 from nano_banana.synth.captions import CAPTION_STYLES, caption, layout_names, parse_styles
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    return load_catalog(user_dir=tmp_path_factory.mktemp("no-user-catalog"))
-
-
-@pytest.fixture(scope="module")
-def presets(tmp_path_factory):
-    return load_presets(tmp_path_factory.mktemp("no-user-presets"))
 
 
 @pytest.fixture(scope="module")

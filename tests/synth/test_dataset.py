@@ -18,9 +18,9 @@ from PIL import Image, ImageDraw
 
 from nano_banana.errors import InvalidSettingError, NanoBananaError
 from nano_banana.parts.board import PART_TRIES
-from nano_banana.parts.catalog import CatalogError, load_catalog
+from nano_banana.parts.catalog import CatalogError
 from nano_banana.parts.plan import BoardPlan, plan_board
-from nano_banana.prompt.presets import PresetError, load_presets
+from nano_banana.prompt.presets import PresetError
 from nano_banana.synth import dataset
 from nano_banana.synth.captions import caption
 from nano_banana.synth.dataset import (
@@ -76,16 +76,6 @@ class FakeEngine:
     def __init__(self, presets):
         self.presets = presets
         self.native_size = (SIDE, SIDE)
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    return load_catalog(user_dir=tmp_path_factory.mktemp("no-user-catalog"))
-
-
-@pytest.fixture(scope="module")
-def presets(tmp_path_factory):
-    return load_presets(tmp_path_factory.mktemp("no-user-presets"))
 
 
 @pytest.fixture

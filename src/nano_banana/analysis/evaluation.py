@@ -397,7 +397,9 @@ def judge_image(image: Image.Image, prompt: str, key: str | None, seed: int, arm
                    arrangement_key=arrangement_signature(layout) if layout.verdict else None)  # fmt: skip
 
 
-SIGNATURE_CELLS = 3  # a part's centre is placed in a 3 x 3 grid of the image
+SIGNATURE_CELLS = (
+    3  # a part's centre is placed in a 3 x 3 grid from the image's corner to the parts' far edge
+)
 
 
 def arrangement_signature(layout) -> str:

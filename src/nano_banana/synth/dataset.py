@@ -321,11 +321,18 @@ def write_item(out_dir: Path, item: Item, result: BoardResult | None, drawn: int
 def append_line(path: Path, line: str) -> None:
     """One line appended and flushed to disk: a crash loses at most the line being written (a
     torn last line is ended first, so it stays one unreadable line and takes no row with it)."""
-    torn = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
     with path.open("a", encoding="utf-8") as f:
+        torn = f.tell() > 0 and not ends_with_newline(path)
         f.write(("\n" if torn else "") + line + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def ends_with_newline(path: Path) -> bool:
+    """Whether the file's last byte is a newline: one byte read, however long the file."""
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 # --- all together ---------------------------------------------------------------------------------
