@@ -1,16 +1,19 @@
 """What a parts-first board costs: UNet evaluations and seconds on the demo model, FLOPs on SDXL.
 
-    .venv/bin/python benchmarks/bench_boards.py [--threads 1] [--seeds 1] [--json OUT]
+    .venv/bin/python benchmarks/bench_boards.py [--threads 1] [--seeds 1] [--batching both] [--json OUT]
 
 1. On this machine with the demo model: for each demo object, a single knolling image and a
-   composed knolling and exploded board at the demo's settings; UNet evaluations counted by a
-   forward hook (one per batch: classifier-free guidance runs both halves in one), seconds.
+   composed knolling and exploded board at the demo's settings, the boards with their parts
+   drawn in batches (``PartBatching``'s default) and one by one (``--batching``). A forward
+   hook counts UNet calls and the images they denoise (a call with classifier-free guidance
+   denoises half its batch), so a cell reads "calls / image evaluations / seconds".
 2. On full-size SDXL, counted, not run: the FLOPs of one UNet evaluation (batch 2 for CFG)
    and of the VAE at 1024 and 512 px, by torch's FlopCounterMode on the meta device
    (no weights, no memory). A board's cost is then estimated for every catalog object at
    30 steps: one drawing per distinct part at 512 px, plus the unifying pass (30% of the
    steps at 1024 px, one VAE encode and decode), against one 1024 px image (30 steps, decode).
    Seconds on an H100 are that ratio times the published 2.50 s baseline per image.
+   Batching changes none of these FLOPs, only how many calls carry them.
 """
 
 from __future__ import annotations
@@ -32,43 +35,62 @@ BUDGET = 3.0  # the issue's bound: a board costs at most about 3 single images
 
 
 def count_unet_calls(unet) -> list[int]:
-    calls = [0]
+    """A live [calls, samples] count of ``unet``'s forward passes and the latents they carry."""
+    counts = [0, 0]
 
     def hook(module, args):
-        calls[0] += 1
+        counts[0] += 1
+        counts[1] += args[0].shape[0]
 
     unet.register_forward_pre_hook(hook)
-    return calls
+    return counts
 
 
-def measure_demo(seeds: int) -> list[list[str]]:
-    """Rows: object, single image (UNet evals, s), knolling board, exploded board."""
+ARMS = (("single", "knolling", False), ("knolling", "knolling", True),
+        ("exploded", "exploded-view", True))  # fmt: skip
+
+
+def measure_demo(seeds: int, batchings: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: object, single image, then each board arm and batching."""
     from dataclasses import replace
 
     from nano_banana.demo import OBJECTS
+    from nano_banana.generate.boards import make_board_for
     from nano_banana.generate.spec import EngineSpec
+    from nano_banana.parts.board import PartBatching
 
     spec = EngineSpec()
     engine = spec.load()
     defaults = spec.request_defaults()
-    calls = count_unet_calls(engine.pipe.unet)
+    counts = count_unet_calls(engine.pipe.unet)
+    per_image = 2 if defaults.cfg > 1 else 1  # guidance: two latents per image in a call
+    columns = [(arm, None) for arm in ARMS[:1]] + [(a, b) for a in ARMS[1:] for b in batchings]
+    header = ["object"] + [f"{arm[0]} board, {b}" if b else "single image" for arm, b in columns]
     rows = []
     for obj in OBJECTS:
         cells = [obj.key]
-        for preset, compose in (("knolling", False), ("knolling", True), ("exploded-view", True)):
-            counts, seconds = [], []
+        for (_, preset, compose), batching in columns:
+            calls, evals, seconds = [], [], []
             for seed in range(seeds):
-                request = replace(
-                    defaults, prompt=obj.phrase, preset=preset, seed=seed, compose=compose
+                request = (
+                    replace(defaults, prompt=obj.phrase, preset=preset, seed=seed, compose=compose)
+                    .sized(*engine.native_size)
+                    .validated()
                 )
-                calls[0] = 0
+                counts[:] = [0, 0]
                 started = time.perf_counter()
-                engine.generate(request)
+                if compose:  # what Engine.generate runs for --compose
+                    chosen = PartBatching() if batching == "batched" else PartBatching(0)
+                    make_board_for(engine, request, batching=chosen)
+                else:
+                    engine.generate(request)
                 seconds.append(time.perf_counter() - started)
-                counts.append(calls[0])
-            cells.append(f"{statistics.median(counts):.0f} / {statistics.median(seconds):.1f} s")
+                calls.append(counts[0])
+                evals.append(counts[1] / per_image)
+            cells.append(f"{statistics.median(calls):.0f} / {statistics.median(evals):.0f} / "
+                         f"{statistics.median(seconds):.1f} s")  # fmt: skip
         rows.append(cells)
-    return rows
+    return header, rows
 
 
 def tflop(fn, *args, **kwargs) -> float:
@@ -127,8 +149,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=1, help="seeds per object and arm (median)")
+    parser.add_argument("--batching", choices=("both", "batched", "one-by-one"), default="both",
+                        help="how boards draw their parts: in batches, one by one, or both arms")  # fmt: skip
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args()
+    batchings = ["batched", "one-by-one"] if args.batching == "both" else [args.batching]
 
     import torch
 
@@ -136,10 +161,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     quiet_libraries()
-    demo = measure_demo(args.seeds)
+    header, demo = measure_demo(args.seeds, batchings)
     benchlib.print_table(
-        f"Demo model on this CPU ({args.threads} thread(s)): UNet evaluations / seconds",
-        ["object", "single image", "knolling board", "exploded board"], demo,
+        f"Demo model on this CPU ({args.threads} thread(s)): UNet calls / image evaluations / "
+        "seconds", header, demo,
     )  # fmt: skip
     flops = sdxl_flops()
     benchlib.print_table(
@@ -149,11 +174,13 @@ def main() -> None:
     )  # fmt: skip
     estimates = board_estimates(flops)
     benchlib.print_table(
-        f"SDXL board estimate ({SDXL_STEPS} steps, parts at 512 px, unifying pass 30%)",
+        f"SDXL board estimate ({SDXL_STEPS} steps, parts at 512 px, unifying pass 30%; "
+        "the same FLOPs batched or not)",
         ["object", "pieces", "drawings", "TFLOP", "vs one image", "H100 (est.)", f"<= {BUDGET:.0f}x"],
         estimates,
     )  # fmt: skip
-    benchlib.write_json(args.json, {"machine": benchlib.machine_info("cpu"), "demo": demo,
+    benchlib.write_json(args.json, {"machine": benchlib.machine_info("cpu"),
+                                    "demo": {"header": header, "rows": demo},
                                     "sdxl_tflop": flops, "estimates": estimates})  # fmt: skip
 
 

@@ -58,6 +58,14 @@ def tiny_sdxl_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sdxl_file(tiny_sdxl_dir, tmp_path_factory) -> Path:
+    """The tiny model as one original-layout .safetensors file, as A1111 checkpoints are."""
+    from single_file_helpers import save_original_layout
+
+    return save_original_layout(tiny_sdxl_dir, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
 def demo_engine():
     """The shipped demo model and its structure LoRA, on the CPU (loads in about 2 s)."""
     from nano_banana.demo.assets import demo_base_dir, demo_lora_path

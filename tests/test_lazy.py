@@ -10,7 +10,9 @@ import pytest
 import nano_banana
 
 
-@pytest.mark.parametrize("package", ["nano_banana", "nano_banana.generate", "nano_banana.model"])
+@pytest.mark.parametrize(
+    "package", ["nano_banana", "nano_banana.generate", "nano_banana.model", "nano_banana.demo"]
+)
 def test_dir_lists_the_exports_and_what_the_package_holds(package):
     module = importlib.import_module(package)
     names = dir(module)

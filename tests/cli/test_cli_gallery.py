@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,16 @@ def test_show_prints_a1111_parameters_and_our_record(cli, tmp_path: Path) -> Non
     data = json.loads(out)
     assert GenerationRecord.from_dict(data["record"]) == record
     assert data["parsed"]["params"]["Seed"] == "5"
+
+
+def test_show_prints_the_memory_mode_in_our_record(cli, tmp_path: Path) -> None:
+    record = replace(make_record(), offload="model", vae_tiling=True)
+    path = write_png(image(), record, tmp_path / "small-gpu.png")
+    code, out, err = cli("show", path)
+    assert code == 0, err
+    parameters, ours = out.split("nano-banana record")
+    assert '"offload": "model"' in ours and '"vae_tiling": true' in ours
+    assert "offload" not in parameters and "tiling" not in parameters
 
 
 def test_show_a1111_image_from_another_tool(cli, tmp_path: Path) -> None:

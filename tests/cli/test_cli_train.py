@@ -77,6 +77,49 @@ def test_train_from_config_file_and_flags(tiny_sdxl_dir, tmp_path):
     assert saved.output.export[0].value == "kohya"
 
 
+def _single_file_run(data, out, base, *extra) -> list[str]:
+    return ["train", "--data", str(data), "--out", str(out), "--base", str(base),
+            "--resolution", "64", "--rank", "4", "--alpha", "4", "--max-steps", "2",
+            "--warmup-steps", "1", "--sample-every", "0", "--checkpoint-every", "2", "--quiet",
+            *map(str, extra)]  # fmt: skip
+
+
+def test_train_from_a_single_file_with_base_config(tiny_sdxl_file, tiny_sdxl_dir, tmp_path):
+    from nano_banana.lora.load import read_lora
+
+    data, out = make_dataset(tmp_path / "data", n=2), tmp_path / "run"
+    args = _single_file_run(data, out, tiny_sdxl_file, "--base-config", tiny_sdxl_dir)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "trained 2 step(s)" in result.output
+    saved = load_config(out / "train_config.toml")  # the run's config names both, to redo it
+    assert (saved.model.base, saved.model.base_config) == (str(tiny_sdxl_file), str(tiny_sdxl_dir))
+    assert read_lora(out / "run.safetensors").targets["unet"] > 0
+
+
+def test_train_from_a_single_file_offline_with_the_shipped_configs(
+    tiny_sdxl_file, tiny_sdxl_dir, tmp_path, monkeypatch
+):
+    """No --base-config: the loader's shipped configs (the tiny model's standing in) and CLIP's
+    vocabulary from the cache, as for generate; HF_HUB_OFFLINE=1 (conftest)."""
+    from single_file_helpers import stand_in_shipped_configs
+
+    stand_in_shipped_configs(tiny_sdxl_dir, tmp_path, monkeypatch)
+    data, out = make_dataset(tmp_path / "data", n=2), tmp_path / "run"
+    result = runner.invoke(app, _single_file_run(data, out, tiny_sdxl_file))
+    assert result.exit_code == 0, result.output
+    assert "trained 2 step(s)" in result.output
+    assert load_config(out / "train_config.toml").model.base_config is None
+
+
+def test_a_bad_base_config_is_one_line_naming_it(cli, tiny_sdxl_file, tmp_path):
+    from cli_helpers import assert_user_error
+
+    data, missing = make_dataset(tmp_path / "data", n=2), tmp_path / "no-such-configs"
+    run = _single_file_run(data, tmp_path / "run", tiny_sdxl_file, "--base-config", missing)
+    assert_user_error(cli(*run), f"--base-config '{missing}' not found")
+
+
 @pytest.mark.slow  # a real process through the installed entry point
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     config = tmp_path / "run.toml"
@@ -125,7 +168,7 @@ def test_every_setting_keeps_its_flag_under_its_section_heading():
     from nano_banana.cli.train import build_command
 
     names = [
-        "data", "out", "name", "base", "vae", "trigger", "rank", "alpha", "targets",
+        "data", "out", "name", "base", "base_config", "vae", "trigger", "rank", "alpha", "targets",
         "lora_dropout", "train_text_encoder", "text_encoder_lr", "lr", "warmup_steps", "schedule",
         "max_steps", "batch_size", "grad_accum", "optimizer", "weight_decay", "max_grad_norm",
         "precision", "grad_checkpointing", "min_snr_gamma", "noise_offset", "ema_decay", "seed",

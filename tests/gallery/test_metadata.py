@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image, PngImagePlugin
 
 from nano_banana.atomic import TEMP_PREFIX
-from nano_banana.errors import MetadataError
+from nano_banana.errors import InvalidSettingError, MetadataError
 from nano_banana.gallery.png import (
     A1111_KEY,
     A1111_PAIR,
@@ -22,7 +23,13 @@ from nano_banana.gallery.png import (
     read_record,
     write_png,
 )
-from nano_banana.gallery.record import GenerationRecord, LoraUse
+from nano_banana.gallery.record import (
+    RECORDED_OFFLOADS,
+    GenerationRecord,
+    LoraUse,
+    checked_record,
+)
+from nano_banana.model.memory import OFFLOAD_CHOICES
 from nano_banana.prompt.loratags import find_lora_tags
 from nano_banana.settings import GenerationRequest, LoraWeight, Sampler
 
@@ -256,3 +263,43 @@ def test_damaged_record_chunk(tmp_path: Path, chunk: str, message: str) -> None:
     tiny_image().save(path, pnginfo=info)
     with pytest.raises(MetadataError, match=message):
         read_record(path)
+
+
+# --- the memory mode (offload, VAE tiling) ------------------------------------------
+
+
+def test_the_memory_mode_round_trips_in_our_record_only(tmp_path: Path) -> None:
+    record = replace(make_record(), offload="sequential", vae_tiling=True)
+    path = write_png(tiny_image(), record, tmp_path / "out.png")
+    assert read_record(path) == record
+    # A1111's text stays A1111's: the same with or without the memory mode
+    assert read_png_text(path)[A1111_KEY] == a1111_parameters(make_record())
+
+
+def test_a_record_from_before_the_memory_mode_still_loads(tmp_path: Path) -> None:
+    old = make_record().to_dict()
+    del old["offload"], old["vae_tiling"]
+    info = PngImagePlugin.PngInfo()
+    info.add_text(RECORD_KEY, json.dumps(old))
+    path = tmp_path / "old.png"
+    tiny_image().save(path, pnginfo=info)
+    record = read_record(path)
+    assert (record.offload, record.vae_tiling) == (None, None)  # not known, not guessed
+    assert checked_record(record) == record
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"offload": "auto"}, "offload must be one of none, model, sequential; got 'auto'"),
+        ({"offload": 1}, "offload must be one of"),
+        ({"vae_tiling": "on"}, "vae_tiling has the wrong type"),
+    ],
+)
+def test_a_memory_mode_no_engine_applies_is_refused(changes: dict, message: str) -> None:
+    with pytest.raises(InvalidSettingError, match=message):
+        checked_record(replace(make_record(), **changes))
+
+
+def test_the_recorded_offloads_are_the_resolved_choices() -> None:
+    assert set(RECORDED_OFFLOADS) == set(OFFLOAD_CHOICES) - {"auto"}

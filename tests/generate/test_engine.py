@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from nano_banana.errors import CancelledError, GenerationError, InvalidSettingError
-from nano_banana.generate.engine import Engine, parse_lora_arg
+from nano_banana.generate.engine import Engine
+from nano_banana.generate.spec import parse_lora_arg
 from nano_banana.settings import GenerationRequest, LoraWeight
 
 SMALL = dict(prompt="a watch", seed=11, width=64, height=64, steps=3, preset="none")

@@ -172,7 +172,9 @@ def test_model_offload_gives_the_same_images(tiny_sdxl_dir, tiny_lora, monkeypat
     plain = Engine.load(str(tiny_sdxl_dir), device="cpu", loras=[str(tiny_lora)])
     for changes in (dict(lora_scale=0.0), dict(lora_scale=0.8)):  # base, then LoRA fused
         want = pixels(plain.generate(request(**changes)))
-        assert np.array_equal(pixels(engine.generate(request(**changes))), want)
+        result = engine.generate(request(**changes))
+        assert np.array_equal(pixels(result), want)
+    assert (result.record.offload, result.record.vae_tiling) == ("model", False)  # as applied
     photo = Image.new("RGB", (64, 64), (200, 120, 40))
     img2img = request(strength=0.5, steps=4)
     want = pixels(plain.generate(img2img, init_image=photo))
@@ -186,8 +188,12 @@ def test_vae_tiling_runs_and_stays_close(plain, tiny_sdxl_dir, monkeypatch):
     for name in ("tiled_decode", "_tiled_encode"):
         count_calls(monkeypatch, tiled.pipe.vae, name, calls)
     big = request(width=128, height=128)  # above the tiny VAE's 64 px tile: 3x3 tiles
-    got, want = pixels(tiled.generate(big)), pixels(plain.generate(big))
+    tiled_result, plain_result = tiled.generate(big), plain.generate(big)
+    got, want = pixels(tiled_result), pixels(plain_result)
     assert calls == ["tiled_decode"]
+    # each image's record says how it was made: auto resolved to nothing on the CPU
+    assert (tiled_result.record.offload, tiled_result.record.vae_tiling) == ("none", True)
+    assert (plain_result.record.offload, plain_result.record.vae_tiling) == ("none", False)
     assert np.abs(got - want).max() > 0 and psnr(got, want) >= TILED_PSNR_DB
     photo = Image.new("RGB", (128, 128), (30, 160, 90))  # image to image shares the VAE
     img2img = request(width=128, height=128, strength=0.5, steps=4)

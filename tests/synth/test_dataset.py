@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from nano_banana.errors import InvalidSettingError, NanoBananaError
-from nano_banana.parts.board import PART_TRIES
+from nano_banana.parts.board import PART_TRIES, make_board
 from nano_banana.parts.catalog import CatalogError
 from nano_banana.parts.plan import BoardPlan, plan_board
 from nano_banana.prompt.presets import PresetError
@@ -244,6 +244,53 @@ def test_the_part_bank_keeps_the_first_drawing_that_cuts_out(catalog, presets):
     assert bank.render_part(watch.parts[0], watch, 5) is image and len(drawn.calls) == 3
 
 
+class BatchBoxRenderer(BoxRenderer):
+    """``BoxRenderer`` that batches: ``batches`` records each model call's part names, and a
+    part named in ``blank_once`` comes out blank the first time it is drawn."""
+
+    def __init__(self, blank_once: tuple[str, ...] = ()):
+        super().__init__()
+        self.blank_once = set(blank_once)
+        self.batches: list[list[str]] = []
+
+    def part_size(self, part, plan):
+        return SIDE, SIDE
+
+    def render_part(self, part, plan, seed):
+        image = super().render_part(part, plan, seed)
+        if part.name in self.blank_once:
+            self.blank_once.discard(part.name)
+            return Image.new("RGB", image.size, "white")
+        return image
+
+    def render_parts(self, draws, plan):
+        self.batches.append([d.part.name for d in draws])
+        return [self.render_part(d.part, plan, d.seed) for d in draws]
+
+
+def test_the_part_bank_draws_a_boards_missing_variants_in_one_batch(catalog, presets):
+    drawn = BatchBoxRenderer()
+    bank = PartBank(lambda preset: drawn, variants=1, seed=0)
+    watch = plan_board(catalog["watch"], "knolling", SIDE, SIDE, seed=0)
+    result = make_board(watch, bank, seed=3)
+    assert [len(b) for b in drawn.batches] == [7] and len(drawn.calls) == 7
+    one_by_one = make_board(watch, PartBank(lambda preset: BoxRenderer(), 1, 0), seed=3)
+    assert result.image.tobytes() == one_by_one.image.tobytes()  # the same variant seeds
+    make_board(watch, bank, seed=4)  # every variant is in the bank: nothing drawn again
+    assert len(drawn.batches) == 1 and len(drawn.calls) == 7
+
+
+def test_a_variant_that_fails_in_the_banks_batch_is_drawn_again_with_its_next_seed(catalog):
+    drawn = BatchBoxRenderer(blank_once=("dial",))
+    bank = PartBank(lambda preset: drawn, variants=1, seed=0)
+    watch = plan_board(catalog["watch"], "knolling", SIDE, SIDE, seed=0)
+    assert make_board(watch, bank, seed=3).accepted
+    assert [len(b) for b in drawn.batches] == [7] and len(drawn.calls) == 8
+    key = ("watch", "dial", 0)
+    assert drawn.calls[-1] == ("watch", "dial", bank.variant_seed(key, 1))
+    assert ("watch", "dial", bank.variant_seed(key, 0)) in drawn.calls[:7]  # in the batch
+
+
 # --- one item ---------------------------------------------------------------------------------------------
 
 
@@ -263,9 +310,9 @@ def test_an_item_with_no_clean_part_is_left_out_after_its_tries(catalog, presets
     drawn = BoxRenderer(blank=("watch",))
     result, boards = draw_item(item, config, PartBank(lambda p: drawn, 1, 0), SIDE, SIDE)
     assert result is None and boards == 3
-    # Each board stops at its first part: that part's one variant is drawn PART_TRIES times,
-    # then reused by the board's own retries instead of being drawn again.
-    assert len(drawn.calls) % PART_TRIES == 0 and len(drawn.calls) <= 3 * PART_TRIES
+    # The first board tries every part in rounds, so each part's one variant is drawn
+    # PART_TRIES times; the item's later boards reuse them instead of drawing them again.
+    assert len(drawn.calls) == len(item.object.parts) * PART_TRIES
 
 
 # --- writing and resuming ----------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ FLAT_DEFAULTS = {
     # settings added since, each off by default
     "val_split": 0.0, "val_every": 100, "layout_eval_every": 0, "layout_eval_images": 4,
     "keep_best": False, "early_stop_patience": 0, "early_stop_min_delta": 0.0,
+    "base_config": None,
 }  # fmt: skip
 
 

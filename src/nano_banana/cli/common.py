@@ -90,6 +90,17 @@ _REQUEST_PARAMS = [
 ]
 
 
+def workers_option(extra: str = "") -> Any:
+    """``--workers`` of the commands that run a worker pool (studio, serve)."""
+    return typer.Option(
+        None,
+        "--workers",
+        help="Worker processes, each with its own copy of the model: one per GPU by default "
+        f"(one without a GPU){extra}.",
+        show_default=False,
+    )
+
+
 def gallery_option() -> Any:
     return typer.Option(
         None,
@@ -221,6 +232,20 @@ def build_engine(model: EngineSpec, quiet: bool = False):
         else contextlib.nullcontext()
     ):
         return spec.load()
+
+
+def engine_or_server(model: EngineSpec, output: OutputOptions, use_server: bool = True):
+    """A running ``nano-banana serve`` for this model when there is one (it answers in a
+    second: nothing to import or load here), else the engine loaded in this process."""
+    if use_server:
+        from ..serve.client import find_server
+
+        remote = find_server(model)
+        if remote is not None:
+            if not output.json:
+                err_console.print(f"[dim]using the running server (pid {remote.info.pid})[/]")
+            return remote
+    return build_engine(model, quiet=output.json)
 
 
 def warn_if_model_differs(engine, record, quiet: bool) -> None:

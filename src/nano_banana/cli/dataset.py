@@ -20,7 +20,6 @@ from ..synth.dataset import (
     parse_range,
     prepare_synth,
 )
-from ..training.check import check_dataset
 from ..training.config import TrainConfig, field_help
 from .common import _progress_bar, build_engine, err_console, model_command
 
@@ -48,6 +47,8 @@ def check(
 ) -> None:
     """Report corrupt/truncated/undecodable images, bombs, missing or empty captions, tiny images,
     duplicates and the bucket distribution. Exit code 1 when anything is wrong."""
+    from ..training.check import check_dataset  # deferred: the trainer's data code imports torch
+
     report = check_dataset(
         folder,
         resolution=resolution,

@@ -58,6 +58,11 @@ def generate(
         "that board as edited.",
         show_default=False,
     ),
+    server: bool = typer.Option(
+        True,
+        "--server/--no-server",
+        help="Send the job to a running 'nano-banana serve' of the same model, if there is one.",
+    ),
     *,
     settings: dict,
     model: EngineSpec,
@@ -73,7 +78,7 @@ def generate(
         request = reproduce.request_from_record(record, {**settings, "prompt": prompt})
     request = model.check_request(request)
     common.check_before_loading(model, output)
-    engine = common.build_engine(model, quiet=output.json)
+    engine = common.engine_or_server(model, output, server)
     first = request
     if record is not None:
         common.warn_if_model_differs(engine, record, quiet=output.json)

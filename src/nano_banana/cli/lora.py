@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..analysis.evaluation import summary_table
 from ..generate.spec import EngineSpec
 from ..synth.bootstrap import BootstrapConfig, bootstrap, default_objects, quick_config
 from ..synth.captions import CAPTION_STYLES
@@ -69,6 +68,8 @@ def bootstrap_command(
     finally:
         bar.close()
     typer.echo(f"LoRA: {result.lora_path}")
+    from ..analysis.evaluation import summary_table  # deferred: layout analysis imports scipy
+
     for preset, report in result.evals.items():
         Console().print(summary_table(report))
         typer.echo(f"(report: {out / f'eval-{preset}'})")

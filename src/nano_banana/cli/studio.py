@@ -39,6 +39,7 @@ def studio(
     ),
     gallery: Optional[Path] = common.gallery_option(),
     max_lora_mb: int = typer.Option(512, "--max-lora-mb", help="Size limit of LoRA uploads (MB)."),
+    workers: Optional[int] = common.workers_option("; 0 generates in the web process, to debug"),
     *,
     model: EngineSpec,
 ) -> None:
@@ -56,6 +57,7 @@ def studio(
         lora_dir=_abs(lora_dir),
         gallery=_abs(gallery),
         max_lora_mb=max_lora_mb,
+        workers=workers,
     )
     _check_before_start(config)
     command = streamlit_command(APP_PATH, host, port, max_lora_mb)

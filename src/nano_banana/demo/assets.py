@@ -3,15 +3,16 @@
 ``nano-banana demo build`` writes ``assets/demo/`` inside the package: ``base/``
 (a diffusers SDXL folder), ``structure_lora.safetensors`` and ``demo.toml``.
 ``generate.spec.EngineSpec`` resolves to them when no base is given, which is
-the CLI's and the studio's default.
+the CLI's and the studio's default. The settings live here rather than beside the
+build (``build.py``: torch, the trainer) so that generating with the demo imports neither.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..options import reject_unknown
-from .build import BASE_DIR_NAME, DemoSettings
 
 try:  # Python 3.11+
     import tomllib
@@ -20,6 +21,32 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 DEMO_NAME = "nano-banana demo (tiny SDXL architecture)"
+BASE_DIR_NAME = "nano-banana-demo"  # the folder name is the base's display name in records
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo model's recommended generation settings (written to ``demo.toml``)."""
+
+    width: int = 128  # the native size it was trained at
+    height: int = 128
+    steps: int = 20  # enough for the tiny model; keeps one image around a second on a CPU
+    cfg: float = 1.5  # chosen on seeds 100+ (not eval's 0..15): higher CFG oversaturates colours
+    lora_scale: float = 1.0  # the demo LoRA was trained for full strength
+    sampler: str = "euler-a"  # a settings.Sampler value
+
+    def request(self):
+        """These settings as request defaults (the prompt and preset stay the user's)."""
+        from ..settings import GenerationRequest, parse_sampler
+
+        return GenerationRequest(
+            width=self.width,
+            height=self.height,
+            steps=self.steps,
+            cfg=self.cfg,
+            lora_scale=self.lora_scale,
+            sampler=parse_sampler(self.sampler.replace("_", "-")),  # older files wrote euler_a
+        )
 
 
 def demo_dir() -> Path:

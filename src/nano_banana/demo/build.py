@@ -47,12 +47,11 @@ from ..model.tiny import build_tokenizer as tiny_tokenizer
 from ..training.config import Schedule
 from ..training.loss import diffusion_loss
 from ..training.optim import adamw, ema_decay, ema_update, lr_factor, optimizer_step, set_lr
+from .assets import BASE_DIR_NAME, DemoSettings, recorded_timings
 from .objects import OBJECTS
 from .world import generate_world, world_vocabulary, write_world
 
 Log = Callable[[str], None]
-
-BASE_DIR_NAME = "nano-banana-demo"  # the folder name is the base's display name in records
 
 DEMO_MODEL = TinySDXLConfig(
     text_width_1=64,
@@ -130,31 +129,6 @@ class BuildConfig:
         return replace(self, base_instances=48, base_part_instances=12, vae_instances=24, lora_boards=4,
                        lora_part_variants=1, lora_board_tries=1, lora_world_fallback=True,
                        vae_steps=10, vae_decoder_steps=3, unet_steps=10, lora_steps=5)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """The demo model's recommended generation settings (written to ``demo.toml``)."""
-
-    width: int = 128  # the native size it was trained at
-    height: int = 128
-    steps: int = 20  # enough for the tiny model; keeps one image around a second on a CPU
-    cfg: float = 1.5  # chosen on seeds 100+ (not eval's 0..15): higher CFG oversaturates colours
-    lora_scale: float = 1.0  # the demo LoRA was trained for full strength
-    sampler: str = "euler-a"  # a settings.Sampler value
-
-    def request(self):
-        """These settings as request defaults (the prompt and preset stay the user's)."""
-        from ..settings import GenerationRequest, parse_sampler
-
-        return GenerationRequest(
-            width=self.width,
-            height=self.height,
-            steps=self.steps,
-            cfg=self.cfg,
-            lora_scale=self.lora_scale,
-            sampler=parse_sampler(self.sampler.replace("_", "-")),  # older files wrote euler_a
-        )
 
 
 # --- 1. world renders ----------------------------------------------------------
@@ -615,8 +589,6 @@ def build_demo(out_dir: Path, config: BuildConfig = BuildConfig(), work_dir: Pat
     elif not (base_dir / "model_index.json").is_file():
         raise InvalidSettingError(f"no base model in '{base_dir}' to train a LoRA on")
     else:  # the kept base's build times stay on record beside the new LoRA's
-        from .assets import recorded_timings  # assets imports this module
-
         timings.update(recorded_timings(out_dir / "demo.toml"))
     tag = held_out_tag(hold_out)
     data_dir = timed("synthesize lora boards", write_lora_dataset, base_dir,

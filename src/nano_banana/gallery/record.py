@@ -18,6 +18,9 @@ from ..options import reject_unknown
 from ..settings import LORA_SCALE_RANGE, GenerationRequest, check_float_range
 
 RECORD_FORMAT = 1  # bump when a field changes meaning
+# ``MemoryPlan.offload``'s values once "auto" is resolved (model/memory.py's choices less
+# "auto"), spelled here so that reading a record needs no torch.
+RECORDED_OFFLOADS = ("none", "model", "sequential")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class GenerationRecord:
     loras: tuple[LoraUse, ...] = ()
     device: str = "cpu"
     dtype: str = "float32"
+    # The memory savers the engine applied (``auto`` resolved), so a slow or tiled image can be
+    # explained; None in records made before they were kept. Like ``device`` they describe
+    # the machine, not the image: --from never applies them (model/memory.py picks afresh).
+    offload: str | None = None  # none | model | sequential
+    vae_tiling: bool | None = None
     duration_s: float = 0.0
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -89,6 +97,7 @@ def checked_record(record: GenerationRecord) -> GenerationRecord:
         _check_type(name, getattr(record, name), (str, type(None)))
     _check_type("prompt_tokens", record.prompt_tokens, int)
     _check_type("prompt_truncated", record.prompt_truncated, bool)
+    _check_memory(record)
     _check_type("board", record.board, (dict, type(None)))
     _check_type("versions", record.versions, dict)
     check_float_range("duration_s", record.duration_s, 0.0, math.inf)
@@ -98,6 +107,15 @@ def checked_record(record: GenerationRecord) -> GenerationRecord:
         check_float_range(f"weight of LoRA '{use.name}'", use.weight, *LORA_SCALE_RANGE)
         check_float_range(f"scale of LoRA '{use.name}'", use.scale, -math.inf, math.inf)
     return replace(record, request=request)
+
+
+def _check_memory(record: GenerationRecord) -> None:
+    if record.offload is not None and record.offload not in RECORDED_OFFLOADS:
+        raise InvalidSettingError(
+            f"the record's offload must be one of {', '.join(RECORDED_OFFLOADS)}; "
+            f"got {record.offload!r:.60}"
+        )
+    _check_type("vae_tiling", record.vae_tiling, (bool, type(None)))
 
 
 def _check_type(name: str, value: Any, kind: type | tuple[type, ...]) -> None:

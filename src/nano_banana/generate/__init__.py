@@ -6,7 +6,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".engine": "Engine GenerationResult ProgressEvent",
-        ".speed": "SpeedConfig",
+        ".speed_config": "SpeedConfig",
         ".spec": "EngineSpec",
         ".reproduce": "apply_overrides request_from_record keep_loaded_loras model_differences settings_rows",
         ".sheets": "check_compare check_sweep compare sweep SheetResult",

@@ -10,21 +10,26 @@ model calls they need, as ordinary engine requests:
 * the unifying pass: the board through image to image with the request's own
   preset and LoRA, at ``request.strength`` (``UNIFY_STRENGTH`` when unset).
 
+Parts of one size are drawn in batches (``Engine.generate_batch``: one pipeline
+call, each image with its own seed's noise), up to ``PartBatching``'s cap.
+
 Cost: one UNet evaluation per step per part drawn (copies share a drawing) at a
 quarter of the native pixels on SDXL, plus the pass's share of the steps at full
-size; ``benchmarks/bench_boards.py`` measures it.
+size; batching does not change that work, only how many calls carry it.
+``benchmarks/bench_boards.py`` measures it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from PIL import Image
 
 from ..errors import InvalidSettingError
-from ..parts.board import BoardResult, make_board
+from ..parts.board import BoardResult, PartBatching, PartDraw, make_board
 from ..parts.catalog import CatalogObject, load_catalog, part_words, resolve_object
 from ..parts.plan import BoardPlan, PlacedPart, plan_board
 from ..prompt.presets import Preset, get_preset
@@ -99,20 +104,32 @@ def board_plan(engine: Engine, request: GenerationRequest) -> BoardPlan:
 
 @dataclass
 class EngineRenderer:
-    """The two model calls of ``parts.board.Renderer``, made with ``engine`` for ``request``."""
+    """The model calls of ``parts.board.BatchRenderer``, made with ``engine`` for ``request``."""
 
     engine: Engine
     request: GenerationRequest
     cancel: threading.Event | None = None
 
-    def render_part(self, part: PlacedPart, plan: BoardPlan, seed: int) -> Image.Image:
+    def part_size(self, part: PlacedPart, plan: BoardPlan) -> tuple[int, int]:
         side = part_side(min(self.engine.native_size))
-        part_request = replace(
+        return side, side
+
+    def part_request(self, part: PlacedPart, plan: BoardPlan, seed: int) -> GenerationRequest:
+        """The request that draws ``part`` alone: the ``part`` preset, every LoRA off."""
+        width, height = self.part_size(part, plan)
+        return replace(
             self.request, prompt=part_prompt(part, plan), preset=PART_PRESET, negative_prompt=None,
-            lora_scale=0.0, seed=seed, width=side, height=side, compose=False, parts=None,
+            lora_scale=0.0, seed=seed, width=width, height=height, compose=False, parts=None,
             strength=None,
         )  # fmt: skip
-        return self.engine.generate(part_request, cancel=self.cancel).image
+
+    def render_part(self, part: PlacedPart, plan: BoardPlan, seed: int) -> Image.Image:
+        request = self.part_request(part, plan, seed)
+        return self.engine.generate(request, cancel=self.cancel).image
+
+    def render_parts(self, draws: Sequence[PartDraw], plan: BoardPlan) -> list[Image.Image]:
+        requests = [self.part_request(d.part, plan, d.seed) for d in draws]
+        return [r.image for r in self.engine.generate_batch(requests, cancel=self.cancel)]
 
     def unify(self, board: Image.Image, plan: BoardPlan, seed: int) -> Image.Image | None:
         strength = unify_strength(self.request)
@@ -125,7 +142,8 @@ class EngineRenderer:
 
 
 def make_board_for(engine: Engine, request: GenerationRequest, progress: ProgressCallback | None = None,
-                   cancel: threading.Event | None = None) -> BoardResult:  # fmt: skip
+                   cancel: threading.Event | None = None,
+                   batching: PartBatching | None = None) -> BoardResult:  # fmt: skip
     """Plan, draw, compose, unify and check the board ``request`` asks for."""
     check_unify_steps(request)
     plan = board_plan(engine, request)
@@ -136,6 +154,7 @@ def make_board_for(engine: Engine, request: GenerationRequest, progress: Progres
         if progress is not None:
             progress(ProgressEvent(done, total, time.perf_counter() - started))
 
-    result = make_board(plan, EngineRenderer(engine, request, cancel), request.seed, report)
+    renderer = EngineRenderer(engine, request, cancel)
+    result = make_board(plan, renderer, request.seed, report, batching)
     report("unify", total, total)
     return result

@@ -20,7 +20,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -36,37 +36,30 @@ from ..prompt.loratags import apply_lora_tags, lora_aliases
 from ..prompt.plan import PromptPlan, plan_prompt
 from ..prompt.presets import Preset, get_preset, load_presets
 from ..settings import (
-    LORA_SCALE_RANGE,
     GenerationRequest,
     LoraWeight,
     Sampler,
-    check_float_range,
 )
+from .events import GenerationResult, ProgressCallback, ProgressEvent
+from .spec import parse_lora_arg
 from .speed import SpeedConfig, SpeedState
 
 
-@dataclass(frozen=True)
-class ProgressEvent:
-    """One finished denoising step, as reported to a progress callback."""
+def plan_request(
+    request: GenerationRequest,
+    presets: dict[str, Preset],
+    tokenizers,
+    aliases: dict[str, tuple[str, ...]],
+) -> PromptPlan:
+    """The final prompts of ``request``: its ``<lora:>`` tags taken out (they never reach
+    the text encoders), its preset applied, both prompts fitted to ``tokenizers``' window.
 
-    step: int  # 1-based
-    total: int
-    elapsed_s: float
-    latents: torch.Tensor | None = field(default=None, repr=False)  # for previews; do not keep
-
-    @property
-    def eta_s(self) -> float:
-        return self.elapsed_s / self.step * (self.total - self.step) if self.step else 0.0
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
-
-
-@dataclass
-class GenerationResult:
-    image: Image.Image
-    record: GenerationRecord
-    plan: PromptPlan
+    An engine plans with its own tokenizer copies; a pool's web process plans with the
+    copies its workers sent, so both show the same final prompt.
+    """
+    request = apply_lora_tags(request, aliases)
+    preset = get_preset(presets, request.preset)
+    return plan_prompt(preset, request.prompt, request.negative_prompt, tokenizers)
 
 
 @dataclass
@@ -227,12 +220,9 @@ class Engine:
 
     def plan(self, request: GenerationRequest) -> PromptPlan:
         """The final prompts for ``request`` and their token counts, without generating."""
-        request = self.apply_lora_tags(request)  # tags never reach the text encoders
-        preset = self.preset(request.preset)
+        aliases = {n: lora_aliases(n, ld.file) for n, ld in self._loras.items()}
         with self._plan_lock:
-            return plan_prompt(
-                preset, request.prompt, request.negative_prompt, self._plan_tokenizers
-            )
+            return plan_request(request, self.presets, self._plan_tokenizers, aliases)
 
     def apply_lora_tags(self, request: GenerationRequest) -> GenerationRequest:
         """``request`` with A1111 ``<lora:NAME:WEIGHT>`` tags taken out of its prompt and
@@ -271,18 +261,42 @@ class Engine:
         if request.compose:
             return self._generate_board(request, progress, cancel)
         source = self._init_latents_source(request, init_image)
-        plan = self.plan(request)
+        return self._draw([request], progress, cancel, source)[0]
+
+    def generate_batch(
+        self, requests: list[GenerationRequest], cancel: threading.Event | None = None
+    ) -> list[GenerationResult]:
+        """Draw text-to-image ``requests`` that differ only in prompt, negative prompt and seed
+        in one pipeline call: each UNet evaluation denoises them all (what a parts-first
+        board's parts use). Every image starts from, and is noised by, its own seed's
+        generator, so it is ``generate``'s image for its request up to float rounding."""
+        requests = [self.apply_lora_tags(r.sized(*self.native_size).validated()) for r in requests]
+        check_batchable(requests)
+        return self._draw(requests, None, cancel)
+
+    def _draw(
+        self,
+        requests: list[GenerationRequest],
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        source: Image.Image | None = None,
+    ) -> list[GenerationResult]:
+        """Steps 2-5 for one request, or a batch sharing every setting but prompt and seed."""
+        request = requests[0]
+        plans = [self.plan(r) for r in requests]
         weights = self.lora_weights(request)
         with self._lock:
             started = time.perf_counter()
             active = {n: eff for n, (_, eff) in weights.items()}
             self.speed.set_adapters(active)  # speed hook: lora.apply_adapter_state, or fused
             self.pipe.scheduler = make_scheduler(request.sampler, self.pipe.scheduler.config)
-            latents = self._denoise(request, plan, progress, cancel, started, active, source)
-            image = self.decode(latents)
+            latents = self._denoise(requests, plans, progress, cancel, started, active, source)
+            # decoded one by one: the VAE decode, not the UNet, is a call's memory peak
+            images = [self.decode(latents[i : i + 1]) for i in range(len(requests))]
             duration = time.perf_counter() - started
-        record = self._record(request, plan, weights, duration)
-        return GenerationResult(image, record, plan)
+        share = duration / len(requests)
+        return [GenerationResult(image, self._record(r, plan, weights, share), plan)
+                for r, plan, image in zip(requests, plans, images, strict=True)]  # fmt: skip
 
     def _generate_board(
         self,
@@ -326,14 +340,15 @@ class Engine:
 
     def _denoise(
         self,
-        request: GenerationRequest,
-        plan: PromptPlan,
+        requests: list[GenerationRequest],
+        plans: list[PromptPlan],
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
         started: float,
         active: dict[str, float],
         init_image: Image.Image | None = None,
     ) -> torch.Tensor:
+        request = requests[0]  # a batch shares every setting but its prompts and seeds
         pipe, total = self.pipe, request.steps
         extra = {"width": request.width, "height": request.height}
         if init_image is not None:  # the same modules through diffusers' image-to-image pipeline
@@ -353,10 +368,11 @@ class Engine:
 
         if cancel is not None and cancel.is_set():
             raise CancelledError("generation cancelled before it started")
-        # A CPU generator makes the starting noise the same on every device.
-        generator = torch.Generator("cpu").manual_seed(request.seed)
+        generator = seed_generators([r.seed for r in requests])
         # speed hook: cached prompt embeddings (or the prompts), inference mode
-        prompts = self.speed.prompt_kwargs(plan.prompt, plan.negative, request.cfg, active)
+        prompts = stack_prompt_kwargs(
+            [self.speed.prompt_kwargs(p.prompt, p.negative, request.cfg, active) for p in plans]
+        )
 
         def run():
             with self.speed.denoise_context():
@@ -487,6 +503,8 @@ class Engine:
             loras=uses,
             device=str(self.device),
             dtype=str(self.dtype).removeprefix("torch."),
+            offload=self.memory.offload,
+            vae_tiling=self.memory.vae_tiling,
             duration_s=round(duration, 3),
         )
 
@@ -495,6 +513,49 @@ def image_to_image_steps(steps: int, strength: float) -> int:
     """Denoising steps diffusers runs for image to image: the last ``strength`` share of the
     schedule (``StableDiffusionXLImg2ImgPipeline.get_timesteps``)."""
     return min(int(steps * strength), steps)
+
+
+def check_batchable(requests: list[GenerationRequest]) -> None:
+    """Refuse a batch that one pipeline call cannot draw: each request must differ from the
+    first only in prompt, negative prompt and seed, and be a plain text-to-image one."""
+    if not requests:
+        raise InvalidSettingError("a batch needs at least one request")
+    first = requests[0]
+    if first.compose:
+        raise InvalidSettingError(
+            "a parts-first board cannot be drawn in a batch; generate it alone"
+        )
+    for other in requests[1:]:
+        if replace(other, prompt=first.prompt, negative_prompt=first.negative_prompt,
+                   seed=first.seed) != first:  # fmt: skip
+            raise InvalidSettingError(
+                "requests drawn in one batch may differ only in prompt, negative prompt and seed"
+            )
+
+
+def seed_generators(seeds: list[int]) -> torch.Generator | list[torch.Generator]:
+    """One CPU generator per image (CPU, so the starting noise is the same on every device).
+    diffusers draws each image's noise from its own generator, so a batched image gets the
+    noise it would get alone; a single image gets a plain generator, as it always has."""
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    return generators[0] if len(generators) == 1 else generators
+
+
+def stack_prompt_kwargs(per_image: list[dict]) -> dict:
+    """One pipeline call's prompt arguments from each image's: embeddings stacked along the
+    batch, prompts (no prompt cache) as lists; ``None`` (no negative without guidance) stays."""
+    if len(per_image) == 1:
+        return per_image[0]
+    stacked = {}
+    for key, first in per_image[0].items():
+        values = [kwargs[key] for kwargs in per_image]
+        if first is None:
+            stacked[key] = None
+        elif isinstance(first, torch.Tensor):
+            stacked[key] = torch.cat(values)
+        else:
+            stacked[key] = values
+    return stacked
 
 
 def make_scheduler(sampler: Sampler, config):
@@ -513,21 +574,6 @@ def make_scheduler(sampler: Sampler, config):
         Sampler.DDIM: DDIMScheduler,
     }
     return classes[Sampler(sampler)].from_config(config)
-
-
-def parse_lora_arg(spec: str | Path) -> tuple[Path, float]:
-    """``path`` or ``path:weight`` (the weight suffix only when ``path`` itself does not exist)."""
-    text = str(spec)
-    if Path(text).exists() or ":" not in text:
-        return Path(text), 1.0
-    head, _, tail = text.rpartition(":")
-    try:
-        weight = float(tail)
-    except ValueError:
-        return Path(text), 1.0
-    # the weight multiplies --lora-scale, so it is held to the same bounds
-    check_float_range(f"weight of --lora {text}", weight, *LORA_SCALE_RANGE)
-    return Path(head), weight
 
 
 def release_device_memory() -> None:

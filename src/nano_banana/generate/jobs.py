@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
@@ -187,7 +187,7 @@ class Job:
         Returns False if the job had already finished. Other jobs are not affected.
         """
         self._cancel.set()
-        return self._queue._cancel_queued(self) or not self.status.finished
+        return self._queue._on_cancel(self) or not self.status.finished
 
     # --- the worker's side -----------------------------------------------------
 
@@ -199,6 +199,33 @@ class Job:
             self._finished.set()
 
 
+def check_job(
+    kind: JobKind,
+    request: GenerationRequest,
+    sweep_values: Sequence[float],
+    preset: Callable[[str], Any],
+    loras: dict[str, LoraFile],
+) -> GenerationRequest:
+    """The validated request (seed drawn) or our error saying what is wrong with it.
+
+    ``preset`` looks a preset up (raising for an unknown one) and ``loras`` are the
+    adapters jobs may name. Compare and sweep jobs get the CLI's checks (``sheets.check_*``).
+    """
+    request = request.validated()
+    preset(request.preset)
+    chosen = active_loras(request, loras)
+    unknown = [name for name in chosen if name not in loras]
+    if unknown:
+        raise InvalidSettingError(
+            f"LoRA '{unknown[0]}' is not loaded; loaded: {', '.join(loras) or 'none'}"
+        )
+    if kind is JobKind.COMPARE:
+        check_compare(request, chosen)
+    elif kind is JobKind.SWEEP:
+        check_sweep(request, "lora_scale", sweep_values, chosen)
+    return request
+
+
 @dataclass
 class _Task:
     """Work other than a job (loading a LoRA) that must run on the worker thread."""
@@ -207,28 +234,49 @@ class _Task:
     future: Future
 
 
-class JobQueue:
-    """Runs jobs on ``engine`` one at a time, in submission order, saving results to ``gallery``."""
+class JobLine:
+    """What every job queue shares: the line of waiting jobs, their ids, submitting, lookup.
 
-    def __init__(
-        self, engine: Engine, gallery: Gallery | None = None, *, previews: bool = True
-    ) -> None:
-        self.engine = engine
-        self.gallery = gallery
-        self._previews_wanted = previews
-        self._preview_map: LatentPreview | None = None
-        self._preview_tried = False
+    ``JobQueue`` (one engine, a thread) and ``pool.WorkerPool`` (engines in worker
+    processes) run the jobs; a subclass sets up ``_init_line`` and answers ``check``,
+    and ``_submitted`` hands new work on (a pool dispatches it to a free worker).
+    """
+
+    def _init_line(self) -> None:
         self._cond = threading.Condition()
-        self._waiting: deque[Job | _Task] = deque()
-        self._running: Job | None = None
+        self._waiting: deque = deque()
         self._jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
-        self._loras = dict(engine.loras)  # what callers may name; changed only by the worker
+        self._loras: dict[str, LoraFile] = {}  # what callers may name
         self._closed = False
-        self._worker = threading.Thread(target=self._work, name="nano-banana-jobs", daemon=True)
-        self._worker.start()
 
-    # --- submitting ---------------------------------------------------------------
+    def check(
+        self,
+        kind: JobKind,
+        request: GenerationRequest,
+        sweep_values: Sequence[float] = LORA_STRENGTHS,
+    ) -> GenerationRequest:
+        """The validated request (seed drawn) or our error saying what is wrong with it."""
+        return check_job(kind, request, sweep_values, self.preset, self.loras())
+
+    def preset(self, preset_id: str) -> Any:
+        """The model's preset ``preset_id`` (raises for an unknown one)."""
+        raise NotImplementedError
+
+    def loras(self) -> dict[str, LoraFile]:
+        """The LoRAs jobs may use, by adapter name (a snapshot)."""
+        with self._cond:
+            return dict(self._loras)
+
+    def _loaded_copy(self, path: str | Path) -> LoraFile | None:
+        """The loaded entry of the file at ``path`` (same sha256), if it is loaded already."""
+        from ..lora.load import file_sha256
+
+        digest = file_sha256(path)
+        return next((lora for lora in self.loras().values() if lora.sha256 == digest), None)
+
+    def _submitted(self) -> None:
+        """Called after a job joined the line, outside the lock."""
 
     def submit(
         self,
@@ -247,36 +295,36 @@ class JobQueue:
             self._waiting.append(job)
             self._forget_old_jobs()
             self._cond.notify_all()
+        self._submitted()
         return job
-
-    def check(
-        self,
-        kind: JobKind,
-        request: GenerationRequest,
-        sweep_values: Sequence[float] = LORA_STRENGTHS,
-    ) -> GenerationRequest:
-        """The validated request (seed drawn) or our error saying what is wrong with it.
-
-        Compare and sweep jobs get the same checks as the CLI's (``sheets.check_*``).
-        """
-        request = request.validated()
-        self.engine.preset(request.preset)
-        loras = self.loras()
-        chosen = active_loras(request, loras)
-        unknown = [name for name in chosen if name not in loras]
-        if unknown:
-            raise InvalidSettingError(
-                f"LoRA '{unknown[0]}' is not loaded; loaded: {', '.join(loras) or 'none'}"
-            )
-        if kind is JobKind.COMPARE:
-            check_compare(request, chosen)
-        elif kind is JobKind.SWEEP:
-            check_sweep(request, "lora_scale", sweep_values, chosen)
-        return request
 
     def get(self, job_id: str) -> Job | None:
         with self._cond:
             return self._jobs.get(job_id)
+
+    def _forget_old_jobs(self) -> None:
+        finished = [j for j in self._jobs.values() if j.status.finished]
+        for job in finished[: max(0, len(self._jobs) - MAX_KEPT_JOBS)]:
+            del self._jobs[job.id]
+
+
+class JobQueue(JobLine):
+    """Runs jobs on ``engine`` one at a time, in submission order, saving results to ``gallery``."""
+
+    def __init__(
+        self, engine: Engine, gallery: Gallery | None = None, *, previews: bool = True
+    ) -> None:
+        self.engine = engine
+        self.gallery = gallery
+        self._runner = JobRunner(engine, gallery, previews=previews)
+        self._init_line()  # jobs and _Tasks wait in one line: a task goes first
+        self._running: Job | None = None
+        self._loras.update(engine.loras)  # changed only by the worker from now on
+        self._worker = threading.Thread(target=self._work, name="nano-banana-jobs", daemon=True)
+        self._worker.start()
+
+    def preset(self, preset_id: str) -> Any:
+        return self.engine.preset(preset_id)
 
     def position(self, job: Job) -> int | None:
         with self._cond:
@@ -296,11 +344,6 @@ class JobQueue:
 
     # --- LoRAs ---------------------------------------------------------------------
 
-    def loras(self) -> dict[str, LoraFile]:
-        """The LoRAs jobs may use, by adapter name (a snapshot)."""
-        with self._cond:
-            return dict(self._loras)
-
     def add_lora(
         self, path: str | Path, name: str | None = None, timeout: float | None = None
     ) -> LoraFile:
@@ -309,12 +352,8 @@ class JobQueue:
         Runs before any queued job (after the running one). A file already loaded
         (same sha256) is not loaded twice: its existing entry is returned.
         """
-        from ..lora.load import file_sha256
-
-        digest = file_sha256(path)
-        for lora in self.loras().values():
-            if lora.sha256 == digest:
-                return lora
+        if (loaded := self._loaded_copy(path)) is not None:
+            return loaded
         return self._run_on_worker(lambda: self._attach(path, name), timeout)
 
     def _attach(self, path: str | Path, name: str | None) -> LoraFile:
@@ -380,6 +419,54 @@ class JobQueue:
             task.future.set_exception(exc)
 
     def _run_job(self, job: Job) -> None:
+        self._runner.run(job)
+
+    def _on_cancel(self, job: Job) -> bool:
+        """Take a cancelled job out of the line; True if it was waiting (a running one sees its flag)."""
+        with self._cond:
+            if job not in self._waiting:
+                return False
+            self._waiting.remove(job)
+        job._set(status=JobStatus.CANCELLED, error="cancelled before it started")
+        return True
+
+
+class RunnableJob(Protocol):
+    """What a runner needs of a job: the queue's ``Job``, or a worker process's stand-in for one."""
+
+    id: str
+    kind: JobKind
+    request: GenerationRequest
+    sweep_values: tuple[float, ...]
+    _cancel: Any  # anything with is_set(): the engine polls it between steps
+
+    def _set(self, **changes: Any) -> None: ...
+
+
+class JobRunner:
+    """Runs jobs on one engine and saves their images: the part of a queue that touches the model.
+
+    ``JobQueue`` calls it on its worker thread, a pool's worker process calls it for
+    the jobs it is sent; both report through the job's ``_set``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        gallery: Gallery | None = None,
+        *,
+        previews: bool = True,
+        downloads: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.gallery = gallery
+        self._previews_wanted = previews
+        self._downloads = downloads  # keep each image's PNG bytes (clients that save their own: no)
+        self._preview_map: LatentPreview | None = None
+        self._preview_tried = False
+
+    def run(self, job: RunnableJob) -> None:
+        """Run ``job`` to a finished state; every outcome, failures included, goes through ``job._set``."""
         if job._cancel.is_set():
             job._set(status=JobStatus.CANCELLED, error="cancelled")
             return
@@ -400,7 +487,7 @@ class JobQueue:
             log.exception("job %s (%s) failed unexpectedly", job.id, job.kind.value)
             job._set(status=JobStatus.FAILED, error=INTERNAL_ERROR)
 
-    def _execute(self, job: Job) -> JobResult:
+    def _execute(self, job: RunnableJob) -> JobResult:
         """Run the job's generations with progress, then save every image."""
         images = {JobKind.GENERATE: 1, JobKind.COMPARE: compare_images(job.request)}.get(
             job.kind, len(job.sweep_values)
@@ -429,7 +516,7 @@ class JobQueue:
         saved = [self._save(label, result, warnings) for label, result in made]
         return JobResult(tuple(saved), sheet, tuple(warnings))
 
-    def _progress_callback(self, job: Job, images: int) -> Callable[[ProgressEvent], None]:
+    def _progress_callback(self, job: RunnableJob, images: int) -> Callable[[ProgressEvent], None]:
         preview = self._preview_for_engine()
         started = time.perf_counter()
         state = {"image": 1, "last_step": 0}
@@ -471,17 +558,5 @@ class JobQueue:
                 return JobImage(label, result, entry, self.gallery.read_bytes(entry.id))
             except GalleryError as exc:
                 warnings.append(f"not saved to the gallery: {exc}")
-        return JobImage(label, result, None, png_bytes(result.image, result.record))
-
-    def _cancel_queued(self, job: Job) -> bool:
-        with self._cond:
-            if job not in self._waiting:
-                return False
-            self._waiting.remove(job)
-        job._set(status=JobStatus.CANCELLED, error="cancelled before it started")
-        return True
-
-    def _forget_old_jobs(self) -> None:
-        finished = [j for j in self._jobs.values() if j.status.finished]
-        for job in finished[: max(0, len(self._jobs) - MAX_KEPT_JOBS)]:
-            del self._jobs[job.id]
+        png = png_bytes(result.image, result.record) if self._downloads else b""
+        return JobImage(label, result, None, png)

@@ -80,6 +80,8 @@ def request_from_record(
     """The request that remakes ``record``'s image (rule 1), with the user's overrides (rule 2);
     a recorded board plan is kept unless they ask for another (rule 5)."""
     overrides = overrides or {}
+    # Only the request: the recorded device, dtype and memory savers (offload, VAE tiling)
+    # describe the machine that made the image, not the image; this one picks its own.
     request = apply_overrides(record.request, overrides)
     given = {name for name, value in overrides.items() if value is not None}
     if "plan" not in given and given.intersection(REPLANNING):

@@ -14,13 +14,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InvalidSettingError
 from ..settings import GenerationRequest
-from .boards import board_plan
-from .engine import Engine, GenerationResult, ProgressCallback
+
+# The engine's names are annotations only here: importing it means torch, which the
+# checks and constants below (the CLI's --help, the studio's form) should not wait for.
+if TYPE_CHECKING:
+    from .engine import Engine, GenerationResult, ProgressCallback
 
 LORA_STRENGTHS = (0.6, 0.8, 1.0)  # the design's three LoRA strengths: loose, balanced, strict
 # The LoRA off first, as the reference the strengths are judged against. The studio
@@ -62,6 +66,8 @@ def compare(
     check_compare(request, active_loras(request, engine.adapter_names))
     request = request.sized(*engine.native_size).validated()
     if request.compose:
+        from .boards import board_plan  # deferred: boards bring scipy and layout analysis
+
         board_plan(engine, request)  # a board it cannot plan fails before the first image
     plain = replace(request, compose=False)  # the request itself when it asks for no board
     base = engine.generate(replace(plain, lora_scale=0.0), progress, cancel)

@@ -18,8 +18,8 @@ from typing import Any
 from ..errors import NanoBananaError
 from ..model.memory import check_memory_options
 from ..options import reject_unknown
-from ..settings import GenerationRequest
-from .speed import SpeedConfig
+from ..settings import LORA_SCALE_RANGE, GenerationRequest, check_float_range
+from .speed_config import SpeedConfig
 
 
 def _option(default: Any, help: str, *, shown: str | bool = True, flag: str | None = None) -> Any:
@@ -146,8 +146,6 @@ class EngineSpec:
 
     def check_files(self) -> None:
         """Fail now, not after minutes of loading, on a LoRA file that is not there."""
-        from .engine import parse_lora_arg
-
         for spec in self.loras:
             path, _ = parse_lora_arg(spec)
             if not path.is_file():
@@ -200,3 +198,18 @@ def _demo_base() -> Path | None:
     except ImportError:  # pragma: no cover - only in trimmed installs
         return None
     return demo_base_dir()
+
+
+def parse_lora_arg(spec: str | Path) -> tuple[Path, float]:
+    """``path`` or ``path:weight`` (the weight suffix only when ``path`` itself does not exist)."""
+    text = str(spec)
+    if Path(text).exists() or ":" not in text:
+        return Path(text), 1.0
+    head, _, tail = text.rpartition(":")
+    try:
+        weight = float(tail)
+    except ValueError:
+        return Path(text), 1.0
+    # the weight multiplies --lora-scale, so it is held to the same bounds
+    check_float_range(f"weight of --lora {text}", weight, *LORA_SCALE_RANGE)
+    return Path(head), weight

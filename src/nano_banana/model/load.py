@@ -133,7 +133,7 @@ def _load_pipeline(source: str, dtypes: Dtypes, config: str | None = None):
         return _from_folder(path, dtypes), None
     if path.is_file():
         return _from_single_file(path, dtypes, config), short_file_hash(path)
-    if _REPO_ID.match(source) and not source.startswith((".", "/", "~")):
+    if _is_repo_id(source):
         return _from_hub(source, dtypes), None
     raise ModelLoadError(
         f"base model '{source}' not found: give a diffusers folder, a .safetensors file "
@@ -172,17 +172,37 @@ def _from_single_file(path: Path, dtypes: Dtypes, config: str | None):
     configs completed with CLIP's vocabulary (``sdxl_config_folder``)."""
     header = check_safetensors(path, what="base model checkpoint")
     if config is not None:
-        local = Path(config).expanduser()
-        if local.is_dir() and not (local / "model_index.json").is_file():
-            raise ModelLoadError(
-                f"--base-config '{config}' is not a diffusers model folder (no model_index.json)"
-            )
-        source = str(local) if local.is_dir() else config
-        return _single_file_with(path, dtypes, source, f"checkpoint '{path}' with '{config}'")
+        source = _config_source(config)
+        return _single_file_with(
+            path, dtypes, source, f"checkpoint '{path}' with --base-config '{config}'"
+        )
     _check_sdxl_base_keys(header, path)  # the shipped configs are SDXL base's
     with tempfile.TemporaryDirectory(prefix="nano-banana-sdxl-config-") as tmp:
         folder = sdxl_config_folder(Path(tmp) / "sdxl")
         return _single_file_with(path, dtypes, str(folder), f"checkpoint '{path}'")
+
+
+def _config_source(config: str) -> str:
+    """``--base-config`` as diffusers takes it (a diffusers folder or a repo id), or a one-line
+    error naming it before diffusers reports something vaguer."""
+    local = Path(config).expanduser()
+    if local.is_dir():
+        if not (local / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"--base-config '{config}' is not a diffusers model folder (no model_index.json)"
+            )
+        return str(local)
+    if not _is_repo_id(config):
+        raise ModelLoadError(
+            f"--base-config '{config}' not found: give a diffusers SDXL folder or a "
+            f"Hugging Face repo id such as {SDXL_REPO}"
+        )
+    return config
+
+
+def _is_repo_id(source: str) -> bool:
+    """``owner/name`` that is not a relative or home path (``./a/b`` is a missing folder)."""
+    return bool(_REPO_ID.match(source)) and not source.startswith((".", "/", "~"))
 
 
 def _single_file_with(path: Path, dtypes: Dtypes, config: str, what: str):

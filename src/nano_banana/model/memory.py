@@ -10,10 +10,14 @@ out-of-memory error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidSettingError, ModelLoadError
+
+# torch is imported where a pipeline is measured or a GPU asked: ``check_memory_options``
+# runs when the shells build their options (``generate.spec``), before torch is needed.
+if TYPE_CHECKING:
+    import torch
 
 OFFLOAD_CHOICES = ("auto", "none", "model", "sequential")
 VAE_TILING_CHOICES = ("auto", "on", "off")
@@ -64,6 +68,8 @@ class WeightSizes:
 
     @classmethod
     def of(cls, pipe) -> WeightSizes:
+        import torch  # deferred: see the note on the imports
+
         sizes = [
             sum(p.numel() * p.element_size() for p in module.parameters())
             for module in pipe.components.values()
@@ -90,6 +96,8 @@ def plan_memory(
         )
     free = None
     if device.type == "cuda" and "auto" in (offload, vae_tiling):
+        import torch  # deferred: see the note on the imports
+
         free = free_bytes if free_bytes is not None else torch.cuda.mem_get_info(device)[0]
     fits_whole = free is None or free >= sizes.total + FULL_RUN_WORKSPACE_GIB * GIB
     if offload == "auto":

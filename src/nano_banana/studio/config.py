@@ -28,11 +28,19 @@ class StudioConfig:
     max_lora_mb: int = DEFAULT_MAX_LORA_MB  # upload limit for LoRA files
     upload_dir: str | None = None  # where uploaded LoRAs are kept; None: a temp folder
     previews: bool = True  # latent previews while denoising
+    # Worker processes, each with its own engine. None: one per GPU (one on a CPU-only
+    # machine). 0: generate in the web process itself, for debugging and for tests that
+    # reach into the engine (watching browsers then slow every image down).
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_lora_mb < 1:
             raise InvalidSettingError(
                 f"max LoRA upload size must be >= 1 MB, got {self.max_lora_mb}"
+            )
+        if self.workers is not None and self.workers < 0:
+            raise InvalidSettingError(
+                f"workers must be 0 (in the web process) or more, got {self.workers}"
             )
 
     def to_env(self) -> dict[str, str]:

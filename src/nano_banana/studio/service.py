@@ -1,4 +1,9 @@
-"""The studio's shared state: one engine, one job queue, one gallery for every browser session.
+"""The studio's shared state: one job queue, one gallery for every browser session.
+
+The queue is a ``WorkerPool`` whose worker processes hold the engines, so browsers
+watching their jobs never compete with generation for this process's GIL;
+``engine`` is then the pool's view of the model (presets, prompt plans, size).
+With ``workers=0`` the engine runs in this process under a ``JobQueue`` instead.
 
 Nothing here imports Streamlit: the app caches one ``Studio`` per configuration
 and every page calls these methods, so tests can drive the same logic directly.
@@ -15,8 +20,8 @@ from pathlib import Path
 from ..atomic import write_bytes
 from ..errors import LoraError, NanoBananaError
 from ..gallery.store import Gallery
-from ..generate.engine import Engine
 from ..generate.jobs import JobQueue
+from ..generate.pool import PoolConfig, WorkerPool
 from ..lora.load import LoraFile, adapter_name_for
 from ..prompt.presets import Preset
 from .config import StudioConfig
@@ -38,8 +43,8 @@ class Studio:
     def __init__(
         self,
         config: StudioConfig,
-        engine: Engine,
-        queue: JobQueue,
+        engine,
+        queue: JobQueue | WorkerPool,
         gallery: Gallery,
         upload_dir: Path,
     ) -> None:
@@ -51,17 +56,22 @@ class Studio:
 
     @classmethod
     def start(cls, config: StudioConfig) -> Studio:
-        """Load the model and its LoRAs, open the gallery, start the worker."""
-        from ..model.load import quiet_libraries
-
-        quiet_libraries()  # the page shows progress; the server log need not carry library noise
+        """Open the gallery, start the workers (they load the model and its LoRAs)."""
         gallery = Gallery.open(config.gallery)
-        engine = config.engine.load()
+        if config.workers == 0:
+            from ..model.load import quiet_libraries
+
+            quiet_libraries()  # the page shows progress; the server log need not carry it
+            engine = config.engine.load()
+            queue = JobQueue(engine, gallery, previews=config.previews)
+        else:
+            queue = WorkerPool(
+                config.engine, gallery, PoolConfig(workers=config.workers, previews=config.previews)
+            )
+            engine = queue.model
         upload_dir = Path(config.upload_dir or tempfile.mkdtemp(prefix="nano-banana-uploads-"))
         upload_dir.mkdir(parents=True, exist_ok=True)
-        return cls(
-            config, engine, JobQueue(engine, gallery, previews=config.previews), gallery, upload_dir
-        )
+        return cls(config, engine, queue, gallery, upload_dir)
 
     def close(self) -> None:
         self.queue.close()
@@ -76,12 +86,7 @@ class Studio:
     @property
     def native_size(self) -> tuple[int, int]:
         """The size the base model was trained at (SDXL: 1024x1024)."""
-        size = getattr(self.engine, "native_size", None)
-        if size:
-            return tuple(size)
-        pipe = self.engine.pipe
-        side = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
-        return side, side
+        return tuple(self.engine.native_size)
 
     @property
     def presets(self) -> dict[str, Preset]:

@@ -32,7 +32,7 @@ import random
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,18 @@ from PIL import Image
 
 from ..atomic import atomic_path, write_text
 from ..errors import GenerationError, InvalidSettingError
-from ..parts.board import PART_TRIES, BoardResult, derived_seed, make_board
+from ..parts.board import (
+    PART_TRIES,
+    BatchRenderer,
+    BoardResult,
+    PartDraw,
+    derived_seed,
+    make_board,
+    render_batch,
+)
 from ..parts.catalog import CatalogError, CatalogObject, find_object, load_catalog
 from ..parts.cutout import CutoutRejected, cut_out
-from ..parts.plan import BoardPlan, plan_board
+from ..parts.plan import BoardPlan, PlacedPart, plan_board
 from ..prompt.presets import Preset, get_preset
 from .captions import DEFAULT_STYLES, caption, parse_styles
 
@@ -239,12 +247,14 @@ def placed_on(plan: BoardPlan, width: int, height: int, rng: random.Random) -> B
 
 
 class PartBank:
-    """A ``Renderer`` that draws each part of an object in ``variants`` versions and reuses them.
+    """A ``BatchRenderer`` that draws each part of an object in ``variants`` versions and reuses
+    them.
 
     A board asks for a part with a seed; the seed picks a variant, and the variant's own seeds
     (from the object, the part and the variant number) decide the drawing, so two boards that
     pick the same variant share one render. A variant is the first of ``PART_TRIES`` drawings
-    that cuts out cleanly, so a board that picks it draws nothing again.
+    that cuts out cleanly, so a board that picks it draws nothing again. The variants one of
+    the board's batches needs are drawn together, a round per try.
     """
 
     def __init__(self, renderer_for: Callable[[Preset], Any], variants: int, seed: int):
@@ -254,29 +264,51 @@ class PartBank:
         self.drawings: dict[tuple[str, str, int], Image.Image] = {}
         self.preset: Preset | None = None
 
-    def render_part(self, part, plan: BoardPlan, seed: int) -> Image.Image:
-        variant = seed % self.variants
-        key = (plan.object, part.name, variant)
-        if key not in self.drawings:
-            self.drawings[key] = self.draw_variant(part, plan, variant)
-        return self.drawings[key]
-
-    def draw_variant(self, part, plan: BoardPlan, variant: int) -> Image.Image:
-        name = zlib.crc32(f"{plan.object}/{part.name}".encode())
+    def part_size(self, part: PlacedPart, plan: BoardPlan) -> tuple[int, int] | None:
         renderer = self.renderer_for(self.preset)
+        return renderer.part_size(part, plan) if isinstance(renderer, BatchRenderer) else None
+
+    def render_part(self, part: PlacedPart, plan: BoardPlan, seed: int) -> Image.Image:
+        return self.render_parts([PartDraw(part, seed)], plan)[0]
+
+    def render_parts(self, draws: Sequence[PartDraw], plan: BoardPlan) -> list[Image.Image]:
+        keys = [(plan.object, d.part.name, d.seed % self.variants) for d in draws]
+        parts = {key: d.part for key, d in zip(keys, draws, strict=True)}
+        self.draw_variants({k: p for k, p in parts.items() if k not in self.drawings}, plan)
+        return [self.drawings[key] for key in keys]
+
+    def draw_variants(
+        self, missing: dict[tuple[str, str, int], PlacedPart], plan: BoardPlan
+    ) -> None:
+        """Each missing variant's first drawing that cuts out, over ``PART_TRIES`` seeds (its
+        last when none does: the board's own check then refuses it and says why)."""
+        renderer = self.renderer_for(self.preset)
+        pending = missing
         for n in range(PART_TRIES):
-            image = renderer.render_part(
-                part, plan, derived_seed(self.seed, PART_VARIANT, name, variant, n)
-            )
-            try:
-                cut_out(image)
-            except CutoutRejected:
-                continue
-            return image
-        return image  # none was clean: the board's own check rejects it and says why
+            if not pending:
+                return
+            draws = [PartDraw(part, self.variant_seed(key, n)) for key, part in pending.items()]
+            for key, image in zip(pending, render_batch(renderer, draws, plan), strict=True):
+                self.drawings[key] = image
+            pending = {key: part for key, part in pending.items()
+                       if not cuts_out(self.drawings[key])}  # fmt: skip
+
+    def variant_seed(self, key: tuple[str, str, int], n: int) -> int:
+        """The seed of try ``n`` at the variant ``key`` (object, part name, variant)."""
+        obj, name, variant = key
+        return derived_seed(self.seed, PART_VARIANT, zlib.crc32(f"{obj}/{name}".encode()),
+                            variant, n)  # fmt: skip
 
     def unify(self, board: Image.Image, plan: BoardPlan, seed: int) -> Image.Image | None:
         return self.renderer_for(self.preset).unify(board, plan, seed)
+
+
+def cuts_out(image: Image.Image) -> bool:
+    try:
+        cut_out(image)
+    except CutoutRejected:
+        return False
+    return True
 
 
 def draw_item(item: Item, config: SynthConfig, bank: PartBank, width: int,

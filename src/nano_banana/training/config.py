@@ -88,7 +88,15 @@ class ModelConfig:
 
     base: str = _opt(
         "stabilityai/stable-diffusion-xl-base-1.0",
-        "Base model: a diffusers folder or a Hugging Face repo id (safetensors weights only).",
+        "Base model: a Hugging Face repo id, a diffusers folder or a single .safetensors file "
+        "(safetensors weights only).",
+    )
+    # None: a single file loads with the SDXL configs shipped in the package, offline; a
+    # fine-tune of another shape (or a machine without CLIP's vocabulary cached) names its own.
+    base_config: str | None = _opt(
+        None,
+        "For a single-file --base: a diffusers SDXL folder (or repo id) whose configs and "
+        "tokenizers to use. Default: the built-in SDXL configs.",
     )
     vae: str | None = _opt(
         None, "Optional VAE folder/repo (e.g. madebyollin/sdxl-vae-fp16-fix). The VAE runs in fp32."

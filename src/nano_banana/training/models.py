@@ -79,6 +79,7 @@ def load_models(model: ModelConfig, device: torch.device, weight_dtype: torch.dt
     spec = BaseSpec(
         source=model.base,
         vae=model.vae,
+        config=model.base_config,
         device="cpu",  # placed below, after freezing
         dtype=str(weight_dtype).removeprefix("torch."),
         vae_dtype="float32",
