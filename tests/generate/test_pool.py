@@ -16,28 +16,11 @@ from nano_banana.gallery.png import read_record
 from nano_banana.gallery.store import Gallery
 from nano_banana.generate.engine import Engine
 from nano_banana.generate.jobs import JobStatus
-from nano_banana.generate.pool import PoolConfig, WorkerPool, worker_devices
+from nano_banana.generate.launch import LocalLauncher
+from nano_banana.generate.pool import PoolConfig, WorkerPool
 from nano_banana.generate.spec import EngineSpec
-from nano_banana.settings import GenerationRequest, LoraWeight
-
-SMALL = dict(prompt="a watch", seed=5, width=64, height=64, steps=3, preset="none")
-SLOW = dict(width=128, height=128, steps=150)  # long enough to act on while it runs
-WAIT_S = 120
-
-
-def request(**changes) -> GenerationRequest:
-    return GenerationRequest(**{**SMALL, **changes})
-
-
-def wait_until(condition, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def started(job) -> bool:
-    return job.progress is not None
+from nano_banana.settings import LoraWeight
+from pool_helpers import SLOW, WAIT_S, request, started, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +121,9 @@ def test_a_model_that_cannot_load_is_one_message(tmp_path):
         WorkerPool(spec, None, PoolConfig(workers=1))
 
 
-def test_worker_devices_one_per_gpu_or_one_on_the_cpu():
-    assert worker_devices("cpu", None) == [None]
-    assert worker_devices("cpu", 3) == [None, None, None]
+def test_local_workers_one_per_gpu_or_one_on_the_cpu():
+    local = LocalLauncher()
+    assert local.devices("cpu", None) == [None]
+    assert local.devices("cpu", 3) == [None, None, None]
     with pytest.raises(GenerationError, match="at least 1"):
-        worker_devices("cpu", 0)
+        local.devices("cpu", 0)

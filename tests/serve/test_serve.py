@@ -106,3 +106,18 @@ def test_the_cli_generate_goes_through_the_running_server(server, spec, tmp_path
         assert ("using the running server" in run.stderr) == (not extra)
         outputs.append(np.asarray(Image.open(next(out.glob("*.png")))))
     assert np.array_equal(*outputs)
+
+
+def test_batch_goes_through_the_running_server(server, spec, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a watch\na camera\n")
+    env = {**os.environ, ENV_DIR: str(server.folder), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "nano_banana.cli", "batch", str(prompts), "--base", spec.base,
+         "--device", "cpu", "--steps", "3", "--width", "64", "--height", "64",
+         "--preset", "none", "--out", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "using the running server" in run.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2

@@ -47,7 +47,10 @@ def batch(
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.num_processes > 1 and model.device == "auto":
         model = replace(model, device=str(state.device))
-    engine = common.build_engine(model, quiet=output.json or not state.is_main_process)
+    if state.num_processes == 1:  # one process: a running `nano-banana serve` may take the jobs
+        engine = common.engine_or_server(model, output)
+    else:
+        engine = common.build_engine(model, quiet=output.json or not state.is_main_process)
     manifest_dir = output.out or _gallery_root(output)
 
     def save(result):

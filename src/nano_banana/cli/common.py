@@ -101,6 +101,17 @@ def workers_option(extra: str = "") -> Any:
     )
 
 
+def ray_option() -> Any:
+    """``--ray`` of the commands that run a worker pool (studio, serve)."""
+    return typer.Option(
+        None,
+        "--ray",
+        help="Run the workers as Ray actors (pip install 'nano-banana-studio[ray]'): 'auto' for "
+        "the cluster this machine joined with `ray start`, a cluster address, or 'local'.",
+        show_default=False,
+    )
+
+
 def gallery_option() -> Any:
     return typer.Option(
         None,

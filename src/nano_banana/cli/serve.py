@@ -25,10 +25,12 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     workers: Optional[int] = common.workers_option(),
+    ray: Optional[str] = common.ray_option(),
     *,
     model: EngineSpec,
 ) -> None:
     """Keep the model warm: generate commands for the same model run here, in a second."""
+    from ..generate.launch import launcher_for
     from ..generate.pool import PoolConfig
     from ..serve.address import serve_dir
     from ..serve.server import Server
@@ -37,7 +39,9 @@ def serve(
     spec.check_files()
     folder = serve_dir()
     with common.err_console.status(f"loading {markup(spec.base)} ...", spinner="dots"):
-        server = Server(spec, folder, PoolConfig(workers=workers, previews=False))
+        server = Server(
+            spec, folder, PoolConfig(workers=workers, previews=False), launcher_for(ray)
+        )
     common.err_console.print(
         f"serving {markup(server.pool.model.base_name)} with "
         f"{len(server.pool.worker_pids())} worker(s) at {markup(server.listener.address)}"

@@ -40,6 +40,7 @@ def studio(
     gallery: Optional[Path] = common.gallery_option(),
     max_lora_mb: int = typer.Option(512, "--max-lora-mb", help="Size limit of LoRA uploads (MB)."),
     workers: Optional[int] = common.workers_option("; 0 generates in the web process, to debug"),
+    ray: Optional[str] = common.ray_option(),
     *,
     model: EngineSpec,
 ) -> None:
@@ -58,6 +59,7 @@ def studio(
         gallery=_abs(gallery),
         max_lora_mb=max_lora_mb,
         workers=workers,
+        ray=ray,
     )
     _check_before_start(config)
     command = streamlit_command(APP_PATH, host, port, max_lora_mb)

@@ -29,7 +29,6 @@ import itertools
 import logging
 import secrets
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -46,6 +45,7 @@ from ..prompt.plan import PromptPlan
 from ..prompt.presets import Preset, get_preset
 from ..settings import GenerationRequest
 from .jobs import INTERNAL_ERROR, Job, JobLine, JobStatus
+from .launch import Launcher, LocalLauncher
 from .spec import EngineSpec
 from .worker import ModelFacts
 
@@ -91,25 +91,6 @@ class PoolModel:
             return plan_request(request, self.presets, self.facts.tokenizers, aliases)
 
 
-def worker_devices(device: str, workers: int | None) -> list[str | None]:
-    """The device each worker runs on; None keeps the spec's own choice.
-
-    With several CUDA GPUs and ``device`` auto or cuda, worker i takes GPU i (round
-    robin when asked for more workers than GPUs).
-    """
-    gpus = 0
-    if device in ("auto", "cuda"):
-        import torch
-
-        gpus = torch.cuda.device_count()
-    count = workers if workers is not None else max(1, gpus)
-    if count < 1:
-        raise GenerationError(f"a worker pool needs at least 1 worker, got {count}")
-    if gpus == 0:
-        return [None] * count
-    return [f"cuda:{i % gpus}" for i in range(count)]
-
-
 class _Worker:
     """The web process's handle on one worker process."""
 
@@ -139,9 +120,14 @@ class WorkerPool(JobLine):
     """Jobs in one line, run by worker processes; the same interface as ``JobQueue``."""
 
     def __init__(
-        self, spec: EngineSpec, gallery: Gallery | None = None, config: PoolConfig = PoolConfig()
+        self,
+        spec: EngineSpec,
+        gallery: Gallery | None = None,
+        config: PoolConfig = PoolConfig(),
+        launcher: Launcher | None = None,
     ) -> None:
         self.spec = spec.resolve()
+        self._launcher = launcher or LocalLauncher()
         self.gallery = gallery
         self.config = config
         self._init_line()
@@ -149,7 +135,7 @@ class WorkerPool(JobLine):
         self._tasks: dict[int, _Task] = {}
         self._added: list[tuple[str, str]] = []  # (path, name) added since start, for restarts
         self.model: PoolModel | None = None
-        devices = worker_devices(self.spec.device, config.workers)
+        devices = self._launcher.devices(self.spec.device, config.workers)
         self._workers = [_Worker(slot, device) for slot, device in enumerate(devices)]
         for worker in self._workers:
             self._start(worker)
@@ -162,23 +148,14 @@ class WorkerPool(JobLine):
     # --- starting workers ----------------------------------------------------------
 
     def _start(self, worker: _Worker) -> None:
-        """Launch a fresh interpreter for ``worker`` and hand it its settings.
-
-        A new interpreter rather than ``multiprocessing``: no fork of a process holding
-        torch's threads, and no re-running of the caller's main script (Streamlit's, a
-        user's) that spawn-mode multiprocessing would do.
-        """
+        """Start ``worker`` through the launcher; its reader thread hands it its settings."""
         worker.ready.clear()
         worker.failure = None
         authkey = secrets.token_bytes(32)
-        listener = Listener(authkey=authkey)  # a socket in a fresh private temp folder
-        worker.process = subprocess.Popen(
-            [sys.executable, "-m", "nano_banana.generate.worker", listener.address],
-            stdin=subprocess.PIPE,
-            text=True,
+        listener = Listener(self._launcher.listen_address(), authkey=authkey)
+        worker.process = self._launcher.launch(
+            listener.address, authkey, worker.slot, worker.device
         )
-        worker.process.stdin.write(authkey.hex() + "\n")
-        worker.process.stdin.close()
         spec = self.spec if worker.device is None else replace(self.spec, device=worker.device)
         gallery = None if self.gallery is None else str(self.gallery.root)
         settings = ("init", spec, gallery, self.config, tuple(self._added))
@@ -423,14 +400,14 @@ class WorkerPool(JobLine):
                     task.future.set_exception(value)
 
     def _on_exit(self, worker: _Worker) -> None:
+        worker.conn = None
+        if worker.stopping:
+            return  # close() waits for it
         try:
             code = worker.process.wait(5)
         except subprocess.TimeoutExpired:  # it closed its end but lingers: end it
             worker.process.kill()
             code = worker.process.wait(5)
-        worker.conn = None
-        if worker.stopping:
-            return
         log.error("worker %d stopped unexpectedly (exit code %s)", worker.slot, code)
         self._finish_job(
             worker,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import CancelledError, GenerationError, NanoBananaError
 from ..generate.jobs import Job, JobKind, JobStatus
+from ..generate.launch import Launcher
 from ..generate.pool import PoolConfig, WorkerPool
 from ..generate.spec import EngineSpec
 from .address import ServerInfo, prepare, publish, read_info, withdraw
@@ -31,7 +32,13 @@ RELAY_S = 0.1  # how often a waiting connection looks at its job (progress, hang
 class Server:
     """A warm pool of engines that ``nano-banana`` commands on this machine can use."""
 
-    def __init__(self, spec: EngineSpec, folder: Path, config: PoolConfig = PoolConfig()) -> None:
+    def __init__(
+        self,
+        spec: EngineSpec,
+        folder: Path,
+        config: PoolConfig = PoolConfig(),
+        launcher: Launcher | None = None,
+    ) -> None:
         self.spec = spec.resolve()
         self.folder = folder
         _refuse_second_server(folder)

@@ -32,6 +32,9 @@ class StudioConfig:
     # machine). 0: generate in the web process itself, for debugging and for tests that
     # reach into the engine (watching browsers then slow every image down).
     workers: int | None = None
+    # A Ray cluster to run the workers on (Ray's address: "auto" for the cluster this
+    # machine joined with `ray start`, "local" for a new one here); None: local processes.
+    ray: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_lora_mb < 1:

@@ -21,6 +21,7 @@ from ..atomic import write_bytes
 from ..errors import LoraError, NanoBananaError
 from ..gallery.store import Gallery
 from ..generate.jobs import JobQueue
+from ..generate.launch import launcher_for
 from ..generate.pool import PoolConfig, WorkerPool
 from ..lora.load import LoraFile, adapter_name_for
 from ..prompt.presets import Preset
@@ -66,7 +67,10 @@ class Studio:
             queue = JobQueue(engine, gallery, previews=config.previews)
         else:
             queue = WorkerPool(
-                config.engine, gallery, PoolConfig(workers=config.workers, previews=config.previews)
+                config.engine,
+                gallery,
+                PoolConfig(workers=config.workers, previews=config.previews),
+                launcher_for(config.ray),
             )
             engine = queue.model
         upload_dir = Path(config.upload_dir or tempfile.mkdtemp(prefix="nano-banana-uploads-"))
