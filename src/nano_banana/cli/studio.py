@@ -41,11 +41,20 @@ def studio(
     max_lora_mb: int = typer.Option(512, "--max-lora-mb", help="Size limit of LoRA uploads (MB)."),
     workers: Optional[int] = common.workers_option("; 0 generates in the web process, to debug"),
     ray: Optional[str] = common.ray_option(),
+    token: Optional[str] = typer.Option(
+        None,
+        "--token",
+        envvar="NANO_BANANA_STUDIO_TOKEN",
+        help="Access token every browser must give (the printed link carries it). Made up "
+        "when --host is reachable from other machines; none on 127.0.0.1.",
+        show_default=False,
+    ),
     *,
     model: EngineSpec,
 ) -> None:
     """Open the web studio: create, compare, sweep and browse the gallery in the browser."""
     from ..studio import APP_PATH
+    from ..studio.auth import new_token
     from ..studio.config import StudioConfig
 
     if not 0 < port < 65536:
@@ -60,12 +69,13 @@ def studio(
         max_lora_mb=max_lora_mb,
         workers=workers,
         ray=ray,
+        token=token or (None if is_loopback(host) else new_token()),
     )
     _check_before_start(config)
     command = streamlit_command(APP_PATH, host, port, max_lora_mb)
     env = {**os.environ, **config.to_env()}
     typer.echo(
-        f"Nano-Banana Studio: http://{_shown_host(host)}:{port}  (Ctrl+C stops it)", err=True
+        f"Nano-Banana Studio: {studio_url(host, port, config.token)}  (Ctrl+C stops it)", err=True
     )
     if not is_loopback(host):
         typer.echo(exposure_warning(host, port), err=True)
@@ -117,15 +127,21 @@ def _shown_host(host: str) -> str:
     return host
 
 
+def studio_url(host: str, port: int, token: str | None) -> str:
+    """The link to open: with the access token, so that whoever gets it is let in."""
+    url = f"http://{_shown_host(host)}:{port}"
+    return f"{url}/?token={token}" if token else url
+
+
 def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def exposure_warning(host: str, port: int) -> str:
-    """The studio has no login: say so loudly when others can reach it."""
+    """Others can reach the studio: say so loudly, and what protects it."""
     return (
-        f"WARNING: listening on {host}:{port}, reachable from other machines, and the studio has "
-        "no login: anyone who reaches this port can generate, upload LoRAs, and read or delete "
-        "the gallery. Bind to 127.0.0.1 (the default) and put a reverse proxy with "
-        "authentication in front of it to share it."
+        f"WARNING: listening on {host}:{port}, reachable from other machines. Only browsers "
+        "with the access token in the link above get in, but it travels unencrypted over "
+        "plain HTTP: to share the studio beyond a trusted network, bind to 127.0.0.1 (the "
+        "default) and put a reverse proxy with HTTPS and its own login in front of it."
     )

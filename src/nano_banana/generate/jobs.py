@@ -33,6 +33,7 @@ from ..errors import (
     GalleryError,
     GenerationError,
     InvalidSettingError,
+    LoraError,
     NanoBananaError,
 )
 from ..gallery.png import png_bytes
@@ -355,6 +356,17 @@ class JobQueue(JobLine):
         if (loaded := self._loaded_copy(path)) is not None:
             return loaded
         return self._run_on_worker(lambda: self._attach(path, name), timeout)
+
+    def remove_lora(self, name: str, timeout: float | None = None) -> None:
+        """Detach adapter ``name`` from the engine, on the worker thread (after the running job)."""
+        if name not in self.loras():
+            raise LoraError(f"no LoRA named '{name}' is loaded")
+        self._run_on_worker(lambda: self._detach(name), timeout)
+
+    def _detach(self, name: str) -> None:
+        self.engine.remove_lora(name)
+        with self._cond:
+            self._loras.pop(name, None)
 
     def _attach(self, path: str | Path, name: str | None) -> LoraFile:
         lora = self.engine.add_lora(path, name=name)

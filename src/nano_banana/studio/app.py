@@ -10,11 +10,14 @@ from pathlib import Path
 
 import streamlit as st
 
+from nano_banana.studio.auth import require_token
+from nano_banana.studio.config import StudioConfig
 from nano_banana.studio.ui_common import keep_form_state
 
 HERE = Path(__file__).parent
 
 st.set_page_config(page_title="Nano-Banana Studio", page_icon="🍌", layout="wide")
+require_token(StudioConfig.token_from_env())
 keep_form_state()
 page = st.navigation(
     [

@@ -27,6 +27,9 @@ class StudioConfig:
     gallery: str | None = None  # gallery folder; None: NANO_BANANA_GALLERY or the user data folder
     max_lora_mb: int = DEFAULT_MAX_LORA_MB  # upload limit for LoRA files
     upload_dir: str | None = None  # where uploaded LoRAs are kept; None: a temp folder
+    # Uploaded LoRAs kept loaded at once (each engine holds every one: ~50-200 MB apiece for
+    # SDXL); beyond it the least recently used is unloaded and must be uploaded again.
+    max_uploaded_loras: int = 8
     previews: bool = True  # latent previews while denoising
     # Worker processes, each with its own engine. None: one per GPU (one on a CPU-only
     # machine). 0: generate in the web process itself, for debugging and for tests that
@@ -35,6 +38,9 @@ class StudioConfig:
     # A Ray cluster to run the workers on (Ray's address: "auto" for the cluster this
     # machine joined with `ray start`, "local" for a new one here); None: local processes.
     ray: str | None = None
+    # Asked of every browser session before any page runs (studio.auth); None: no token,
+    # for a studio bound to this machine only (or behind a proxy that authenticates).
+    token: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_lora_mb < 1:
@@ -68,6 +74,14 @@ class StudioConfig:
             raise InvalidSettingError(f"${ENV_VAR} names no model ('engine')")
         data["engine"] = EngineSpec.from_dict(data["engine"])
         return cls(**data)
+
+    @classmethod
+    def token_from_env(cls) -> str | None:
+        """The token alone, read before the studio (and its model) is loaded."""
+        try:
+            return cls.from_env().token
+        except InvalidSettingError:
+            return None  # the page itself then says what is wrong with the configuration
 
     def lora_folder(self) -> Path | None:
         return Path(self.lora_dir).expanduser() if self.lora_dir else None

@@ -11,9 +11,15 @@ and every page calls these methods, so tests can drive the same logic directly.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
+import logging
 import re
+import shutil
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +29,17 @@ from ..gallery.store import Gallery
 from ..generate.jobs import JobQueue
 from ..generate.launch import launcher_for
 from ..generate.pool import PoolConfig, WorkerPool
+from ..generate.sheets import LORA_STRENGTHS
 from ..lora.load import LoraFile, adapter_name_for
 from ..prompt.presets import Preset
 from .config import StudioConfig
+from .sessions import Ledger
 
 NO_LORA = "none"  # the LoRA choice "base model only"
 FILE_PREFIX = "file:"  # a LoRA choice naming a file of the LoRA folder not loaded yet
 _SAFE_STEM = re.compile(r"[^A-Za-z0-9_.-]+")
+SWEEP_S = 5.0  # how often departed browsers are looked for
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,15 +58,23 @@ class Studio:
         queue: JobQueue | WorkerPool,
         gallery: Gallery,
         upload_dir: Path,
+        session_alive: Callable[[str], bool] | None = None,
+        own_upload_dir: bool = False,
     ) -> None:
         self.config = config
         self.engine = engine
         self.queue = queue
         self.gallery = gallery
         self.upload_dir = upload_dir
+        self.sessions = Ledger(session_alive)
+        self._own_upload_dir = own_upload_dir  # a temp folder made for us: removed on close
+        self._closed = threading.Event()
+        threading.Thread(target=self._sweep_departed, name="studio-janitor", daemon=True).start()
 
     @classmethod
-    def start(cls, config: StudioConfig) -> Studio:
+    def start(
+        cls, config: StudioConfig, session_alive: Callable[[str], bool] | None = None
+    ) -> Studio:
         """Open the gallery, start the workers (they load the model and its LoRAs)."""
         gallery = Gallery.open(config.gallery)
         if config.workers == 0:
@@ -75,10 +93,51 @@ class Studio:
             engine = queue.model
         upload_dir = Path(config.upload_dir or tempfile.mkdtemp(prefix="nano-banana-uploads-"))
         upload_dir.mkdir(parents=True, exist_ok=True)
-        return cls(config, engine, queue, gallery, upload_dir)
+        studio = cls(
+            config, engine, queue, gallery, upload_dir, session_alive, config.upload_dir is None
+        )
+        atexit.register(studio.close)  # the server's Ctrl+C: stop workers, remove temp uploads
+        return studio
 
     def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
         self.queue.close()
+        if self._own_upload_dir:
+            shutil.rmtree(self.upload_dir, ignore_errors=True)
+
+    # --- jobs and sessions ---------------------------------------------------------
+
+    def submit(self, kind, request, sweep_values=(), client: str | None = None):
+        """Queue a job for ``client`` (a browser): cancelled if the client leaves for good."""
+        job = self.queue.submit(kind, request, sweep_values=sweep_values or LORA_STRENGTHS)
+        self.sessions.own_job(client, job)
+        for lora in request.loras or ():
+            self.sessions.touch(lora.name)
+        return job
+
+    def _sweep_departed(self) -> None:
+        """Every few seconds: cancel the jobs and unload the uploads of clients that left."""
+        while not self._closed.wait(SWEEP_S):
+            self.sweep_once()
+
+    def sweep_once(self) -> None:
+        jobs, uploads = self.sessions.departed()
+        for job in jobs:
+            log.info("cancelling %s: its browser left", job.id)
+            job.cancel()
+        self._unload(uploads)
+
+    def _unload(self, uploads) -> None:
+        busy = self.sessions.in_use()
+        for upload in uploads:
+            if upload.name in busy:
+                continue
+            with contextlib.suppress(NanoBananaError):  # already gone
+                self.queue.remove_lora(upload.name)
+            self.sessions.forget_upload(upload.name)
+            upload.path.unlink(missing_ok=True)
 
     # --- model facts ------------------------------------------------------------
 
@@ -102,9 +161,11 @@ class Studio:
 
     # --- LoRAs ---------------------------------------------------------------------
 
-    def lora_choices(self) -> list[LoraChoice]:
-        """Loaded LoRAs first, then the LoRA folder's files not loaded yet, then 'none'."""
-        loaded = self.queue.loras()
+    def lora_choices(self, client: str | None = None) -> list[LoraChoice]:
+        """Loaded LoRAs first (not other clients' uploads), then the LoRA folder's files not
+        loaded yet, then 'none'."""
+        hidden = self.sessions.hidden_from(client)
+        loaded = {n: lora for n, lora in self.queue.loras().items() if n not in hidden}
         choices = [
             LoraChoice(name, f"{name}  ·  {lora.path.name}") for name, lora in loaded.items()
         ]
@@ -121,7 +182,7 @@ class Studio:
             return []
         return sorted(p for p in folder.glob("*.safetensors") if p.is_file())
 
-    def resolve_lora(self, choice: str) -> str | None:
+    def resolve_lora(self, choice: str, client: str | None = None) -> str | None:
         """The adapter name for a LoRA choice, loading a folder file first; None for no LoRA."""
         if choice == NO_LORA:
             return None
@@ -131,15 +192,16 @@ class Studio:
             if not matches:
                 raise LoraError(f"LoRA file '{name}' is no longer in the LoRA folder")
             return self.queue.add_lora(matches[0], name=self._free_name(matches[0].stem)).name
-        if choice not in self.queue.loras():
-            raise LoraError(f"LoRA '{choice}' is not loaded; pick another")
+        if choice not in self.queue.loras() or choice in self.sessions.hidden_from(client):
+            raise LoraError(f"LoRA '{choice}' is not loaded (any more); pick or upload it again")
         return choice
 
-    def add_uploaded_lora(self, filename: str, data: bytes) -> LoraFile:
+    def add_uploaded_lora(self, filename: str, data: bytes, client: str | None = None) -> LoraFile:
         """Keep an uploaded file under a safe name and load it with the safe loader.
 
         The upload's own name only suggests the adapter name; the bytes decide what
-        it is (a pickle or an HTML page named .safetensors is refused).
+        it is (a pickle or an HTML page named .safetensors is refused). It is private to
+        ``client``; beyond ``max_uploaded_loras`` the least recently used one is unloaded.
         """
         limit = self.config.max_lora_mb * 1024 * 1024
         if len(data) > limit:
@@ -155,7 +217,7 @@ class Studio:
         if not path.exists():
             write_bytes(path, data)
         try:
-            return self.queue.add_lora(path, name=self._free_name(stem))
+            lora = self.queue.add_lora(path, name=self._free_name(stem))
         except NanoBananaError as exc:
             path.unlink(missing_ok=True)  # a refused upload is not kept
             # Name the user's file, not the server's copy of it.
@@ -164,6 +226,10 @@ class Studio:
         except Exception:
             path.unlink(missing_ok=True)
             raise
+        if lora.path == path:  # an upload, not a folder or start-up file with the same bytes
+            self.sessions.own_upload(client, lora.name, path)
+            self._unload(self.sessions.over_cap(self.config.max_uploaded_loras, [lora.name]))
+        return lora
 
     def _free_name(self, stem: str) -> str:
         base = adapter_name_for(Path(stem + ".safetensors"))
