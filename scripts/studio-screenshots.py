@@ -75,14 +75,11 @@ def type_prompt(page, text: str) -> None:
 
 
 def set_seed(page, seed: int) -> None:
-    """Fixed seed, so the README's pictures can be reproduced."""
-    page.get_by_text("Sampling and size").click()
-    page.locator(".st-key-f_seed_mode").get_by_text("Fixed", exact=True).click()
-    box = page.get_by_label("Seed value")
-    expect(box).to_be_enabled()
+    """A locked seed, so the README's pictures can be reproduced (a typed seed locks itself)."""
+    box = page.locator(".st-key-f_seed input")
     box.fill(str(seed))
     box.press("Enter")
-    page.get_by_text("Sampling and size").click()  # fold it away again for the picture
+    expect(page.locator(".st-key-f_seed_lock input")).to_be_checked()
 
 
 def main() -> None:

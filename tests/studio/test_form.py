@@ -1,4 +1,5 @@
-"""The Create form as data: its board fields make the request, and Reuse puts them back."""
+"""The Create form as data: its board fields make the request, a blank prompt makes none, the
+seed lock decides the seed, and Reuse puts settings back and says what it changed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from nano_banana.studio.form import FormValues, size_presets
+from nano_banana.errors import InvalidSettingError
+from nano_banana.settings import MAX_SEED
+from nano_banana.studio.form import FormValues, new_seed, next_seed, size_presets
 from record_fixtures import make_record
 
 SIZES = size_presets((1024, 1024))
@@ -39,3 +42,33 @@ def test_board_fields_stay_out_of_a_plain_request():
     )  # fmt: skip
     on = replace(form, f_compose=True, f_parts="  ")
     assert on.to_request(SIZES, lora=None).parts is None  # a blank list: the catalog's
+
+
+def test_a_blank_prompt_makes_no_request():
+    for prompt in ("", "   \n "):
+        form = FormValues(f_prompt=prompt, f_size=next(iter(SIZES)))
+        with pytest.raises(InvalidSettingError, match="the prompt is empty"):
+            form.to_request(SIZES, lora=None)
+
+
+def test_the_seed_lock_decides_whether_the_seed_is_kept():
+    form = FormValues(f_prompt="a watch", f_size=next(iter(SIZES)), f_seed=42)
+    assert form.to_request(SIZES, lora=None).seed is None  # unlocked: a new seed per image
+    assert replace(form, f_seed_lock=True).to_request(SIZES, lora=None).seed == 42
+    assert next_seed(42) == 43 and next_seed(MAX_SEED) == 0
+    assert 0 <= new_seed() <= MAX_SEED
+
+
+def test_reuse_locks_the_seed_resets_the_output_and_says_what_changed():
+    record = make_record(prompt="a mechanical watch", seed=1234, preset="exploded-view")
+    before = FormValues(f_mode="compare", f_prompt="a camera", f_size=next(iter(SIZES)),
+                        f_steps=record.request.steps, f_preset="knolling")  # fmt: skip
+    after = FormValues.from_record(record, SIZES, loaded=[])
+    assert (after.f_seed, after.f_seed_lock, after.f_mode) == (1234, True, "generate")
+    titles = {"exploded-view": "Exploded view"}
+    said = after.changes(before, SIZES, titles)
+    assert said[0] == "seed 1234 locked"  # always first: the setting a reuse fixes unasked
+    assert "output single image" in said and "scenario Exploded view" in said
+    assert "prompt 'a mechanical watch'" in said
+    assert not any("steps" in s for s in said)  # unchanged settings are not listed
+    assert after.changes(after, SIZES, titles) == ["seed 1234 locked"]

@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -46,6 +47,7 @@ def config(tiny_sdxl_dir, tiny_lora, tmp_path_factory):
         engine=EngineSpec(base=str(tiny_sdxl_dir), loras=(str(tiny_lora),), device="cpu"),
         gallery=str(tmp_path_factory.mktemp("studio-gallery")),
         upload_dir=str(tmp_path_factory.mktemp("uploads")),
+        workers=0,  # in this process: the tests hold and inspect the engine itself
     )
     old = os.environ.get(ENV_VAR)
     os.environ.update(cfg.to_env())
@@ -114,7 +116,7 @@ def test_examples_fill_the_prompt_and_the_final_prompt_counts_tokens(config):
 
 def test_generate_shows_the_image_and_saves_it_with_metadata(config, studio):
     before = studio.gallery.count()
-    at, job = wait_for_job(generate(new_app(f_seed_mode="Fixed", f_seed=123)))
+    at, job = wait_for_job(generate(new_app(f_seed_lock=True, f_seed=123)))
     assert job.status is JobStatus.DONE, job.error
     assert len(images(at)) == 1
     assert [d.label for d in at.get("download_button")] == ["Download PNG"]
@@ -126,7 +128,7 @@ def test_generate_shows_the_image_and_saves_it_with_metadata(config, studio):
     assert [u.name for u in record.loras] == ["structure"]
     # Reuse puts the settings back, seed fixed.
     at.button(key=f"reuse_{job.id}").click().run()
-    assert at.session_state["f_seed"] == 123 and at.session_state["f_seed_mode"] == "Fixed"
+    assert at.session_state["f_seed"] == 123 and at.session_state["f_seed_lock"] is True
 
 
 def test_layout_tools_analyze_and_annotate_the_result(config):
@@ -199,8 +201,8 @@ def test_a_waiting_session_sees_its_place_and_can_cancel(config, studio, monkeyp
 
 
 def test_two_sessions_generating_at_once_get_their_own_images(config, studio):
-    first = generate(new_app(f_seed_mode="Fixed", f_seed=7, f_scale=1.0), "a camera")
-    second = generate(new_app(f_seed_mode="Fixed", f_seed=8, f_scale=0.6), "a sneaker")
+    first = generate(new_app(f_seed_lock=True, f_seed=7, f_scale=1.0), "a camera")
+    second = generate(new_app(f_seed_lock=True, f_seed=8, f_scale=0.6), "a sneaker")
     (_, job_a), (_, job_b) = wait_for_job(first), wait_for_job(second)
     for job, seed, prompt in ((job_a, 7, "a camera"), (job_b, 8, "a sneaker")):
         image = job.result.images[0]
@@ -211,7 +213,7 @@ def test_two_sessions_generating_at_once_get_their_own_images(config, studio):
 
 
 def test_gallery_lists_opens_reuses_and_deletes(config, studio):
-    at, job = wait_for_job(generate(new_app(f_seed_mode="Fixed", f_seed=99), "a gallery watch"))
+    at, job = wait_for_job(generate(new_app(f_seed_lock=True, f_seed=99), "a gallery watch"))
     entry = job.result.images[0].entry
     at.switch_page("pages/gallery.py").run()
     assert not at.exception
@@ -251,7 +253,7 @@ def test_a_model_that_cannot_load_is_a_message(config, monkeypatch, tmp_path):
     broken = StudioConfig(
         engine=EngineSpec(base=str(tmp_path / "no-such-model"), device="cpu"),
         gallery=str(tmp_path / "g"),
-    )
+    )  # the default: a worker process, whose failure to load must reach the page
     monkeypatch.setenv(ENV_VAR, broken.to_env()[ENV_VAR])
     at = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT_S).run()
     assert not at.exception
@@ -356,6 +358,7 @@ def demo_studio(config, monkeypatch, tmp_path_factory):
         engine=EngineSpec(device="cpu"),
         gallery=str(tmp_path_factory.mktemp("demo-gallery")),
         upload_dir=str(tmp_path_factory.mktemp("demo-uploads")),
+        workers=0,
     )
     monkeypatch.setenv(ENV_VAR, cfg.to_env()[ENV_VAR])
     return _studio_for(cfg)
@@ -365,7 +368,7 @@ def test_a_board_shows_its_check_parts_list_callouts_and_csv_and_reuses(demo_stu
     steps = demo_studio.request_defaults.steps
     at = new_app(f_compose=True, f_preset="exploded-view", f_prompt="a mechanical watch",
                  f_parts="case, dial", f_parts_prompt="a watch", f_explode=0.5, f_steps=steps,
-                 f_seed_mode="Fixed", f_seed=5)  # fmt: skip
+                 f_seed_lock=True, f_seed=5)  # fmt: skip
     at, job = wait_for_job(generate(at, "a mechanical watch"))
     assert job.status is JobStatus.DONE, job.error
     (image,) = job.result.images
@@ -395,3 +398,156 @@ def test_a_board_shows_its_check_parts_list_callouts_and_csv_and_reuses(demo_stu
     assert (state["f_compose"], state["f_parts"], state["f_explode"]) == (True, "case, dial", 0.5)
     assert state["f_preset"] == "exploded-view" and state["f_seed"] == 5
     assert list(parts_table(at).value["part"]) == ["case", "dial"]
+
+
+# --- the Create page's frictions (issue 14) ------------------------------------------------------
+
+
+@dataclass
+class Hold:
+    started: threading.Event  # the engine has the job
+    gate: threading.Event  # set: the engine goes on
+
+
+@pytest.fixture
+def held_engine(studio, monkeypatch):
+    """The engine waits before each image until the test opens the gate: a job stays running."""
+    hold = Hold(threading.Event(), threading.Event())
+    real = studio.engine.generate
+
+    def held(req, progress=None, cancel=None, **kwargs):
+        hold.started.set()
+        assert hold.gate.wait(JOB_TIMEOUT_S)
+        return real(req, progress=progress, cancel=cancel, **kwargs)
+
+    monkeypatch.setattr(studio.engine, "generate", held)
+    yield hold
+    hold.gate.set()
+
+
+def errors(at: AppTest) -> list[str]:
+    return [shown(e.value) for e in at.error]
+
+
+def test_generate_is_disabled_while_the_sessions_job_runs(config, studio, held_engine):
+    at = generate(new_app())
+    assert held_engine.started.wait(JOB_TIMEOUT_S)
+    button = at.button(key="generate")
+    assert button.disabled and button.label == "Generating…"  # in the same run as the press
+    assert studio.queue.waiting() == 0  # one job, nothing queued behind it
+    held_engine.gate.set()
+    at, job = wait_for_job(at)
+    assert job.status is JobStatus.DONE
+    button = at.button(key="generate")
+    assert not button.disabled and button.label == "Generate"
+
+
+def test_a_blank_prompt_is_refused_with_a_message(config):
+    at = new_app()
+    generate(at, "   ")
+    assert any("the prompt is empty" in e for e in errors(at))
+    assert "job" not in at.session_state
+    generate(at, "a watch")  # typing one clears the refusal and generates
+    assert "job" in at.session_state and not errors(at)
+    wait_for_job(at)
+
+
+def test_a_corrected_setting_clears_its_error_before_the_next_press(config):
+    at = new_app(f_size="Custom", f_width=100, f_height=64)
+    generate(at)
+    assert any("multiple of 8" in e for e in errors(at))
+    at.number_input(key="f_width").set_value(64).run()
+    assert not errors(at)  # the error was about 100, not about 64
+    assert "job" not in at.session_state
+
+
+def test_the_seed_lock_keeps_or_draws_seeds_and_vary_and_reroll_lock_it(config):
+    at = new_app()
+    assert at.toggle(key="f_seed_lock").value is False
+    at, first = wait_for_job(generate(at))
+    assert at.session_state["f_seed"] == first.request.seed  # the drawn seed, shown
+    at.button(key="generate").click().run()
+    at, second = wait_for_job(at)
+    assert second.request.seed != first.request.seed  # unlocked: a new one each time
+
+    at.toggle(key="f_seed_lock").set_value(True).run()
+    at.button(key="generate").click().run()
+    at, third = wait_for_job(at)
+    at.button(key="generate").click().run()
+    at, fourth = wait_for_job(at)
+    assert third.request.seed == fourth.request.seed == second.request.seed
+
+    at.toggle(key="f_seed_lock").set_value(False).run()
+    at.number_input(key="f_seed").set_value(77).run()
+    assert at.session_state["f_seed_lock"] is True  # a seed typed in is locked
+    at.session_state["f_seed"] = second.request.seed
+    at.button(key="seed_vary").click().run()
+    assert at.session_state["f_seed"] == second.request.seed + 1
+    at.toggle(key="f_seed_lock").set_value(False).run()
+    at.button(key="seed_reroll").click().run()
+    assert at.session_state["f_seed_lock"] is True
+    assert at.session_state["f_seed"] != second.request.seed + 1
+    assert any("every image uses seed" in c.value for c in at.caption)
+
+
+def test_reuse_says_what_it_changed_and_resets_the_output(config, studio):
+    at, job = wait_for_job(generate(new_app(f_steps=3)))
+    (image,) = job.result.images
+    at.session_state["f_steps"] = 5
+    at.session_state["f_mode"] = "sweep"
+    at.button(key=f"reuse_{job.id}").click().run()
+    seed = image.result.record.request.seed
+    (message,) = [shown(s.value) for s in at.success if "loaded" in s.value]
+    assert message.startswith(f"Settings of image #{image.entry.id} loaded: seed {seed} locked")
+    assert "output single image" in message and "3 steps" in message
+    assert at.session_state["f_mode"] == "generate" and at.session_state["f_seed_lock"] is True
+    assert len(images(at)) == 1  # the image reused stays: it is the one the settings made
+
+    # Another image reused from the gallery: this session's result is put away.
+    at.session_state["f_prompt"] = "a camera"
+    at.button(key="generate").click().run()
+    at, other = wait_for_job(at)
+    at.switch_page("pages/gallery.py").run()
+    at.button(key=f"g_open_{image.entry.id}").click().run()
+    at.button(key=f"g_reuse_{image.entry.id}").click().run()
+    assert "job" not in at.session_state and not images(at)
+    assert any(f"gallery image #{image.entry.id} loaded" in shown(s.value) for s in at.success)
+    assert any("prompt 'a watch'" in shown(s.value) for s in at.success)
+
+
+def test_cancel_says_cancelling_at_once(config, held_engine):
+    at = generate(new_app())
+    assert held_engine.started.wait(JOB_TIMEOUT_S)  # running: the engine has it
+    at.button(key="cancel").click().run()
+    assert "Cancelling…" in at.get("progress")[0].proto.text  # before the job has stopped
+    assert at.button(key="cancel").disabled
+    held_engine.gate.set()
+    at, job = wait_for_job(at)  # the engine stops at its first step
+    assert job.status is JobStatus.CANCELLED
+    assert any("Cancelled" in i.value for i in at.info)
+
+
+# --- the demo model's limits ------------------------------------------------------------------
+
+
+def test_the_demo_shows_what_it_draws_and_offers_no_example_it_cannot(demo_studio):
+    at = new_app(f_preset="fashion-flat-lay")
+    labels = [b.label for b in at.button if b.key and b.key.startswith("example_")]
+    assert labels == ["a denim jacket", "a sneaker"]  # not "a hooded sweatshirt"
+    assert any("The demo model draws: a mechanical watch" in shown(c.value) for c in at.caption)
+    assert not at.warning
+
+    at.text_area(key="f_prompt").input("a hooded sweatshirt").run()
+    (note,) = [shown(w.value) for w in at.warning]
+    assert "does not know 'a hooded sweatshirt'" in note and "generic shapes" in note
+    at.checkbox(key="f_compose").check().run()
+    assert any("parts come from the parts list" in shown(w.value) for w in at.warning)
+    at.text_area(key="f_prompt").input("a vintage wristwatch").run()
+    assert not any("does not know" in shown(w.value) for w in at.warning)
+
+
+def test_a_studio_on_another_model_shows_no_demo_notes(config):
+    at = new_app(f_preset="fashion-flat-lay")
+    labels = [b.label for b in at.button if b.key and b.key.startswith("example_")]
+    assert "a hooded sweatshirt" in labels
+    assert not any("demo model" in c.value for c in at.caption)

@@ -139,10 +139,10 @@ def demo_studio_url(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextlib.contextmanager
+def launched_chromium():
+    """Debian's Chromium through Playwright; every launch gets a fresh, empty profile folder."""
     with sync_api.sync_playwright() as playwright:
-        # Playwright gives every launch a fresh, empty profile folder.
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=BROWSER_ARGS, headless=True
         )
@@ -150,10 +150,16 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    with launched_chromium() as chromium:
+        yield chromium
+
+
 @contextlib.contextmanager
-def create_page(browser, url: str):
+def create_page(browser, url: str, viewport: dict = VIEWPORT):
     """A fresh browser context on the studio's Create page."""
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context = browser.new_context(viewport=viewport, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
     open_create(page, url)

@@ -4,7 +4,10 @@ The widgets store their values in Streamlit's session state under the keys of
 ``FormValues``; ``to_request`` turns them into a ``GenerationRequest`` (the one
 place the form's meaning lives) and ``from_record`` puts a saved image's
 settings back ("reuse settings", by ``generate.reproduce``'s rules, as
-``generate --from``). Defaults come from ``settings.DEFAULTS``.
+``generate --from``) and ``changes`` says in words what that changed. The seed is
+a number with a lock: locked, every image uses it; unlocked, every image draws a
+new one (and the form then shows the seed drawn). Defaults come from
+``settings.DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from ..errors import InvalidSettingError
 from ..gallery.record import GenerationRecord
 from ..generate.jobs import JobKind
 from ..generate.reproduce import request_from_record, reused_lora_names
 from ..generate.sheets import LORA_STRENGTHS
-from ..settings import DEFAULTS, GenerationRequest, LoraWeight, Sampler
+from ..settings import DEFAULTS, MAX_SEED, GenerationRequest, LoraWeight, Sampler, draw_seed
 from .service import NO_LORA
 
 CUSTOM_SIZE = "Custom"
-SEED_RANDOM, SEED_FIXED = "Random", "Fixed"
+EMPTY_PROMPT = "Describe what to take apart first: the prompt is empty"
 # Common aspect ratios at the model's native pixel count (SDXL's own buckets at 1024²).
 ASPECTS = (
     ("1:1 square", 1, 1),
@@ -71,8 +75,8 @@ class FormValues:
     f_width: int = DEFAULTS.width
     f_height: int = DEFAULTS.height
     f_sampler: str = DEFAULTS.sampler.value
-    f_seed_mode: str = SEED_RANDOM
-    f_seed: int = 0
+    f_seed_lock: bool = False  # unlocked: every image draws a new seed, a new picture
+    f_seed: int = 0  # the locked seed, or the last one drawn
     f_compose: bool = DEFAULTS.compose  # a parts-first board
     f_parts: str = ""  # the board's parts ("case, strap x2"); empty: the catalog's list
     f_parts_prompt: str = ""  # the prompt f_parts was listed for: another object starts afresh
@@ -115,7 +119,12 @@ class FormValues:
         return int(self.f_width), int(self.f_height)
 
     def to_request(self, sizes: dict[str, tuple[int, int]], lora: str | None) -> GenerationRequest:
-        """The request this form describes; ``lora`` is the resolved adapter name or None."""
+        """The request this form describes; ``lora`` is the resolved adapter name or None.
+
+        A blank prompt is refused: the box's grey placeholder looks like input but is none.
+        """
+        if not self.f_prompt.strip():
+            raise InvalidSettingError(EMPTY_PROMPT)
         width, height = self.size(sizes)
         return GenerationRequest(
             prompt=self.f_prompt,
@@ -128,7 +137,7 @@ class FormValues:
             width=width,
             height=height,
             sampler=Sampler(self.f_sampler),
-            seed=int(self.f_seed) if self.f_seed_mode == SEED_FIXED else None,
+            seed=int(self.f_seed) if self.f_seed_lock else None,
             **self.board_settings(),
         )
 
@@ -147,9 +156,8 @@ class FormValues:
         record: GenerationRecord,
         sizes: dict[str, tuple[int, int]],
         loaded: list[str],
-        current: FormValues | None = None,
     ) -> FormValues:
-        """The form that remakes ``record``'s image (same seed).
+        """The form that remakes ``record``'s image: same seed, locked, as a single image.
 
         The form holds one LoRA: the first the image used that is loaded now, else none.
         """
@@ -157,7 +165,7 @@ class FormValues:
         by_size = {size: label for label, size in sizes.items()}
         lora = next(iter(reused_lora_names(record, loaded)), NO_LORA)
         return cls(
-            f_mode=(current or cls()).f_mode,
+            f_mode=JobKind.GENERATE.value,  # a record is one image, whatever job made it
             f_preset=req.preset,
             f_prompt=req.prompt,
             f_negative=req.negative_prompt or "",
@@ -170,7 +178,7 @@ class FormValues:
             f_width=int(req.width),
             f_height=int(req.height),
             f_sampler=Sampler(req.sampler).value,
-            f_seed_mode=SEED_FIXED,
+            f_seed_lock=True,
             f_seed=int(req.seed),
             f_compose=bool(req.compose),
             f_parts=req.parts or "",
@@ -178,3 +186,59 @@ class FormValues:
             f_explode=float(req.explode),
             f_strength=req.strength,
         )
+
+    def changes(
+        self,
+        before: FormValues,
+        sizes: dict[str, tuple[int, int]],
+        preset_titles: dict[str, str],
+    ) -> list[str]:
+        """What this form changes from ``before``, in words ("seed 42 locked", "30 steps").
+
+        The seed always leads: it is the setting a reuse fixes without being asked.
+        """
+        said = [f"seed {self.f_seed} {'locked' if self.f_seed_lock else 'unlocked'}"]
+        for name, words in _CHANGE_WORDS.items():
+            if getattr(self, name) != getattr(before, name) and (
+                text := words(self, preset_titles)
+            ):
+                said.append(text)
+        (width, height), (was_width, was_height) = self.size(sizes), before.size(sizes)
+        if (width, height) != (was_width, was_height):
+            said.append(f"size {width}×{height}")
+        return said
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    text = " ".join(text.split())
+    return f"'{text if len(text) <= limit else text[: limit - 1] + '…'}'"
+
+
+# How each setting is said when a reuse changes it (the seed and size are said apart).
+_CHANGE_WORDS = {
+    "f_mode": lambda f, _: f"output {MODES[f.kind].lower()}",
+    "f_preset": lambda f, titles: f"scenario {titles.get(f.f_preset, f.f_preset)}",
+    "f_prompt": lambda f, _: f"prompt {_quoted(f.f_prompt)}",
+    "f_negative": lambda f, _: f"negative prompt {_quoted(f.f_negative)}" if f.f_negative
+    else "the scenario's negative prompt",
+    "f_lora": lambda f, _: "no LoRA" if f.f_lora == NO_LORA else f"LoRA {f.f_lora}",
+    "f_scale": lambda f, _: f"LoRA scale {f.f_scale:g}",
+    "f_cfg": lambda f, _: f"CFG {f.f_cfg:g}",
+    "f_steps": lambda f, _: f"{f.f_steps} steps",
+    "f_sampler": lambda f, _: f"sampler {f.f_sampler}",
+    "f_compose": lambda f, _: "parts-first board " + ("on" if f.f_compose else "off"),
+    "f_parts": lambda f, _: f"parts {_quoted(f.f_parts)}" if f.f_parts else "",
+    "f_explode": lambda f, _: f"explode {f.f_explode:g}" if f.f_compose else "",
+    "f_strength": lambda f, _: f"unifying strength {f.f_strength:g}"
+    if f.f_compose and f.f_strength is not None else "",
+}  # fmt: skip
+
+
+def next_seed(seed: int) -> int:
+    """The seed after ``seed`` ("vary"), wrapping at the largest one."""
+    return (int(seed) + 1) % (MAX_SEED + 1)
+
+
+def new_seed() -> int:
+    """A fresh random seed ("re-roll")."""
+    return draw_seed()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import secrets
 
 import streamlit as st
 from PIL import Image
@@ -15,7 +16,7 @@ from ..gallery.record import GenerationRecord
 from ..generate.reproduce import settings_rows
 from ..settings import field_bounds, field_help
 from .config import StudioConfig
-from .form import FormValues
+from .form import FormValues, size_presets
 from .service import Studio
 
 log = logging.getLogger("nano_banana.studio")
@@ -34,13 +35,40 @@ def plain(text: object) -> str:
 
 @st.cache_resource(show_spinner="Loading the model (once per studio process)…", max_entries=4)
 def _studio_for(config: StudioConfig) -> Studio:
-    return Studio.start(config)
+    return Studio.start(config, session_alive=_session_alive)
+
+
+def _session_alive(session_id: str) -> bool:
+    """Is this Streamlit session still connected? (The studio cancels what departed ones left.)"""
+    from streamlit.runtime import Runtime
+
+    if not Runtime.exists():  # AppTest runs pages without a server: nobody departs
+        return True
+    return Runtime.instance().is_active_session(session_id)
+
+
+CLIENT_PARAM = "c"  # the browser tab's id in its address: a reload is the same client
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,32}")
+
+
+def client_id() -> str:
+    """This browser tab's id (made once, then kept in the address across reloads)."""
+    given = st.query_params.get(CLIENT_PARAM)
+    if isinstance(given, str) and _CLIENT_ID.fullmatch(given):
+        return given
+    made = secrets.token_urlsafe(12)
+    st.query_params[CLIENT_PARAM] = made
+    return made
 
 
 def studio_or_stop() -> Studio:
-    """The shared studio for this process's configuration; a clear message if it cannot load."""
+    """The shared studio for this process's configuration; a clear message if it cannot load.
+
+    Each page run also tells the studio which client (browser tab) and session it is."""
     try:
-        return _studio_for(StudioConfig.from_env())
+        studio = _studio_for(StudioConfig.from_env())
+        studio.sessions.visit(client_id(), _session_id())
+        return studio
     except NanoBananaError as exc:
         st.error(f"The studio could not start: {plain(exc)}")
     except Exception as exc:  # a broken model folder should still give a page, not a traceback
@@ -48,6 +76,13 @@ def studio_or_stop() -> Studio:
         st.error(f"The studio could not load its model ({type(exc).__name__}: {plain(exc)}).")
     st.stop()
     raise AssertionError("unreachable")  # st.stop() raises
+
+
+def _session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
 
 
 def keep_form_state() -> None:
@@ -68,8 +103,36 @@ def set_form(values: FormValues) -> None:
         st.session_state[key] = value
 
 
+def reuse_record(
+    studio: Studio, record: GenerationRecord, source: str, notes: tuple[str, ...] = ()
+) -> None:
+    """Put ``record``'s settings into the Create form and say what that changed.
+
+    ``source`` names the image ("gallery image #12"). The session's finished result is
+    put away unless it is that image: a result beside other settings reads as theirs.
+    """
+    sizes = size_presets(studio.native_size)
+    before = FormValues.from_state(st.session_state)
+    after = FormValues.from_record(record, sizes, list(studio.queue.loras()))
+    set_form(after)
+    st.session_state.pop("submit_error", None)  # about the settings just replaced
+    job = st.session_state.get("job")
+    if job is not None and job.status.finished and not _made(job, record):
+        st.session_state.pop("job")
+    titles = {key: preset.title for key, preset in studio.presets.items()}
+    said = after.changes(before, sizes, titles)
+    message = f"Settings of {source} loaded: {', '.join(said)}."
+    flash("success", " ".join([message, *(f"Note: {note}." for note in notes)]))
+
+
+def _made(job, record: GenerationRecord) -> bool:
+    """Whether ``job``'s result holds the image ``record`` describes."""
+    result = job.result
+    return result is not None and any(i.result.record == record for i in result.images)
+
+
 def flash(kind: str, text: str) -> None:
-    """A message to show once at the top of the next page drawn."""
+    """A message to show once on the next page drawn (on the Create page: under Generate)."""
     st.session_state["_flash"] = (kind, text)
 
 
@@ -101,7 +164,9 @@ def setting_slider(label: str, field: str, key: str, disabled: bool = False) -> 
     )
 
 
-def setting_number(label: str, field: str, key: str, disabled: bool = False) -> None:
+def setting_number(
+    label: str, field: str, key: str, disabled: bool = False, on_change=None
+) -> None:
     """A whole-number box bounded as ``settings`` validates the field."""
     bounds = field_bounds(field)
     st.number_input(
@@ -111,6 +176,8 @@ def setting_number(label: str, field: str, key: str, disabled: bool = False) -> 
         step=int(bounds.step),
         key=key,
         disabled=disabled,
+        on_change=on_change,
+        help=field_help(field),
     )
 
 

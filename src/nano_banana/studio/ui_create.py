@@ -1,8 +1,10 @@
-"""The Create page: the form on the left; queue place, progress, preview and result on the right.
+"""The Create page: the form on the left; Generate, its feedback and the result on the right.
 
-Widgets only fill ``FormValues``; pressing Generate turns them into a request
-and submits it to the shared job queue. The page then polls its own job with a
-fragment that reruns every half second until the job has finished.
+Widgets only fill ``FormValues``; the action area (``ui_job``) at the top of the
+right column holds the seed lock and Generate, and shows right under them what
+a press did: a refusal, the queue place, progress and preview, Cancel. The
+result follows below it. With the demo model, the page says which objects it
+can draw and offers only examples it can draw.
 """
 
 from __future__ import annotations
@@ -14,35 +16,24 @@ import streamlit as st
 from ..errors import NanoBananaError
 from ..gallery.record import GenerationRecord
 from ..generate.jobs import Job, JobImage, JobKind, JobStatus
-from ..settings import GenerationRequest, Sampler, field_help
-from .form import (
-    CUSTOM_SIZE,
-    MODES,
-    SCALE_HINT,
-    SEED_FIXED,
-    SEED_RANDOM,
-    SWEEP_SCALES,
-    FormValues,
-    size_presets,
-)
+from ..generate.spec import EngineSpec
+from ..settings import GenerationRequest, Sampler, draw_seed, field_help
+from .demo_limits import DemoObjects, demo_objects_for, unknown_object_note
+from .form import CUSTOM_SIZE, MODES, SCALE_HINT, SWEEP_SCALES, FormValues, size_presets
 from .service import NO_LORA, Studio
 from .ui_board import board_controls, board_panel
 from .ui_common import (
+    client_id,
     plain,
     png_data,
-    set_form,
+    reuse_record,
     setting_number,
     setting_slider,
-    show_flash,
     show_settings,
     studio_or_stop,
 )
+from .ui_job import action_area
 from .ui_tools import render_tools
-
-POLL_S = 1.0  # how often a waiting page looks at its job. Not faster: at 0.5 s with two pages
-# polling, fragment reruns outran themselves (each one interrupted and restarted), keeping
-# the server busy enough that a 1 s job took over 90 s (measured with the two-users test).
-LORA_LOAD_TIMEOUT_S = 300  # a folder LoRA loads after the running job; give up after this
 
 
 def render() -> None:
@@ -54,20 +45,21 @@ def render() -> None:
         "Turn a product or garment into an exploded view or a knolling flat lay. "
         f"Model: **{studio.model_name}**."
     )
-    show_flash()
     left, right = st.columns([5, 7], gap="large")
     with left:
-        form = _form(studio, sizes)
+        _form(studio, sizes)
     with right:
-        _output(studio, form, sizes)
+        action_area(studio, sizes)
+        _output(studio)
 
 
 def _init_form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
     """Defaults for widgets that have no value yet (and repairs for stale ones)."""
     state = st.session_state
     defaults = FormValues.starting_from(studio.request_defaults)
-    choices = [c.key for c in studio.lora_choices()]
+    choices = [c.key for c in studio.lora_choices(client_id())]
     state.setdefault("f_lora", choices[0])  # the first loaded LoRA, if any
+    state.setdefault("f_seed", draw_seed())  # shown from the start, so it can be locked
     for key, value in defaults.to_state().items():
         state.setdefault(key, value)
     if state.f_size not in sizes and state.f_size != CUSTOM_SIZE:
@@ -82,15 +74,18 @@ def _init_form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
 # --- the form ---------------------------------------------------------------------
 
 
-def _form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> FormValues:
-    _scenario(studio)
+def _form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
+    demo = _demo_objects(studio.config.engine)
+    _scenario(studio, demo)
     st.text_area(
         "What to take apart",
         key="f_prompt",
         height=90,
-        placeholder="a mechanical watch",
+        placeholder="e.g. a mechanical watch",
         help=field_help("prompt"),
     )
+    if demo is not None:
+        _demo_note(demo)
     form = FormValues.from_state(st.session_state)
     _final_prompt(studio, form)
     st.segmented_control(
@@ -112,24 +107,32 @@ def _form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> FormValues:
     _lora_controls(studio)
     with st.expander("Sampling and size", expanded=False):
         _sampling_controls(studio, sizes)
-    form = FormValues.from_state(st.session_state)
-    active = _active_job()
-    if st.button(
-        "Generate", type="primary", disabled=active is not None, width="stretch", key="generate"
-    ):
-        _submit(studio, form, sizes)
-    return form
 
 
-def _scenario(studio: Studio) -> None:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _demo_objects(spec: EngineSpec) -> DemoObjects | None:
+    return demo_objects_for(spec)
+
+
+def _demo_note(demo: DemoObjects) -> None:
+    """The objects the demo model draws, and a note when the prompt names none of them."""
+    state = st.session_state
+    if state.f_prompt.strip() and demo.named_in(state.f_prompt) is None:
+        st.warning(plain(unknown_object_note(state.f_prompt, bool(state.f_compose))))
+    st.caption("The demo model draws: " + plain(" · ".join(demo.phrases)) + ".")
+
+
+def _scenario(studio: Studio, demo: DemoObjects | None) -> None:
     presets = studio.presets
     ids = sorted(presets, key=lambda i: (i == "none", presets[i].title))
     st.selectbox("Scenario", ids, key="f_preset", format_func=lambda i: presets[i].title)
     preset = presets[st.session_state.f_preset]
     st.caption(plain(preset.description))
-    if preset.examples:
+    # The demo model draws only its world's objects: offer no example it cannot draw.
+    examples = preset.examples if demo is None else demo.drawable(preset.examples)
+    if examples:
         with st.container(horizontal=True, gap="small"):
-            for i, example in enumerate(preset.examples):
+            for i, example in enumerate(examples):
                 st.button(
                     example,
                     key=f"example_{preset.id}_{i}",
@@ -161,7 +164,7 @@ def _final_prompt(studio: Studio, form: FormValues) -> None:
 
 
 def _lora_controls(studio: Studio) -> None:
-    choices = studio.lora_choices()
+    choices = studio.lora_choices(client_id())
     labels = {c.key: c.label for c in choices}
     st.selectbox(
         "LoRA",
@@ -196,7 +199,7 @@ def _on_upload(studio: Studio) -> None:
         st.session_state.pop("lora_message", None)
         return
     try:
-        lora = studio.add_uploaded_lora(upload.name, upload.getvalue())
+        lora = studio.add_uploaded_lora(upload.name, upload.getvalue(), client_id())
     except NanoBananaError as exc:
         st.session_state.lora_message = ("error", f"LoRA refused: {exc}")
         return
@@ -234,52 +237,20 @@ def _sampling_controls(studio: Studio, sizes: dict[str, tuple[int, int]]) -> Non
         with h:
             setting_number("Height", "height", "f_height")
     st.selectbox("Sampler", [s.value for s in Sampler], key="f_sampler", help=field_help("sampler"))
-    s1, s2 = st.columns(2)
-    s1.radio("Seed", [SEED_RANDOM, SEED_FIXED], key="f_seed_mode", horizontal=True)
-    with s2:
-        setting_number(
-            "Seed value", "seed", "f_seed", disabled=st.session_state.f_seed_mode != SEED_FIXED
-        )
 
 
-# --- submitting and watching -----------------------------------------------------------
+# --- the output --------------------------------------------------------------------------
 
 
-def _active_job() -> Job | None:
-    job = st.session_state.get("job")
-    return job if job is not None and not job.status.finished else None
-
-
-def _submit(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]]) -> None:
-    st.session_state.pop("submit_error", None)
-    if form.f_compose and "parts_error" in st.session_state:  # the parts table's own message
-        st.session_state.submit_error = st.session_state.parts_error
-        return
-    try:
-        lora = studio.resolve_lora(form.f_lora)
-        request = form.to_request(sizes, lora)
-        if request.compose:  # the board's layout and parts, checked now rather than in the queue
-            studio.config.engine.check_request(request)
-        job = studio.queue.submit(form.kind, request, sweep_values=SWEEP_SCALES)
-    except NanoBananaError as exc:
-        st.session_state.submit_error = str(exc)
-        return
-    except concurrent.futures.TimeoutError:
-        st.session_state.submit_error = "loading the LoRA timed out; try again"
-        return
-    st.session_state.job = job
-
-
-def _output(studio: Studio, form: FormValues, sizes: dict[str, tuple[int, int]]) -> None:
-    if "submit_error" in st.session_state:
-        st.error(plain(st.session_state.submit_error))
+def _output(studio: Studio) -> None:
+    """The finished job's result or its end; a running job is shown by the action area."""
     job: Job | None = st.session_state.get("job")
     if job is None:
         _empty_state()
     elif not job.status.finished:
-        _watch(job)
+        return
     elif job.status is JobStatus.DONE:
-        _result(studio, job, sizes)
+        _result(studio, job)
     elif job.status is JobStatus.CANCELLED:
         st.info("Cancelled. Change the settings or press Generate again.")
     else:
@@ -291,37 +262,15 @@ def _empty_state() -> None:
         st.markdown("**No image yet**")
         st.caption(
             "Pick a scenario, click an example or describe an object, and press Generate. "
-            "Progress and a rough preview appear here; every image is saved to the Gallery."
+            "Progress and a rough preview appear under the button; every image is saved to "
+            "the Gallery."
         )
-
-
-@st.fragment(run_every=POLL_S)
-def _watch(job: Job) -> None:
-    """Queue place or progress with a preview, redrawn until the job ends."""
-    if job.status.finished:
-        st.rerun()
-    position = job.position
-    progress = job.progress
-    if job.status is JobStatus.QUEUED or progress is None:
-        ahead = f"{position - 1} job(s) ahead of yours" if position and position > 1 else "next"
-        text = f"Waiting in the queue: #{position} ({ahead})" if position else "Starting…"
-        st.progress(0.0, text=text)
-    else:
-        parts = [f"Step {progress.step} / {progress.total}"]
-        if progress.images > 1:
-            parts.append(f"image {progress.image} of {progress.images}")
-        parts.append(f"about {progress.eta_s:.0f} s left")
-        st.progress(progress.fraction, text=" · ".join(parts))
-    preview = job.preview
-    if preview is not None:
-        st.image(preview, caption="Rough preview (latent projection)", width=256)
-    st.button("Cancel", key="cancel", on_click=job.cancel)
 
 
 # --- the result ---------------------------------------------------------------------------
 
 
-def _result(studio: Studio, job: Job, sizes: dict[str, tuple[int, int]]) -> None:
+def _result(studio: Studio, job: Job) -> None:
     result = job.result
     for warning in result.warnings:
         st.warning(plain(warning))
@@ -342,14 +291,15 @@ def _result(studio: Studio, job: Job, sizes: dict[str, tuple[int, int]]) -> None
             icon=":material/download:",
         )
     _boards(job, images)
-    record = images[-1].result.record
+    last = images[-1]
+    record = last.result.record
     _settings(record)
     st.button(
         "Reuse these settings",
         key=f"reuse_{job.id}",
         on_click=_reuse,
-        args=(studio, record, sizes),
-        help="Put this image's settings and seed into the form.",
+        args=(studio, record, f"image #{last.entry.id}" if last.entry else "this image"),
+        help="Put this image's settings into the form, its seed locked.",
     )
     render_tools(job, images)
 
@@ -392,6 +342,6 @@ def _settings(record: GenerationRecord) -> None:
             st.code(record.negative_used, language=None, wrap_lines=True)
 
 
-def _reuse(studio: Studio, record: GenerationRecord, sizes: dict[str, tuple[int, int]]) -> None:
-    current = FormValues.from_state(st.session_state)
-    set_form(FormValues.from_record(record, sizes, list(studio.queue.loras()), current))
+def _reuse(studio: Studio, record: GenerationRecord, source: str) -> None:
+    reuse_record(studio, record, source)
+    st.toast("Settings loaded: see the message under Generate.", icon=":material/replay:")

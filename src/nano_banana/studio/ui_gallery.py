@@ -17,10 +17,17 @@ from ..errors import NanoBananaError
 from ..gallery.png import read_png_text
 from ..gallery.store import Gallery, GalleryEntry
 from ..generate.reproduce import model_differences
-from .form import FormValues, size_presets
 from .service import Studio
 from .ui_board import board_panel
-from .ui_common import flash, plain, png_data, set_form, show_flash, show_settings, studio_or_stop
+from .ui_common import (
+    flash,
+    plain,
+    png_data,
+    reuse_record,
+    show_flash,
+    show_settings,
+    studio_or_stop,
+)
 
 PAGE_SIZE = 24
 COLUMNS = 4
@@ -224,15 +231,11 @@ def _reuse(studio: Studio, entry: GalleryEntry) -> None:
     except (NanoBananaError, KeyError, TypeError, ValueError) as exc:
         st.error(f"This image's settings cannot be reused: {exc}")
         return
-    sizes = size_presets(studio.native_size)
-    current = FormValues.from_state(st.session_state)
     loaded = studio.queue.loras()
-    set_form(FormValues.from_record(record, sizes, list(loaded), current))
-    message = f"Settings of gallery image #{entry.id} loaded (seed {entry.seed})."
     notes = model_differences(
         record, studio.engine.base_name, {lora.sha256 for lora in loaded.values()}
     )
-    flash("success", " ".join([message, *(f"Note: {note}." for note in notes)]))
+    reuse_record(studio, record, f"gallery image #{entry.id}", tuple(notes))
     st.switch_page("pages/create.py")
 
 
