@@ -23,17 +23,9 @@ from pathlib import Path
 from playwright.sync_api import expect, sync_playwright
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(DOCS.parent / "tests"))
+from chromium import BROWSER_ARGS, CHROMIUM  # noqa: E402  (the tests' browser setup)
+
 VIEWPORT = {"width": 1400, "height": 1250}
 
 
@@ -90,7 +82,9 @@ def main() -> None:
         process, url = start_studio(Path(gallery))
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), args=BROWSER_ARGS
+                )
                 page = browser.new_page(viewport=VIEWPORT)
                 page.set_default_timeout(120_000)
                 page.goto(url)

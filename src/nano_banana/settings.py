@@ -29,6 +29,9 @@ LORA_SCALE_RANGE = (-1.0, 2.0)  # negative scales invert a LoRA (slider LoRAs); 
 UNIFY_STRENGTH = (
     0.3  # a board's unifying pass: one light and soft shadows, parts stay in their boxes
 )
+# Image to image from a product photo: the product's shape and colours stay, its lighting,
+# backdrop and surface are redrawn in the scenario's style.
+PHOTO_STRENGTH = 0.6
 MAX_SEED = 2**32 - 1  # torch generators take 64 bits, but A1111 and most UIs record 32
 # Text limits. CLIP reads only 77 tokens (some 300 characters) and the rest is cut with a
 # warning, so a longer prompt is still allowed: pasted notes, A1111 prompts with weights.
@@ -171,9 +174,12 @@ class GenerationRequest:
     )
     strength: float | None = _opt(
         None,
-        "How much of an input image is redrawn, 0..1. A composed board's unifying pass "
-        f"uses it too (None: {UNIFY_STRENGTH}; 0 keeps the board as composed).",
-        Bounds(0.0, 1.0, step=0.05),
+        f"How much of an input image is redrawn, 0..1 (a photo: {PHOTO_STRENGTH}). A composed "
+        f"board's unifying pass uses it too (None: {UNIFY_STRENGTH}; 0 keeps the board as "
+        "composed).",
+        # A photo redrawn below 0.3 comes back almost as it went in; above 0.9 little of it
+        # is left (the product's shape and colours are lost to the noise).
+        Bounds(0.0, 1.0, step=0.05, slider=(0.3, 0.9)),
     )
     plan: str | None = _opt(
         None,

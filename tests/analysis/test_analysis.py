@@ -86,6 +86,57 @@ def test_touching_parts_merge_and_fail():
     assert report.part_count == 3 and not report.verdict and report.arrangement == "none"
 
 
+def test_touching_parts_that_still_line_up_are_reported_as_merged_and_score_lower():
+    apart = analyze_layout(canvas(row_boxes([10, 10, 10, 10])))
+    touching = analyze_layout(canvas(row_boxes([10, 10, 10, 0])))  # the last two touch
+    assert apart.part_count == 5 and not apart.merged and apart.score >= 95
+    # The merged pair still sits in the row, so the verdict stands; the score says the doubt.
+    assert touching.part_count == 4 and touching.verdict and touching.arrangement == "axis"
+    (merged,) = touching.merged
+    assert (merged.part, merged.pieces) == (3, 2) and "colours" in merged.cue
+    assert "2 parts may be merged in part 4 (two colours meet along a straight seam)" in (
+        touching.reasons
+    )
+    assert touching.separation == 0 and touching.score <= 75  # it was 95 before merges counted
+    assert json.loads(json.dumps(touching.to_dict()))["merged"][0]["pieces"] == 2
+
+
+def test_two_blobs_joined_by_a_neck_are_reported_as_merged():
+    boxes = grid_boxes()
+    img = canvas(boxes, colors=[(40, 90, 200)])
+    ImageDraw.Draw(img).rectangle((34, 30, 46, 33), fill=(40, 90, 200))  # a bridge, 4 px thick
+    report = analyze_layout(img)
+    assert report.part_count == 5
+    assert [(m.part, m.pieces, m.cue) for m in report.merged] == [
+        (0, 2, "a narrow neck joins them")
+    ]
+    assert report.score < analyze_layout(canvas(boxes, colors=[(40, 90, 200)])).score - 15
+
+
+@pytest.mark.parametrize("shape", ["ellipse", "dot inside", "shaded"])
+def test_single_parts_with_marks_or_shading_are_not_merged(shape):
+    img = canvas(grid_boxes(side=28, gap=10, origin=(6, 20)), colors=[(200, 60, 60)])
+    draw = ImageDraw.Draw(img)
+    if shape == "ellipse":
+        draw.ellipse((6, 20, 33, 47), fill=(40, 90, 200))
+    elif shape == "dot inside":
+        draw.ellipse((14, 28, 25, 39), fill=(250, 220, 40))
+    else:  # light from the left: a ramp across the part, no seam
+        for x in range(6, 34):
+            draw.line((x, 20, x, 47), fill=(230 - 5 * (x - 6), 60, 60))
+    report = analyze_layout(img)
+    assert report.part_count == 6 and not report.merged and report.score >= 90
+
+
+@pytest.mark.parametrize("obj", ["watch", "camera", "controller", "headphones", "jacket"])
+def test_the_demo_worlds_clean_layouts_have_no_merged_parts(obj):
+    from nano_banana.demo import render_object
+
+    for view in ("knolling", "exploded"):
+        report = analyze_layout(render_object(obj, view, seed=3, size=256).image)
+        assert report.verdict and not report.merged, (view, report.reasons)
+
+
 def test_nearly_touching_parts_fail_on_a_large_image():
     boxes = [(x * 4, y * 4, x2 * 4, y2 * 4) for x, y, x2, y2 in row_boxes([10, 10, 10])]
     boxes[1] = (boxes[0][2] + 2, *boxes[1][1:])  # 2 px apart at 512 px: touching

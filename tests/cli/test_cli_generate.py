@@ -13,6 +13,7 @@ from PIL import Image
 
 from cli_helpers import invoke
 from nano_banana.gallery.png import parse_a1111, read_png_text, read_record
+from nano_banana.generate.photo import open_photo, photo_facts
 from nano_banana.generate.spec import EngineSpec
 
 
@@ -274,3 +275,56 @@ def test_help_lists_every_option_with_its_default(capsys, monkeypatch):
 def test_usage_errors_are_short_and_non_zero(capsys, monkeypatch):
     code, out, err = run_cli(["generate", "x", "--steps", "many"], capsys, monkeypatch)
     assert code == 2 and "Traceback" not in err and "Invalid value for '--steps'" in err
+
+
+def test_generate_image_redraws_a_photo_and_records_it(model_args, capsys, monkeypatch, tmp_path):
+    photo = tmp_path / "product.jpg"
+    Image.radial_gradient("L").convert("RGB").resize((80, 60)).save(photo)
+    args = ["generate", "a watch", "--seed", 3, "--no-server", *model_args]
+    code, out, err = run_cli(
+        [*args, "--image", photo, "--out", tmp_path / "a"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    path = out.strip().splitlines()[-1]
+    record = read_record(path)
+    assert record.init_image == photo_facts(open_photo(photo)) and record.init_image.width == 80
+    assert record.request.strength == 0.6  # the photo's default strength
+    params = parse_a1111(read_png_text(path)["parameters"])["params"]
+    assert params["Denoising strength"] == "0.6"
+    code, out, err = run_cli([*args, "--out", tmp_path / "b"], capsys, monkeypatch)
+    plain = out.strip().splitlines()[-1]
+    assert read_record(plain).init_image is None
+    assert not np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(plain)))
+
+    # --from of a photo's image: remade from the same photo, or warned that it is not
+    code, out, err = run_cli(["generate", "--from", path, "--image", photo, "--out",
+                              tmp_path / "c", *model_args[:4]], capsys, monkeypatch)  # fmt: skip
+    assert code == 0 and "warning" not in err, err
+    again = out.strip().splitlines()[-1]
+    assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(again)))
+    code, out, err = run_cli(["generate", "--from", path, "--out", tmp_path / "d",
+                              *model_args[:4]], capsys, monkeypatch)  # fmt: skip
+    assert code == 0 and "started from a 80x60 photo" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--image", "NOTES"], "is not an image"),
+        (["--image", "PHOTO", "--compose"], "use one or the other"),
+        (["--image", "PHOTO", "--strength", "0.1"], "redraws nothing"),
+        (["--image", "MISSING"], "cannot read the photo"),
+    ],
+)
+def test_generate_image_refuses_what_it_cannot_use(
+    extra, fragment, model_args, capsys, monkeypatch, tmp_path
+):
+    (tmp_path / "notes.png").write_text("not a picture")
+    Image.new("RGB", (16, 16), "red").save(tmp_path / "photo.png")
+    files = {"NOTES": tmp_path / "notes.png", "PHOTO": tmp_path / "photo.png",
+             "MISSING": tmp_path / "missing.png"}  # fmt: skip
+    extra = [files.get(arg, arg) for arg in extra]
+    code, _, err = run_cli(
+        ["generate", "a watch", "--no-server", *extra, *model_args], capsys, monkeypatch
+    )
+    assert fragment in one_line_error(code, err)

@@ -93,7 +93,8 @@ def test_a1111_text_reads_back_with_the_reader_rule(name: str) -> None:
     # A1111's prompt carries the LoRAs as tags; without them it is the prompt we used
     prompt, tags = find_lora_tags(parsed["prompt"])
     assert prompt == record.prompt_used
-    assert [(t.name, t.weight) for t in tags] == [("knolling", 0.8), ("exploded", 0.4)]
+    # named by file stem, as A1111 names its files (adapter "knolling" is knolling_v2.safetensors)
+    assert [(t.name, t.weight) for t in tags] == [("knolling_v2", 0.8), ("exploded", 0.4)]
     assert parsed["negative"] == "soft, blurry"
     params = parsed["params"]
     assert params["Steps"] == "30"
@@ -103,8 +104,8 @@ def test_a1111_text_reads_back_with_the_reader_rule(name: str) -> None:
     assert params["Size"] == "1024x1024"
     assert params["Model"] == "sd_xl_base_1.0"
     assert params["Model hash"] == "31e35c80fc"
-    assert params["Lora hashes"] == "knolling: 0123456789ab, exploded: ffeeddccbbaa"
-    assert params["Lora weights"] == "knolling: 0.8, exploded: 0.4"
+    assert params["Lora hashes"] == "knolling_v2: 0123456789ab, exploded: ffeeddccbbaa"
+    assert params["Lora weights"] == "knolling_v2: 0.8, exploded: 0.4"
     assert params["Version"].startswith("nano-banana")
 
 

@@ -58,11 +58,11 @@ def gate(engine, monkeypatch):
     opened, started, order = threading.Event(), threading.Event(), []
     real = engine.generate
 
-    def held(req, progress=None, cancel=None):
+    def held(req, progress=None, cancel=None, **kwargs):  # kwargs: init_image
         order.append(req.prompt)
         started.set()
         assert opened.wait(WAIT_S)
-        return real(req, progress=progress, cancel=cancel)
+        return real(req, progress=progress, cancel=cancel, **kwargs)
 
     monkeypatch.setattr(engine, "generate", held)
     return opened, started, order
@@ -151,14 +151,14 @@ def test_cancelling_a_running_job_stops_it_and_the_next_job_runs(queue, gallery)
 def test_errors_stay_with_their_job(queue, engine, monkeypatch, caplog):
     real = engine.generate
 
-    def flaky(req, progress=None, cancel=None):
+    def flaky(req, progress=None, cancel=None, **kwargs):
         if req.prompt == "user problem":
             raise GenerationError("the VAE decode gave NaN; use another VAE")
         if req.prompt == "bug":
             raise RuntimeError("index 3 is out of bounds")
         if req.prompt == "oom":
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real(req, progress=progress, cancel=cancel)
+        return real(req, progress=progress, cancel=cancel, **kwargs)
 
     monkeypatch.setattr(engine, "generate", flaky)
     jobs = [

@@ -1,6 +1,7 @@
 """The worker pool on a tiny SDXL with two real worker processes: jobs spread over both,
 the line's order and places, cancel, a killed worker's job reported and retried, LoRAs
-loaded into every worker, and a model that cannot load."""
+loaded into every worker, a photo sent to a worker for image to image, and a model that
+cannot load."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import signal
 import time
 
 import pytest
+from PIL import Image
 
 from image_metrics import pixels
-from nano_banana.errors import GenerationError, UnsafeFileError
+from nano_banana.errors import GenerationError, InvalidSettingError, UnsafeFileError
 from nano_banana.gallery.png import read_record
 from nano_banana.gallery.store import Gallery
 from nano_banana.generate.engine import Engine
 from nano_banana.generate.jobs import JobStatus
 from nano_banana.generate.launch import LocalLauncher
+from nano_banana.generate.photo import photo_facts
 from nano_banana.generate.pool import PoolConfig, WorkerPool
 from nano_banana.generate.spec import EngineSpec
 from nano_banana.settings import LoraWeight
@@ -44,6 +47,7 @@ def test_an_image_from_the_pool_equals_the_in_process_engine(pool, tiny_sdxl_dir
     job = pool.submit("generate", request())
     assert job.wait(WAIT_S) and job.status is JobStatus.DONE, job.error
     image = job.result.images[0]
+    assert isinstance(job.preview, Image.Image)  # crossed as a JPEG, decoded here
     assert image.entry is not None and read_record(image.entry.path).request.seed == 5
     engine = Engine.load(str(tiny_sdxl_dir), loras=[f"{tiny_lora}:1.0"], device="cpu")
     direct = engine.generate(request())
@@ -127,3 +131,29 @@ def test_local_workers_one_per_gpu_or_one_on_the_cpu():
     assert local.devices("cpu", 3) == [None, None, None]
     with pytest.raises(GenerationError, match="at least 1"):
         local.devices("cpu", 0)
+
+
+def test_a_photo_reaches_the_worker_and_its_image_starts_from_it(pool, tiny_sdxl_dir, tiny_lora):
+    """The job's photo is pickled to the worker: the image equals the in-process engine's image
+    to image of that photo, differs from text to image at the same seed, and records the photo."""
+    photo = Image.radial_gradient("L").convert("RGB").resize((48, 40))
+    img2img = request(steps=4, strength=0.75)
+    job = pool.submit("generate", img2img, init_image=photo)
+    plain = pool.submit("generate", img2img)
+    for done in (job, plain):
+        assert done.wait(WAIT_S) and done.status is JobStatus.DONE, done.error
+    image = job.result.images[0]
+    assert image.result.record.init_image == photo_facts(photo)
+    assert read_record(image.entry.path).init_image == photo_facts(photo)
+    assert plain.result.images[0].result.record.init_image is None
+    engine = Engine.load(str(tiny_sdxl_dir), loras=[f"{tiny_lora}:1.0"], device="cpu")
+    direct = engine.generate(img2img, init_image=photo)
+    assert abs(pixels(image.result) - pixels(direct)).max() <= 2
+    assert abs(pixels(image.result) - pixels(plain.result.images[0].result)).max() > 10
+    assert job.init_image is None  # a finished job lets its photo go
+
+
+def test_a_photo_for_a_comparison_is_refused_before_it_is_queued(pool):
+    with pytest.raises(InvalidSettingError, match="single image only"):
+        pool.submit("compare", request(strength=0.5), init_image=Image.new("RGB", (8, 8)))
+    assert pool.waiting() == 0

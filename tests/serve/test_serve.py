@@ -1,6 +1,7 @@
 """``nano-banana serve`` on a tiny SDXL: a client finds the server of its model, gets the
 same image as an in-process engine, a hang-up cancels its job, another model or a wrong key
-is not served, and the CLI's generate goes through a running server."""
+is not served, a photo travels for image to image, and the CLI's generate goes through a
+running server."""
 
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ def test_a_client_finds_the_server_of_its_model_and_gets_the_engines_image(serve
     direct = Engine.load(spec.base, device="cpu").generate(GenerationRequest(**SMALL))
     assert np.array_equal(np.asarray(result.image), np.asarray(direct.image))
     assert result.record.request.seed == 5 and steps and steps[-1] <= 3
+
+
+def test_a_photo_goes_to_the_server_and_comes_back_redrawn(server, spec):
+    remote = find_server(spec, server.folder)
+    photo = Image.radial_gradient("L").convert("RGB").resize((64, 64))
+    img2img = GenerationRequest(**{**SMALL, "steps": 4, "strength": 0.75})
+    result = remote.generate(img2img, init_image=photo)
+    direct = Engine.load(spec.base, device="cpu").generate(img2img, init_image=photo)
+    assert np.array_equal(np.asarray(result.image), np.asarray(direct.image))
+    assert result.record.init_image == direct.record.init_image is not None
 
 
 def test_another_model_or_no_server_is_none(server, spec, tmp_path):

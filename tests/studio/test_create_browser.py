@@ -4,6 +4,7 @@ A press of Generate answers in view without scrolling (a refusal, the queue
 place or progress, the preview, the result), Generate is disabled while the job
 runs, Cancel says "Cancelling…" within a second, and the seed lock is on screen
 and keeps or draws seeds. Screenshots go to artifacts/ for a human to look at.
+A reload keeps the page: the last result, the form and this tab's earlier images.
 The studio and browser helpers are test_studio_browser's.
 """
 
@@ -13,6 +14,7 @@ import time
 
 import pytest
 from test_studio_browser import (
+    UI_TIMEOUT_MS,
     create_page,
     launched_chromium,
     running_studio,
@@ -169,3 +171,37 @@ def test_the_seed_lock_is_on_screen_and_keeps_or_draws_the_seed(page):
     assert drawn != str(first + 1)  # unlocked: a new seed, and the box shows it
     sync_api.expect(page.get_by_text(f"Seed {drawn}", exact=True)).to_be_visible()
     shot(page, "studio-create-seed-lock.png")
+
+
+def test_a_reload_keeps_the_result_the_form_and_this_sessions_images(page):
+    """A reload (the tab's id stays in the address) shows the last press's grid again, the form
+    as it was, and the earlier images as thumbnails that can be shown again."""
+    type_prompt(page, "a mechanical watch")
+    press_and_wait_for_seed(page, None)
+    first_seed = seed_box(page).input_value()  # unlocked: the seed drawn, shown in the box
+    type_prompt(page, "a professional camera")
+    count = page.locator(".st-key-f_count input")
+    count.fill("2")
+    count.press("Enter")
+    sync_api.expect(count).to_have_value("2")
+    generate_button(page).click()
+    downloads = page.get_by_role("button", name="Download PNG")
+    sync_api.expect(downloads).to_have_count(2, timeout=UI_TIMEOUT_MS)  # the grid of two
+    assert "c=" in page.url
+
+    page.reload()
+    generate_button(page).wait_for()
+    sync_api.expect(page.get_by_role("textbox", name="What to take apart")).to_have_value(
+        "a professional camera"
+    )
+    sync_api.expect(count).to_have_value("2")
+    sync_api.expect(downloads).to_have_count(2, timeout=UI_TIMEOUT_MS)  # the last press again
+    page.get_by_text("This session's images").wait_for()
+    earlier = page.locator("[class*='st-key-hist_'] button").filter(has_text=f"Seed {first_seed}")
+    sync_api.expect(earlier).to_have_count(1)
+    earlier.scroll_into_view_if_needed()
+    shot(page, "studio-create-history.png")
+    earlier.click()
+    sync_api.expect(page.get_by_text(f"· seed {first_seed}")).to_be_visible()
+    page.get_by_role("button", name="Back to the latest result").click()
+    sync_api.expect(downloads).to_have_count(2)

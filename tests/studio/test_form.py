@@ -1,5 +1,6 @@
 """The Create form as data: its board fields make the request, a blank prompt makes none, the
-seed lock decides the seed, and Reuse puts settings back and says what it changed."""
+seed lock decides the seed, a press makes a request per image, a photo sets the strength, and
+Reuse puts settings back and says what it changed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from dataclasses import replace
 import pytest
 
 from nano_banana.errors import InvalidSettingError
+from nano_banana.gallery.record import InitImage
 from nano_banana.settings import MAX_SEED
-from nano_banana.studio.form import FormValues, new_seed, next_seed, size_presets
+from nano_banana.studio.form import (
+    MAX_IMAGES_PER_CLICK,
+    FormValues,
+    new_seed,
+    next_seed,
+    size_presets,
+)
 from record_fixtures import make_record
 
 SIZES = size_presets((1024, 1024))
@@ -72,3 +80,27 @@ def test_reuse_locks_the_seed_resets_the_output_and_says_what_changed():
     assert "prompt 'a mechanical watch'" in said
     assert not any("steps" in s for s in said)  # unchanged settings are not listed
     assert after.changes(after, SIZES, titles) == ["seed 1234 locked"]
+
+
+def test_a_press_makes_one_request_per_image_with_seeds_counting_up_from_a_locked_one():
+    form = FormValues(f_prompt="a watch", f_size=next(iter(SIZES)), f_count=3)
+    assert [r.seed for r in form.to_requests(SIZES, lora=None)] == [None] * 3  # drawn when queued
+    locked = replace(form, f_seed_lock=True, f_seed=MAX_SEED - 1)
+    assert [r.seed for r in locked.to_requests(SIZES, lora=None)] == [MAX_SEED - 1, MAX_SEED, 0]
+    assert len(replace(form, f_mode="sweep").to_requests(SIZES, lora=None)) == 1
+    assert len(replace(form, f_count=99).to_requests(SIZES, lora=None)) == MAX_IMAGES_PER_CLICK
+
+
+def test_a_photo_sets_the_strength_and_reuse_keeps_what_a_record_does_not_hold():
+    form = FormValues(f_prompt="a watch", f_size=next(iter(SIZES)), f_photo_strength=0.45)
+    assert form.to_request(SIZES, lora=None).strength is None  # no photo: none
+    assert form.to_request(SIZES, lora=None, photo=True).strength == 0.45
+    current = replace(form, f_count=4)
+    plain = FormValues.from_record(make_record(), SIZES, [], current)
+    assert (plain.f_count, plain.f_photo_strength) == (4, 0.45)  # not in the record: kept
+    record = make_record()
+    record = replace(record, request=replace(record.request, strength=0.7),
+                     init_image=InitImage("a" * 64, 30, 20))  # fmt: skip
+    photo = FormValues.from_record(record, SIZES, [], current)
+    assert (photo.f_photo_strength, photo.f_strength) == (0.7, None)  # the photo's, not a board's
+    assert "photo strength 0.7" in photo.changes(current, SIZES, {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,7 +14,7 @@ from nano_banana.generate.spec import EngineSpec
 from nano_banana.settings import GenerationRequest, LoraWeight
 from nano_banana.studio.config import StudioConfig
 from nano_banana.studio.service import Studio
-from nano_banana.studio.sessions import Ledger
+from nano_banana.studio.sessions import HISTORY_CAP, Ledger
 
 WAIT_S = 120
 
@@ -22,6 +23,8 @@ WAIT_S = 120
 class FakeJob:
     request: GenerationRequest
     status: JobStatus = JobStatus.RUNNING
+    id: str = "job"
+    result: object = None
 
 
 def test_a_reload_is_the_same_client_and_a_closed_tab_departs_after_the_grace():
@@ -64,6 +67,63 @@ def test_uploads_are_private_shared_bytes_stay_until_every_owner_left(tmp_path):
     _, uploads = ledger.departed()
     assert [u.name for u in uploads] == ["mine"]  # "both" is still b's
     assert ledger.hidden_from("b") == {"mine"}
+
+
+def finished_job(job_id: str, *entry_ids: int | None, status=JobStatus.DONE) -> FakeJob:
+    """A finished job whose images were saved as ``entry_ids`` (None: not in the gallery)."""
+    images = tuple(
+        SimpleNamespace(entry=None if i is None else SimpleNamespace(id=i), label="image")
+        for i in entry_ids
+    )
+    result = SimpleNamespace(images=images) if status is JobStatus.DONE else None
+    return FakeJob(GenerationRequest(prompt="x"), status, job_id, result)
+
+
+def history_ids(ledger: Ledger, client: str) -> list[int]:
+    return [item.entry.id for item in ledger.history(client)]
+
+
+def test_the_last_press_is_kept_and_earlier_presses_become_the_history_newest_first():
+    ledger = Ledger(None)
+    first, second = finished_job("j1", 1), finished_job("j2", 2)
+    ledger.own_batch("tab", [first, second])
+    assert ledger.last_batch("tab") == (first, second) and ledger.history("tab") == []
+    running = FakeJob(GenerationRequest(prompt="x"), JobStatus.RUNNING, "j3")
+    ledger.own_batch("tab", [running])
+    assert ledger.last_batch("tab") == (running,)
+    assert history_ids(ledger, "tab") == [2, 1]
+    ledger.own_job("tab", finished_job("j4", 4))
+    assert history_ids(ledger, "tab") == [2, 1]  # j3 joins the history when it has finished
+    running.status, running.result = JobStatus.DONE, finished_job("j3", 3).result
+    assert history_ids(ledger, "tab") == [3, 2, 1]
+    assert ledger.history("other tab") == [] and ledger.last_batch("other tab") == ()
+
+
+def test_the_history_leaves_out_failed_cancelled_and_unsaved_images_and_is_capped():
+    ledger = Ledger(None)
+    ledger.own_batch("tab", [finished_job("bad", 1, status=JobStatus.FAILED),
+                             finished_job("off", 2, status=JobStatus.CANCELLED),
+                             finished_job("unsaved", None, 3)])  # fmt: skip
+    for n in range(HISTORY_CAP + 5):
+        ledger.own_job("tab", finished_job(f"j{n}", 100 + n))
+    ids = history_ids(ledger, "tab")
+    assert len(ids) == HISTORY_CAP and ids[0] == 100 + HISTORY_CAP + 3  # the one before last
+    assert 3 not in ids and 1 not in ids and 2 not in ids  # rolled out, or never in
+
+
+def test_the_form_of_the_last_press_is_kept_per_client_and_forgotten_when_it_departs():
+    live = {"s1"}
+    ledger = Ledger(lambda s: s in live, grace_s=0)
+    ledger.visit("tab", "s1")
+    form = {"f_prompt": "a watch", "f_count": 4}
+    ledger.remember_form("tab", form)
+    form["f_count"] = 1  # the caller's dict is not the ledger's
+    assert ledger.last_form("tab") == {"f_prompt": "a watch", "f_count": 4}
+    assert ledger.last_form("other tab") is None
+    ledger.remember_form(None, form)  # no client (a script): nothing kept
+    live.clear()
+    ledger.departed()
+    assert ledger.last_form("tab") is None and ledger.history("tab") == []
 
 
 def test_over_cap_picks_the_least_recently_used_not_in_use(tmp_path):

@@ -6,6 +6,7 @@ The app runs in this process, so a test can also reach the shared ``Studio``
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import threading
@@ -15,19 +16,22 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from nano_banana.demo import render_object  # noqa: E402
 from nano_banana.errors import UnsafeFileError  # noqa: E402
-from nano_banana.gallery.png import read_record  # noqa: E402
+from nano_banana.gallery.png import read_png_text, read_record  # noqa: E402
 from nano_banana.generate.jobs import JobStatus  # noqa: E402
+from nano_banana.generate.photo import photo_facts  # noqa: E402
 from nano_banana.generate.spec import EngineSpec  # noqa: E402
 from nano_banana.parts.catalog import load_catalog  # noqa: E402
-from nano_banana.settings import GenerationRequest  # noqa: E402
+from nano_banana.settings import PHOTO_STRENGTH, GenerationRequest  # noqa: E402
 from nano_banana.studio import APP_PATH  # noqa: E402
 from nano_banana.studio.config import ENV_VAR, StudioConfig  # noqa: E402
-from nano_banana.studio.ui_common import _studio_for  # noqa: E402
+from nano_banana.studio.ui_common import CLIENT_PARAM, _studio_for  # noqa: E402
 
 RUN_TIMEOUT_S = 60
 JOB_TIMEOUT_S = 90
@@ -78,15 +82,27 @@ def generate(at: AppTest, prompt: str = "a watch") -> AppTest:
     return at
 
 
-def wait_for_job(at: AppTest):
-    """Rerun the page (as its polling fragment does) until the session's job has finished."""
+def last_job(at: AppTest):
+    """The (first) job of the session's last press."""
+    return at.session_state["jobs"][0]
+
+
+def wait_for_jobs(at: AppTest):
+    """Rerun the page (as its polling fragment does) until every job of the last press has
+    finished."""
     deadline = time.monotonic() + JOB_TIMEOUT_S
-    job = at.session_state["job"]
-    while not job.status.finished:
-        assert time.monotonic() < deadline, "job did not finish"
+    jobs = at.session_state["jobs"]
+    while not all(job.status.finished for job in jobs):
+        assert time.monotonic() < deadline, "jobs did not finish"
         time.sleep(0.1)
         at.run()
-    return at.run(), job
+    return at.run(), jobs
+
+
+def wait_for_job(at: AppTest):
+    """``wait_for_jobs`` for a press of one image: the page and its job."""
+    at, (job,) = wait_for_jobs(at)
+    return at, job
 
 
 def images(at: AppTest) -> list:
@@ -136,7 +152,6 @@ def test_layout_tools_analyze_and_annotate_the_result(config):
     key = f"{job.id}_0"
     at.button(key=f"analyze_{key}").click().run()
     assert any("Layout score" in m.value for m in at.markdown)
-    at.text_input(key=f"names_{key}").input("strap, case")
     at.button(key=f"callouts_{key}").click().run()
     assert not at.exception
     assert len(images(at)) == 2  # the result and its annotated copy
@@ -146,7 +161,7 @@ def test_layout_tools_analyze_and_annotate_the_result(config):
 def test_compare_and_sweep_show_captioned_images_side_by_side(config, mode, count):
     at, job = wait_for_job(generate(new_app(f_mode=mode)))
     assert job.status is JobStatus.DONE, job.error
-    assert len(images(at)) == count
+    assert len(images(at)) == count + (mode == "compare")  # a comparison's before/after view
     labels = [d.label for d in at.get("download_button")]
     assert labels == ["Download PNG"] * count + ["Download side-by-side sheet"]
     seeds = {i.result.record.request.seed for i in job.result.images}
@@ -159,7 +174,7 @@ def test_bad_settings_are_messages_and_the_app_keeps_working(config):
     at = new_app(f_size="Custom", f_width=100, f_height=64)
     generate(at)
     assert any("multiple of 8" in e.value for e in at.error)
-    assert "job" not in at.session_state
+    assert "jobs" not in at.session_state
     at.session_state["f_mode"] = "compare"
     at.session_state["f_lora"] = "none"
     at.session_state["f_width"] = 64
@@ -175,10 +190,10 @@ def test_a_waiting_session_sees_its_place_and_can_cancel(config, studio, monkeyp
     opened, started = threading.Event(), threading.Event()
     real = studio.engine.generate
 
-    def held(req, progress=None, cancel=None):
+    def held(req, progress=None, cancel=None, **kwargs):
         started.set()
         assert opened.wait(JOB_TIMEOUT_S)
-        return real(req, progress=progress, cancel=cancel)
+        return real(req, progress=progress, cancel=cancel, **kwargs)
 
     monkeypatch.setattr(studio.engine, "generate", held)
     other_user = studio.queue.submit(
@@ -187,7 +202,7 @@ def test_a_waiting_session_sees_its_place_and_can_cancel(config, studio, monkeyp
     try:
         assert started.wait(JOB_TIMEOUT_S)
         at = generate(new_app())
-        job = at.session_state["job"]
+        job = last_job(at)
         assert job.position == 1
         progress = at.get("progress")
         assert progress and "Waiting in the queue: #1" in progress[0].proto.text
@@ -264,7 +279,7 @@ def test_a_model_that_cannot_load_is_a_message(config, monkeypatch, tmp_path):
 
 
 def parts_table(at: AppTest):
-    (table,) = at.data_editor
+    (table,) = [t for t in at.data_editor if t.key.startswith("parts_table_")]  # not callouts
     return table
 
 
@@ -289,7 +304,7 @@ def test_board_mode_sends_compose_and_the_tables_parts(config, studio, tmp_path_
     assert list(parts_table(at).value["count"]) == [1] * 7
     assert "f_explode" not in [s.key for s in at.slider]  # knolling: nothing to explode
     at.button(key="generate").click().run()
-    job = at.session_state["job"]
+    job = last_job(at)
     assert job.request.compose and job.request.parts is None  # the catalog's list as it is
     at, _ = wait_for_job(at)  # random weights draw no clean part: the job fails, saying so
     assert any("could not draw the part" in e.value for e in at.error)
@@ -298,7 +313,7 @@ def test_board_mode_sends_compose_and_the_tables_parts(config, studio, tmp_path_
     assert list(parts_table(at).value["part"]) == ["dial", "case", "screw"]  # starts again
     assert at.session_state["f_parts"] == "dial, case, screw x4"
     at.button(key="generate").click().run()
-    request = at.session_state["job"].request
+    request = last_job(at).request
     assert request.compose and request.parts == "dial, case, screw x4"
     assert request.strength is None  # the board's own unifying strength
     wait_for_job(at)
@@ -314,7 +329,7 @@ def test_a_prompt_not_in_the_catalog_asks_for_its_parts(config):
     assert any(note in shown(i.value) for i in at.info)
     assert parts_table(at).value.empty
     at.button(key="generate").click().run()
-    assert any(note in shown(e.value) for e in at.error) and "job" not in at.session_state
+    assert any(note in shown(e.value) for e in at.error) and "jobs" not in at.session_state
 
     edit_table(at, added=[{"part": "hood"}, {"part": "sleeve", "count": 2}])
     edit_table(at, edited={1: {"count": 30}})  # past what a board holds of one part
@@ -322,7 +337,7 @@ def test_a_prompt_not_in_the_catalog_asks_for_its_parts(config):
     edit_table(at, edited={1: {"count": 2}})
     assert [e.value for e in at.error] == []
     at.button(key="generate").click().run()
-    assert at.session_state["job"].request.parts == "hood, sleeve x2"
+    assert last_job(at).request.parts == "hood, sleeve x2"
     wait_for_job(at)
 
 
@@ -336,7 +351,7 @@ def test_board_options_follow_the_scenario(config):
     at.slider(key="f_explode").set_value(0.4)
     at.number_input(key="f_strength").set_value(0.2)
     at.button(key="generate").click().run()
-    request = at.session_state["job"].request
+    request = last_job(at).request
     assert (request.parts, request.explode, request.strength) == ("case, strap x2", 0.4, 0.2)
     wait_for_job(at)
     at.selectbox(key="f_preset").set_value("none").run()
@@ -346,7 +361,7 @@ def test_board_options_follow_the_scenario(config):
     at.checkbox(key="f_compose").uncheck().run()  # board mode off: a plain request again
     assert not at.data_editor
     at.button(key="generate").click().run()
-    request = at.session_state["job"].request
+    request = last_job(at).request
     assert not request.compose and request.parts is None and request.strength is None
     wait_for_job(at)
 
@@ -386,7 +401,8 @@ def test_a_board_shows_its_check_parts_list_callouts_and_csv_and_reuses(demo_stu
     assert any(m.value.startswith("1. case") and "\n2. dial" in m.value for m in at.markdown)
     assert len(images(at)) == 2  # the board and its callouts from the plan
     labels = [d.label for d in at.get("download_button")]
-    assert labels == ["Download PNG", "Download parts list (CSV)", "Download callouts PNG"]
+    assert labels == ["Download PNG", "Download parts list (CSV)", "Download parts list (JSON)",
+                      "Download callouts PNG"]  # fmt: skip
     assert "names_" + f"{job.id}_0" not in [t.key for t in at.text_input]  # names: the plan's
 
     # The gallery's Reuse brings the board settings back to the Create form.
@@ -446,9 +462,9 @@ def test_a_blank_prompt_is_refused_with_a_message(config):
     at = new_app()
     generate(at, "   ")
     assert any("the prompt is empty" in e for e in errors(at))
-    assert "job" not in at.session_state
+    assert "jobs" not in at.session_state
     generate(at, "a watch")  # typing one clears the refusal and generates
-    assert "job" in at.session_state and not errors(at)
+    assert "jobs" in at.session_state and not errors(at)
     wait_for_job(at)
 
 
@@ -458,7 +474,7 @@ def test_a_corrected_setting_clears_its_error_before_the_next_press(config):
     assert any("multiple of 8" in e for e in errors(at))
     at.number_input(key="f_width").set_value(64).run()
     assert not errors(at)  # the error was about 100, not about 64
-    assert "job" not in at.session_state
+    assert "jobs" not in at.session_state
 
 
 def test_the_seed_lock_keeps_or_draws_seeds_and_vary_and_reroll_lock_it(config):
@@ -510,7 +526,7 @@ def test_reuse_says_what_it_changed_and_resets_the_output(config, studio):
     at.switch_page("pages/gallery.py").run()
     at.button(key=f"g_open_{image.entry.id}").click().run()
     at.button(key=f"g_reuse_{image.entry.id}").click().run()
-    assert "job" not in at.session_state and not images(at)
+    assert "jobs" not in at.session_state and not images(at)
     assert any(f"gallery image #{image.entry.id} loaded" in shown(s.value) for s in at.success)
     assert any("prompt 'a watch'" in shown(s.value) for s in at.success)
 
@@ -551,3 +567,189 @@ def test_a_studio_on_another_model_shows_no_demo_notes(config):
     labels = [b.label for b in at.button if b.key and b.key.startswith("example_")]
     assert "a hooded sweatshirt" in labels
     assert not any("demo model" in c.value for c in at.caption)
+
+
+# --- several images per press, a reload, a photo to start from (issue 14) ---------------------------
+
+
+def captions(at: AppTest) -> list[str]:
+    return [image.proto.imgs[0].caption for image in images(at)]
+
+
+def reloaded(client: str) -> AppTest:
+    """The page a reload of the tab ``client`` gets: a new session, the id in the address."""
+    at = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT_S)
+    at.query_params[CLIENT_PARAM] = client
+    return at.run()
+
+
+def test_a_press_of_several_images_shows_a_grid_with_consecutive_or_fresh_seeds(config, studio):
+    at, jobs = wait_for_jobs(generate(new_app(f_seed_lock=True, f_seed=40, f_count=3)))
+    assert [job.status for job in jobs] == [JobStatus.DONE] * 3
+    assert [job.request.seed for job in jobs] == [40, 41, 42]  # locked: counting up
+    assert captions(at) == ["Seed 40", "Seed 41", "Seed 42"]
+    assert [d.label for d in at.get("download_button")] == ["Download PNG"] * 3
+    saved = [job.result.images[0] for job in jobs]
+    assert len({image.entry.id for image in saved}) == 3
+    assert all(image.png == image.entry.path.read_bytes() for image in saved)
+    pixels_of = [np.asarray(image.result.image) for image in saved]
+    assert not np.array_equal(pixels_of[0], pixels_of[1])  # three seeds, three pictures
+    assert at.selectbox(key=f"batch_pick_{jobs[0].id}").value == 0  # details of the first
+
+    at.toggle(key="f_seed_lock").set_value(False).run()
+    at.button(key="generate").click().run()
+    at, jobs = wait_for_jobs(at)
+    seeds = [job.request.seed for job in jobs]
+    assert len(set(seeds)) == 3 and seeds != list(range(seeds[0], seeds[0] + 3))  # drawn anew
+    assert at.session_state["f_seed"] == seeds[0]  # shown, ready to lock
+
+    at.session_state["f_mode"] = "compare"  # a comparison is one job whatever the count
+    at.run()
+    assert at.number_input(key="f_count").disabled
+    at.button(key="generate").click().run()
+    assert len(at.session_state["jobs"]) == 1
+    wait_for_jobs(at)
+
+
+def test_a_batch_says_which_image_runs_keeps_generate_disabled_and_cancels_all(config, studio,
+                                                                               monkeypatch):  # fmt: skip
+    second, gate = threading.Event(), threading.Event()
+    real, calls = studio.engine.generate, []
+
+    def hold_the_second(req, progress=None, cancel=None, **kwargs):
+        calls.append(req.seed)
+        if len(calls) == 2:  # the first image goes through; the second waits for the test
+            second.set()
+            assert gate.wait(JOB_TIMEOUT_S)
+        return real(req, progress=progress, cancel=cancel, **kwargs)
+
+    monkeypatch.setattr(studio.engine, "generate", hold_the_second)
+    try:
+        at = generate(new_app(f_count=3))
+        jobs = at.session_state["jobs"]
+        assert second.wait(JOB_TIMEOUT_S)
+        at.run()
+        assert jobs[0].status is JobStatus.DONE and jobs[2].status is JobStatus.QUEUED
+        assert "Image 2 of 3" in at.get("progress")[0].proto.text
+        button = at.button(key="generate")
+        assert button.disabled and button.label == "Generating…"
+        at.button(key="cancel").click().run()
+        assert jobs[2].status is JobStatus.CANCELLED  # the waiting one at once
+    finally:
+        gate.set()
+    at, jobs = wait_for_jobs(at)
+    assert [job.status for job in jobs] == [JobStatus.DONE] + [JobStatus.CANCELLED] * 2
+    assert any("2 of 3 images cancelled" in i.value for i in at.info)
+    assert captions(at) == [f"Seed {jobs[0].request.seed}"]  # the one that finished
+    assert not at.button(key="generate").disabled
+
+
+def test_a_reload_brings_back_the_result_the_form_and_the_earlier_images(config, studio):
+    client = "reload-test-tab-1"
+    at = reloaded(client)
+    at.session_state["f_steps"] = 3
+    at.session_state["f_seed_lock"] = True
+    at.session_state["f_seed"] = 11
+    at, first = wait_for_job(generate(at, "a watch"))
+    at.session_state["f_count"] = 2
+    at.session_state["f_seed"] = 20
+    at, batch = wait_for_jobs(generate(at, "a camera"))
+
+    at = reloaded(client)  # a new session of the same tab: nothing in its state yet
+    assert not at.exception
+    state = at.session_state
+    assert (state["f_prompt"], state["f_count"], state["f_seed"]) == ("a camera", 2, 20)
+    assert state["f_steps"] == 3 and state["f_seed_lock"] is True
+    assert [job.id for job in state["jobs"]] == [job.id for job in batch]
+    assert captions(at)[:2] == ["Seed 20", "Seed 21"]  # the last press, shown again
+    assert any("This session's images" in m.value for m in at.markdown)
+    entry = first.result.images[0].entry
+    assert [b.key for b in at.button if b.key and b.key.startswith("hist_")] == [
+        f"hist_{entry.id}"
+    ]  # the earlier press, not the one shown above it
+
+    at.button(key=f"hist_{entry.id}").click().run()
+    assert captions(at)[0] == f"Image #{entry.id} · seed 11"
+    assert at.get("download_button")[0].label == "Download PNG"
+    at.button(key=f"hist_reuse_{entry.id}").click().run()
+    assert at.session_state["f_prompt"] == "a watch" and at.session_state["f_seed"] == 11
+    assert at.session_state["f_count"] == 2  # a record holds no count: the form's stays
+    assert any("image #" in shown(s.value) and "loaded" in s.value for s in at.success)
+
+    other = AppTest.from_file(str(APP_PATH), default_timeout=RUN_TIMEOUT_S)
+    other.query_params[CLIENT_PARAM] = client
+    other.session_state["f_prompt"] = "my own"  # a session that set its form itself
+    other.run()
+    assert other.session_state["f_prompt"] == "my own"  # is not overwritten
+    assert reloaded("a-fresh-tab-9999").session_state["f_prompt"] == ""  # another tab: its own
+
+
+def png_of(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_photo_that_cannot_be_used_is_refused_with_a_message(config, studio):
+    at = new_app()
+    uploader = at.file_uploader(key="photo_upload")
+    gif = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(gif, format="GIF")
+    uploader.set_value(("product.png", gif.getvalue(), "image/png")).run()
+    assert any("Photo refused: 'product.png' is a GIF image" in shown(e.value) for e in at.error)
+    assert "photo" not in at.session_state
+    bomb = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(bomb, format="PNG")
+    at.file_uploader(key="photo_upload").set_value(("huge.png", bomb.getvalue(), "image/png"))
+    at.run()
+    assert any("too many pixels" in shown(e.value) for e in at.error)
+
+    good = png_of(Image.new("RGB", (80, 60), "orange"))
+    at.file_uploader(key="photo_upload").set_value(("shoe.png", good, "image/png")).run()
+    assert not at.error and at.session_state["photo"].size == (80, 60)
+    assert at.slider(key="f_photo_strength").value == pytest.approx(PHOTO_STRENGTH)
+    at.text_area(key="f_prompt").input("a mechanical watch")  # the parts catalog knows it
+    at.checkbox(key="f_compose").check().run()
+    assert any("parts-first board is drawn from its parts" in w.value for w in at.warning)
+    at.button(key="generate").click().run()
+    assert any("not from a photo" in e for e in errors(at)), errors(at)
+    assert "jobs" not in at.session_state
+    at.button(key="photo_remove").click().run()
+    assert "photo" not in at.session_state
+
+
+def test_a_photo_upload_starts_every_image_from_it_on_the_demo(demo_studio):
+    """A world render as the designer's product photo, redrawn with the preset and the LoRA: the
+    image differs from text to image at the same seed and is closer to the photo than it."""
+    steps = demo_studio.request_defaults.steps
+    render = render_object("camera", "assembled", seed=4).image
+    at = new_app(f_steps=steps, f_seed_lock=True, f_seed=2, f_preset="knolling")
+    at.file_uploader(key="photo_upload").set_value(("camera.png", png_of(render), "image/png"))
+    at.run()
+    photo = at.session_state["photo"]
+    at, from_photo = wait_for_job(generate(at, "a professional camera"))
+    assert from_photo.status is JobStatus.DONE, from_photo.error
+    assert any(c.endswith("· from the photo") for c in captions(at))
+    image = from_photo.result.images[0]
+    record = read_record(image.entry.path)
+    assert record.init_image == photo_facts(photo) and record.request.strength == PHOTO_STRENGTH
+    assert [u.name for u in record.loras] == [at.session_state["f_lora"]]  # the LoRA was on
+    assert (
+        f"Denoising strength: {PHOTO_STRENGTH:g}" in read_png_text(image.entry.path)["parameters"]
+    )
+
+    at.button(key="photo_remove").click().run()
+    at.button(key="generate").click().run()
+    at, from_noise = wait_for_job(at)
+    assert (
+        from_noise.request.seed == 2
+        and from_noise.result.images[0].result.record.init_image is None
+    )
+
+    def distance(a, b) -> float:
+        return float(np.abs(np.asarray(a, float) - np.asarray(b, float)).mean())
+
+    made, plain = image.result.image, from_noise.result.images[0].result.image
+    target = photo.resize(made.size)
+    assert distance(made, plain) > 5  # not the text-to-image picture
+    assert distance(made, target) < 0.5 * distance(plain, target)  # it kept the photo

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from chromium import BROWSER_ARGS, CHROMIUM
+
 if not CHROMIUM.exists() and os.environ.get("CI"):
     # CI installs the browser (make test -> scripts/install-browser); never skip these there.
     raise RuntimeError("CI run without /usr/bin/chromium: scripts/install-browser failed")
@@ -36,20 +37,6 @@ from nano_banana.gallery.store import Gallery  # noqa: E402
 pytestmark = pytest.mark.slow  # a real studio server driven by a real browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Two users are two pages of one browser here: keep the one not in front polling at full speed.
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-]
 WATCH_PARTS = ("strap top", "dial", "case", "crown", "movement", "strap bottom", "buckle")
 VIEWPORT = {"width": 1400, "height": 1250}
 TALL_HEIGHT = 2400  # a board's result: the board, its check, parts list and callouts
@@ -241,7 +228,7 @@ def test_compare_shows_base_and_lora_side_by_side(page):
     page.locator(".st-key-f_mode").get_by_text("Base vs LoRA", exact=True).click()
     sync_api.expect(page.get_by_text("The base model alone beside base + LoRA")).to_be_visible()
     press_generate_and_wait(page, "Download side-by-side sheet")
-    sync_api.expect(result_images(page)).to_have_count(2)
+    sync_api.expect(result_images(page)).to_have_count(3)  # and the before/after view
     sync_api.expect(page.get_by_text("base model (LoRA off)")).to_be_visible()
     sync_api.expect(page.get_by_text("base + LoRA (scale 0.8)")).to_be_visible()
     sync_api.expect(page.get_by_role("button", name="Download PNG")).to_have_count(2)

@@ -4,14 +4,24 @@ The parts come from the layout analysis (``analysis.analyze_layout``), numbered
 in reading order; names given by the user are assigned in that order. The
 result is always a new image; ``annotate_file`` refuses to write over its input
 and writes atomically.
+
+An edited callout table (``CalloutRow``: a part, its name, its place in the
+numbering, shown or not) is drawn by ``annotate_rows`` and exported by
+``callouts_csv`` / ``callouts_json``; the studio's callout editor is a thin
+shell over these.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -40,7 +50,7 @@ class Callout:
 class Annotation:
     image: Image.Image
     callouts: tuple[Callout, ...]
-    report: LayoutReport
+    report: LayoutReport | None  # None when drawn from a table (``annotate_rows``)
     unused_names: tuple[str, ...]  # names beyond the number of parts found
 
     @property
@@ -92,8 +102,13 @@ def annotate_parts(
     return _annotated(rgb, tuple(parts), list(names), report, ())
 
 
-def _annotated(rgb: Image.Image, parts: tuple[Part, ...], labels: list[str], report: LayoutReport,
-               unused: tuple[str, ...] | list[str]) -> Annotation:  # fmt: skip
+def _annotated(
+    rgb: Image.Image,
+    parts: tuple[Part, ...],
+    labels: list[str],
+    report: LayoutReport | None,
+    unused: tuple[str, ...] | list[str],
+) -> Annotation:
     scale = max(1.0, MIN_PICTURE_SIDE / max(rgb.size))
     picture = rgb.resize(
         (round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS
@@ -107,6 +122,82 @@ def _annotated(rgb: Image.Image, parts: tuple[Part, ...], labels: list[str], rep
         _draw_callout(draw, callout, font, font_px * 0.85)
     _draw_parts_list(draw, picture.width, labels, parts, font, font_px)
     return Annotation(canvas, tuple(callouts), report, tuple(unused))
+
+
+# --- an edited callout table -------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("number", "name", "x0", "y0", "x1", "y1")  # a board adds its plan's columns
+
+
+@dataclass(frozen=True)
+class CalloutRow:
+    """One row of an editable callout table: a part, what it is called, where it comes in
+    the numbering, and whether it is drawn at all."""
+
+    part: Part  # in the pixels of the image it is drawn on
+    name: str
+    order: int  # callouts are numbered by this; rows of equal order keep the table's order
+    show: bool = True  # False leaves the part out of the drawing and the exports (a shadow)
+    tag: str = ""  # drawn after the name, not edited with it: a copy's "(2 of 2)"
+    note: str = ""  # what the analysis doubts about the part ("may be 2 parts merged")
+    extra: Mapping[str, Any] = field(default_factory=dict)  # its own export columns
+
+    @property
+    def label(self) -> str:
+        return f"{self.name.strip()} {self.tag}".strip()
+
+
+def detected_rows(report: LayoutReport) -> list[CalloutRow]:
+    """One row per part the analysis found, in reading order, named "part N": the analysis
+    sees shapes, not what they are, so it names none of them. A part that may be several
+    merged says so in its note."""
+    notes = {m.part: f"may be {m.pieces} parts merged ({m.cue})" for m in report.merged}
+    return [CalloutRow(part, f"part {number}", number, note=notes.get(number - 1, ""))
+            for number, part in enumerate(report.parts, start=1)]  # fmt: skip
+
+
+def numbered(rows: Sequence[CalloutRow]) -> list[CalloutRow]:
+    """The rows drawn, in callout order (callout N is the N-th): the shown rows sorted by
+    ``order``, a tie keeping the table's order. A shown row needs a name."""
+    for index, row in enumerate(rows, start=1):
+        if row.show and not row.name.strip():
+            raise ImageAnalysisError(
+                f"callout row {index} has no name: name the part, or untick 'show'"
+            )
+    return sorted((row for row in rows if row.show), key=lambda row: row.order)
+
+
+def annotate_rows(image: str | Path | Image.Image, rows: Sequence[CalloutRow]) -> Annotation:
+    """Callouts as an edited table says: its shown rows, numbered in their order, with their
+    names (the table's parts are drawn as they are; nothing is analysed again)."""
+    rgb = Image.fromarray(to_rgb_array(image))
+    drawn = numbered(rows)
+    return _annotated(rgb, tuple(r.part for r in drawn), [r.label for r in drawn], None, ())
+
+
+def callout_records(rows: Sequence[CalloutRow]) -> list[dict[str, Any]]:
+    """The drawn callouts as records: their number, name, own columns and box."""
+    records = []
+    for number, row in enumerate(numbered(rows), start=1):
+        x0, y0, x1, y1 = row.part.bbox
+        records.append({"number": number, "name": row.name.strip(), **row.extra,
+                        "x0": x0, "y0": y0, "x1": x1, "y1": y1})  # fmt: skip
+    return records
+
+
+def callouts_csv(rows: Sequence[CalloutRow], columns: Sequence[str] = EXPORT_COLUMNS) -> str:
+    """The drawn callouts as CSV text: a header of ``columns``, then one line per callout."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(callout_records(rows))
+    return out.getvalue()
+
+
+def callouts_json(rows: Sequence[CalloutRow], columns: Sequence[str] = EXPORT_COLUMNS) -> str:
+    """The drawn callouts as a JSON list of objects with the CSV's ``columns``."""
+    records = [{c: r.get(c) for c in columns} for r in callout_records(rows)]
+    return json.dumps(records, indent=2) + "\n"
 
 
 def default_output_path(path: str | Path) -> Path:

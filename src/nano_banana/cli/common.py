@@ -307,9 +307,15 @@ def _progress_bar() -> Progress:
     )
 
 
-def run_job(engine, request, output: OutputOptions, label: str = "generating"):
-    """Generate one image with a progress bar, save it, and return (result, path)."""
-    result = with_progress(output, label, request, lambda cb: engine.generate(request, progress=cb))
+def run_job(engine, request, output: OutputOptions, label: str = "generating", init_image=None):
+    """Generate one image with a progress bar (redrawn from ``init_image``, a PIL image, if
+    given), save it, and return (result, path)."""
+    result = with_progress(
+        output,
+        label,
+        request,
+        lambda cb: engine.generate(request, progress=cb, init_image=init_image),
+    )
     if result.plan.warning() and not output.json:
         err_console.print(f"[yellow]warning:[/] {markup(result.plan.warning())}")
     return result, save_result(result, output)

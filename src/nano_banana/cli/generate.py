@@ -18,7 +18,7 @@ from ..errors import InvalidSettingError
 from ..generate import reproduce
 from ..generate.sheets import DEFAULT_SWEEP_SCALES, format_sweep_values
 from ..generate.spec import EngineSpec
-from ..settings import GenerationRequest
+from ..settings import PHOTO_STRENGTH, GenerationRequest
 from . import common
 from .display import json_text, markup, visible
 
@@ -63,6 +63,13 @@ def generate(
         "--server/--no-server",
         help="Send the job to a running 'nano-banana serve' of the same model, if there is one.",
     ),
+    photo_file: Path | None = typer.Option(
+        None,
+        "--image",
+        help="Start from this product photo (PNG, JPEG or WebP): image to image, redrawn at "
+        f"--strength ({PHOTO_STRENGTH} unless given) with the preset and the LoRA.",
+        show_default=False,
+    ),
     *,
     settings: dict,
     model: EngineSpec,
@@ -76,7 +83,13 @@ def generate(
         request = _fresh_request(prompt, model, settings)
     else:
         request = reproduce.request_from_record(record, {**settings, "prompt": prompt})
+    photo = None
+    if photo_file is not None:
+        photo, request = _photo_request(photo_file, request, settings)
     request = model.check_request(request)
+    if record is not None and not output.json:
+        for note in reproduce.photo_differences(record, photo):
+            common.err_console.print(f"[yellow]warning:[/] {markup(note)}")
     common.check_before_loading(model, output)
     engine = common.engine_or_server(model, output, server)
     first = request
@@ -86,7 +99,8 @@ def generate(
     results = []
     for i in range(count):
         job = replace(first, seed=(first.seed + i) % (2**32)) if i else first
-        results.append(common.run_job(engine, job, output, label=f"image {i + 1}/{count}"))
+        label = f"image {i + 1}/{count}"
+        results.append(common.run_job(engine, job, output, label=label, init_image=photo))
     common.report(results, output)
     if callouts:
         from ..parts.labels import write_callouts
@@ -219,6 +233,23 @@ def _fresh_request(prompt: str | None, model: EngineSpec, settings: dict) -> Gen
     """The user's prompt and settings on the model's recommended ones (the demo has its own)."""
     start = replace(model.request_defaults(), prompt=_need_prompt(prompt))
     return reproduce.apply_overrides(start, settings)
+
+
+def _photo_request(path: Path, request: GenerationRequest, settings: dict):
+    """The photo at ``path`` and the request redrawing it: ``PHOTO_STRENGTH`` unless a strength
+    was given (or recorded); a board or a strength that redraws nothing is refused now."""
+    from ..generate.photo import check_image_to_image, open_photo
+
+    photo = open_photo(path)
+    if request.compose:
+        raise InvalidSettingError(
+            "--image redraws a photo, and a parts-first board (--compose, --plan) is drawn "
+            "from its parts: use one or the other"
+        )
+    if settings.get("strength") is None and request.strength is None:
+        request = replace(request, strength=PHOTO_STRENGTH)
+    check_image_to_image(request)
+    return photo, request
 
 
 def _need_prompt(prompt: str | None) -> str:

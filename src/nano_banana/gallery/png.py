@@ -12,8 +12,9 @@ Each saved PNG carries two text chunks:
 The two prompts differ in one way. Our record keeps the prompt exactly as the
 text encoders got it (``prompt_used``). The A1111 text, as A1111 itself writes
 it, carries the LoRAs inside the prompt: ``prompt_used`` followed by one
-``<lora:NAME:STRENGTH>`` tag per LoRA (STRENGTH = weight x lora_scale, the
-strength applied), and ``Lora hashes: "NAME: AUTOV3"`` on the settings line.
+``<lora:NAME:STRENGTH>`` tag per LoRA (NAME = the file's stem, as A1111 names it;
+STRENGTH = weight x lora_scale, the strength applied), and
+``Lora hashes: "NAME: AUTOV3"`` on the settings line.
 Pasted into A1111 (or into our prompt box, ``prompt.loratags``), the tags are
 taken out again and the LoRAs applied at those strengths, so the text encoders
 see ``prompt_used`` once more.
@@ -60,7 +61,8 @@ MAX_RECORD_CHARS = 1_000_000
 def a1111_parameters(record: GenerationRecord) -> str:
     """The AUTOMATIC1111 ``parameters`` text of a record: prompt with its LoRA tags, negative
     prompt, settings line (see the module docstring for how its prompt differs from ours)."""
-    lines = [with_lora_tags(record.prompt_used, ((lu.name, lu.scale) for lu in record.loras))]
+    strengths = zip(a1111_lora_names(record), (lu.scale for lu in record.loras), strict=True)
+    lines = [with_lora_tags(record.prompt_used, strengths)]
     if record.negative_used:
         lines.append(f"{NEGATIVE_PREFIX} {record.negative_used}")
     lines.append(_a1111_settings_line(record))
@@ -79,12 +81,20 @@ def _a1111_settings_line(record: GenerationRecord) -> str:
         ("Model hash", (record.base_model_hash or "")[:10]),
         ("Model", model_display_name(record.base_model)),
         ("VAE", model_display_name(record.vae) if record.vae else ""),
+        # A1111's img2img key, where A1111 puts it; a board's unifying pass is no img2img
+        ("Denoising strength", _denoising_strength(record)),
         ("Lora hashes", _lora_list(record, lora_short_hash)),
         ("Lora weights", _lora_list(record, lambda lu: f"{lu.scale:g}")),
         ("Preset", request.preset),
         ("Version", f"nano-banana {version}".strip()),
     ]
     return ", ".join(f"{key}: {_quote(value)}" for key, value in pairs if str(value) != "")
+
+
+def _denoising_strength(record: GenerationRecord) -> str:
+    """A1111's ``Denoising strength`` of an image to image; "" (left out) for any other image."""
+    strength = record.request.strength
+    return f"{strength:g}" if record.init_image is not None and strength is not None else ""
 
 
 def model_display_name(base_model: str) -> str:
@@ -109,10 +119,29 @@ def lora_short_hash(use: LoraUse) -> str:
     return autov3(use.data_sha256) if use.data_sha256 else use.sha256[:AUTOV3_DIGITS]
 
 
+def a1111_lora_names(record: GenerationRecord) -> list[str]:
+    """The name A1111 knows each LoRA of ``record`` by: its file's stem.
+
+    A1111 lists its Lora folder by file stem (and ``ss_output_name``), and a pasted
+    tag finds its file by that name; ``Lora hashes`` only re-links a file whose hash
+    A1111 already knows (``sshs_model_hash``, or its hash cache). Our adapter names
+    are lower-cased and '_'-only, so ``Detail-Tweaker.safetensors`` would be tagged
+    ``detail_tweaker``, which A1111 cannot find. The adapter name stands in for a
+    LoRA with no file and for files whose stems collide.
+    """
+    stems = [Path(lu.file).stem if lu.file else "" for lu in record.loras]
+    return [
+        stem if stem and stems.count(stem) == 1 else lu.name
+        for stem, lu in zip(stems, record.loras, strict=True)
+    ]
+
+
 def _lora_list(record: GenerationRecord, value_of: Any) -> str:
     # Inside the quoted list, ", " and ": " separate items; keep names from breaking it.
     # A1111 leaves out a LoRA with no hash, and so do we.
-    items = ((tag_name(lu.name), str(value_of(lu))) for lu in record.loras)
+    names = a1111_lora_names(record)
+    pairs = zip(names, record.loras, strict=True)
+    items = ((tag_name(name), str(value_of(lu))) for name, lu in pairs)
     return ", ".join(f"{name}: {value}" for name, value in items if value)
 
 

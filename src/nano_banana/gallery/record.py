@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import platform
+import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -21,6 +22,7 @@ RECORD_FORMAT = 1  # bump when a field changes meaning
 # ``MemoryPlan.offload``'s values once "auto" is resolved (model/memory.py's choices less
 # "auto"), spelled here so that reading a record needs no torch.
 RECORDED_OFFLOADS = ("none", "model", "sequential")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,17 @@ class LoraUse:
     # sha256 of the tensor bytes after the safetensors header: its first 12 hex digits are
     # A1111's "Lora hashes" entry and Civitai's AutoV3 (lora.hashes); "" in older records
     data_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class InitImage:
+    """The photo an image to image started from, as the engine got it (oriented RGB)."""
+
+    # sha256 of its RGB pixels, row by row: the same picture gives the same digest whatever
+    # file it came in (``generate.photo.load_photo`` reads a file to exactly these pixels)
+    sha256: str
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -65,11 +78,15 @@ class GenerationRecord:
     format: int = RECORD_FORMAT
     # A parts-first board's plan, its check against the image and every attempt (None otherwise)
     board: dict[str, Any] | None = None
+    # Image to image: the photo the image was redrawn from (at request.strength); None when
+    # it was drawn from noise
+    init_image: InitImage | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["request"] = self.request.to_dict()
         data["loras"] = [asdict(lu) for lu in self.loras]
+        data["init_image"] = None if self.init_image is None else asdict(self.init_image)
         return data
 
     @classmethod
@@ -79,6 +96,8 @@ class GenerationRecord:
         data = dict(data)
         data["request"] = GenerationRequest.from_dict(data["request"])
         data["loras"] = tuple(_lora_use(lu) for lu in data.get("loras", ()))
+        if data.get("init_image") is not None:
+            data["init_image"] = _init_image(data["init_image"])
         return cls(**data)
 
 
@@ -99,6 +118,7 @@ def checked_record(record: GenerationRecord) -> GenerationRecord:
     _check_type("prompt_truncated", record.prompt_truncated, bool)
     _check_memory(record)
     _check_type("board", record.board, (dict, type(None)))
+    _check_init_image(record.init_image)
     _check_type("versions", record.versions, dict)
     check_float_range("duration_s", record.duration_s, 0.0, math.inf)
     for use in record.loras:
@@ -118,9 +138,31 @@ def _check_memory(record: GenerationRecord) -> None:
     _check_type("vae_tiling", record.vae_tiling, (bool, type(None)))
 
 
+def _check_init_image(photo: InitImage | None) -> None:
+    if photo is None:
+        return
+    _check_type("init_image", photo, InitImage)
+    _check_type("init_image sha256", photo.sha256, str)
+    if not _SHA256.fullmatch(photo.sha256):
+        raise InvalidSettingError(
+            f"the record's init_image sha256 is not one: {photo.sha256!r:.80}"
+        )
+    for name in ("width", "height"):
+        _check_type(f"init_image {name}", getattr(photo, name), int)
+        if getattr(photo, name) < 1:
+            raise InvalidSettingError(f"the record's init_image {name} must be at least 1")
+
+
 def _check_type(name: str, value: Any, kind: type | tuple[type, ...]) -> None:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise InvalidSettingError(f"the record's {name} has the wrong type: {value!r:.60}")
+
+
+def _init_image(data: Any) -> InitImage:
+    if not isinstance(data, dict):
+        raise InvalidSettingError(f"the record's init_image is not an object: {data!r:.60}")
+    reject_unknown(data, InitImage, where="record's init_image", what="field")
+    return InitImage(**data)
 
 
 def _lora_use(data: dict[str, Any]) -> LoraUse:

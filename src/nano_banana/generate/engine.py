@@ -41,6 +41,7 @@ from ..settings import (
     Sampler,
 )
 from .events import GenerationResult, ProgressCallback, ProgressEvent
+from .photo import PHOTO_NOT_FOR_BOARDS, check_image_to_image, image_to_image_steps, photo_facts
 from .spec import parse_lora_arg
 from .speed import SpeedConfig, SpeedState
 
@@ -259,9 +260,14 @@ class Engine:
         """
         request = self.apply_lora_tags(request.sized(*self.native_size).validated())
         if request.compose:
+            if init_image is not None:
+                raise InvalidSettingError(PHOTO_NOT_FOR_BOARDS)
             return self._generate_board(request, progress, cancel)
         source = self._init_latents_source(request, init_image)
-        return self._draw([request], progress, cancel, source)[0]
+        result = self._draw([request], progress, cancel, source)[0]
+        if init_image is not None:  # the record says what the image started from
+            result.record = replace(result.record, init_image=photo_facts(init_image))
+        return result
 
     def generate_batch(
         self, requests: list[GenerationRequest], cancel: threading.Event | None = None
@@ -318,13 +324,7 @@ class Engine:
         """The input image at the request's size, or None; refuses settings that draw nothing."""
         if init_image is None:
             return None
-        if request.strength is None:
-            raise InvalidSettingError("an input image needs a strength from 0 to 1 (--strength)")
-        if image_to_image_steps(request.steps, request.strength) == 0:
-            raise InvalidSettingError(
-                f"strength {request.strength} x {request.steps} steps redraws nothing; "
-                "raise the strength or the steps"
-            )
+        check_image_to_image(request)
         return init_image.convert("RGB").resize((request.width, request.height), Image.LANCZOS)
 
     def encode(self, image: Image.Image) -> torch.Tensor:
@@ -507,12 +507,6 @@ class Engine:
             vae_tiling=self.memory.vae_tiling,
             duration_s=round(duration, 3),
         )
-
-
-def image_to_image_steps(steps: int, strength: float) -> int:
-    """Denoising steps diffusers runs for image to image: the last ``strength`` share of the
-    schedule (``StableDiffusionXLImg2ImgPipeline.get_timesteps``)."""
-    return min(int(steps * strength), steps)
 
 
 def check_batchable(requests: list[GenerationRequest]) -> None:

@@ -41,6 +41,7 @@ from ..gallery.store import Gallery, GalleryEntry
 from ..lora.load import LoraFile
 from ..settings import GenerationRequest
 from .engine import Engine, GenerationResult, ProgressEvent, release_device_memory
+from .photo import PHOTO_NOT_FOR_BOARDS, check_image_to_image
 from .preview import LatentPreview, fit_preview
 from .sheets import (
     LORA_STRENGTHS,
@@ -123,11 +124,13 @@ class Job:
         request: GenerationRequest,
         sweep_values: tuple[float, ...],
         queue: JobQueue,
+        init_image: Image.Image | None = None,
     ) -> None:
         self.id = job_id
         self.kind = kind
         self.request = request  # validated: a random seed is already drawn
         self.sweep_values = sweep_values
+        self.init_image = init_image  # image to image: the photo redrawn at request.strength
         self.submitted = time.time()
         self._queue = queue
         self._lock = threading.Lock()
@@ -197,6 +200,9 @@ class Job:
             for name, value in changes.items():
                 setattr(self, f"_{name}", value)
         if changes.get("status", JobStatus.QUEUED).finished:
+            # The photo is not needed again (the record keeps its digest), and the line
+            # remembers many finished jobs: a photo each would be megabytes each.
+            self.init_image = None
             self._finished.set()
 
 
@@ -225,6 +231,19 @@ def check_job(
     elif kind is JobKind.SWEEP:
         check_sweep(request, "lora_scale", sweep_values, chosen)
     return request
+
+
+def check_photo_job(kind: JobKind, request: GenerationRequest) -> None:
+    """Our error if a job cannot start from a photo: only a single, plain image can, with a
+    strength that redraws something."""
+    if kind is not JobKind.GENERATE:
+        raise InvalidSettingError(
+            "a photo starts a single image only, not a comparison or a sweep; "
+            "choose 'Single image' or remove the photo"
+        )
+    if request.compose:
+        raise InvalidSettingError(PHOTO_NOT_FOR_BOARDS)
+    check_image_to_image(request)
 
 
 @dataclass
@@ -284,14 +303,21 @@ class JobLine:
         kind: JobKind | str,
         request: GenerationRequest,
         sweep_values: Sequence[float] = LORA_STRENGTHS,
+        init_image: Image.Image | None = None,
     ) -> Job:
-        """Check ``request`` now (errors raise here, nothing is queued) and queue the job."""
+        """Check ``request`` now (errors raise here, nothing is queued) and queue the job.
+
+        With ``init_image`` the image is redrawn from that photo at ``request.strength``."""
         kind = JobKind(kind)
         request = self.check(kind, request, sweep_values)
+        if init_image is not None:
+            check_photo_job(kind, request)
         with self._cond:
             if self._closed:
                 raise GenerationError("the job queue is shut down; restart the studio")
-            job = Job(f"job-{next(self._ids)}", kind, request, tuple(sweep_values), self)
+            job = Job(
+                f"job-{next(self._ids)}", kind, request, tuple(sweep_values), self, init_image
+            )
             self._jobs[job.id] = job
             self._waiting.append(job)
             self._forget_old_jobs()
@@ -450,6 +476,7 @@ class RunnableJob(Protocol):
     kind: JobKind
     request: GenerationRequest
     sweep_values: tuple[float, ...]
+    init_image: Image.Image | None  # image to image: the photo to redraw (GENERATE jobs only)
     _cancel: Any  # anything with is_set(): the engine polls it between steps
 
     def _set(self, **changes: Any) -> None: ...
@@ -506,7 +533,9 @@ class JobRunner:
         )
         progress = self._progress_callback(job, images)
         if job.kind is JobKind.GENERATE:
-            result = self.engine.generate(job.request, progress=progress, cancel=job._cancel)
+            result = self.engine.generate(
+                job.request, progress=progress, cancel=job._cancel, init_image=job.init_image
+            )
             made, sheet = [("image", result)], None
         else:
             if job.kind is JobKind.COMPARE:

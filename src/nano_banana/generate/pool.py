@@ -47,7 +47,7 @@ from ..settings import GenerationRequest
 from .jobs import INTERNAL_ERROR, Job, JobLine, JobStatus
 from .launch import Launcher, LocalLauncher
 from .spec import EngineSpec
-from .worker import ModelFacts
+from .worker import ModelFacts, decode_preview
 
 log = logging.getLogger(__name__)
 
@@ -348,8 +348,9 @@ class WorkerPool(JobLine):
                 # A worker dying right now: its reader fails the job and restarts it.
                 with contextlib.suppress(OSError):
                     worker.send(
-                        ("job", worker.job_no, job.id, job.kind, job.request, job.sweep_values)
-                    )
+                        ("job", worker.job_no, job.id, job.kind, job.request, job.sweep_values,
+                         job.init_image)
+                    )  # fmt: skip
 
     def _read(self, worker: _Worker, conn: Any) -> None:
         """Apply one worker's reports until it exits; then fail its job and start it again."""
@@ -378,12 +379,15 @@ class WorkerPool(JobLine):
         elif kind == "failed":
             worker.failure = message[1]
             worker.ready.set()
+            self._fail_waiting_if_no_worker()  # a restart that cannot load: say so, don't hang
         elif kind == "set":
             job_no, changes = message[1], message[2]
             with self._cond:
                 job = worker.job if worker.job_no == job_no else None
             if job is None:
                 return  # a late report of a job already ended here
+            if isinstance(changes.get("preview"), bytes):  # JPEG on the wire (worker.Outbox)
+                changes["preview"] = decode_preview(changes["preview"])
             job._set(**changes)
             if changes.get("status", JobStatus.RUNNING).finished:
                 with self._cond:

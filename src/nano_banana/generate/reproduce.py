@@ -11,7 +11,8 @@ saved image is remade by one set of rules:
 3. The recorded LoRA weights are kept for the LoRAs loaded now under the same
    name (``keep_loaded_loras``); a request for "every loaded LoRA" stays that.
 4. Another base model or a LoRA file not loaded now cannot give the same image;
-   ``model_differences`` says so, for the shell to warn.
+   ``model_differences`` says so, for the shell to warn; so does ``photo_differences``
+   for an image that started from a photo, remade without it or from another one.
 5. A board's plan, once recorded or given (``--plan FILE``, ``plan_settings``), is
    drawn as it is: an edited plan re-renders the board. A recorded plan gives way
    when the user asks for another one (another prompt, preset, parts list, explode
@@ -27,7 +28,7 @@ import json
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_text
 from ..errors import CatalogError
@@ -35,6 +36,9 @@ from ..gallery.record import GenerationRecord
 from ..options import reject_unknown
 from ..parts.plan import BoardPlan
 from ..settings import GenerationRequest, Sampler, parse_seed_option
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Request fields a user may set on top of a starting request (the model's defaults or a
 # saved image's). LoRA choice is not among them: it follows the loaded LoRAs (rule 3).
@@ -116,6 +120,29 @@ def model_differences(
     return notes
 
 
+def photo_differences(record: GenerationRecord, photo: Image.Image | None) -> list[str]:
+    """Why ``photo`` (None: none given) may not remake ``record``'s image from a photo (rule 4):
+    none given for an image that started from one, or another photo than the recorded one."""
+    recorded = record.init_image
+    if recorded is None:
+        return []
+    if photo is None:
+        return [
+            f"image started from a {recorded.width}x{recorded.height} photo (sha256 "
+            f"{recorded.sha256[:12]}); without --image PHOTO it is drawn from noise instead"
+        ]
+    from .photo import photo_facts
+
+    given = photo_facts(photo)
+    if given.sha256 != recorded.sha256:
+        return [
+            f"--image is another photo (sha256 {given.sha256[:12]}, {given.width}x{given.height}) "
+            f"than the image started from ({recorded.sha256[:12]}, "
+            f"{recorded.width}x{recorded.height})"
+        ]
+    return []
+
+
 # --- board plans as files (rule 5) ---------------------------------------------------
 
 
@@ -175,7 +202,9 @@ def settings_rows(record: GenerationRecord) -> dict[str, str]:
     """The settings that made an image, labelled for people, in reading order."""
     req = record.request
     loras = ", ".join(f"{use.name} × {use.scale:g}" for use in record.loras)
+    started = {} if record.init_image is None else {"Started from": _photo_words(record)}
     return {
+        **started,
         "Scenario": req.preset,
         "Seed": str(req.seed),
         "Size": f"{req.width}×{req.height}",
@@ -186,6 +215,12 @@ def settings_rows(record: GenerationRecord) -> dict[str, str]:
         "Model": record.base_model,
         "Time": f"{record.duration_s:.1f} s",
     }
+
+
+def _photo_words(record: GenerationRecord) -> str:
+    photo, strength = record.init_image, record.request.strength
+    said = f"a {photo.width}×{photo.height} photo (sha256 {photo.sha256[:12]})"
+    return said if strength is None else f"{said}, strength {strength:g}"
 
 
 def settings_line(record: GenerationRecord) -> str:

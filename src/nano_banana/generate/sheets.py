@@ -226,9 +226,55 @@ def compose_sheet(panels: Sequence[Panel], title: str = "") -> Image.Image:
     return sheet
 
 
-def _enlarge(image: Image.Image) -> Image.Image:
+# --- the before/after view ------------------------------------------------------------
+
+BEFORE_AFTER_SIDE = 512  # small images are shown this wide at least, so the divider stays thin
+DIVIDER_PX = 3  # the divider: a dark line this wide, edged in white to show on any picture
+
+
+def before_after(
+    before: Image.Image,
+    after: Image.Image,
+    split: float,
+    labels: tuple[str, str] = ("before", "after"),
+) -> Image.Image:
+    """``before`` left of ``split`` (a share of the width, 0..1), ``after`` right of it, a thin
+    divider between them and each side's label in its top corner: moving ``split`` (a
+    slider) reveals one image over the other. ``after`` is compared at ``before``'s size."""
+    if not 0.0 <= split <= 1.0:
+        raise InvalidSettingError(f"the before/after split must be from 0 to 1, got {split}")
+    left = _enlarge(before.convert("RGB"), BEFORE_AFTER_SIDE)
+    right = after.convert("RGB").resize(left.size, Image.NEAREST)
+    x = round(split * left.width)
+    view = right.copy()
+    view.paste(left.crop((0, 0, x, left.height)), (0, 0))
+    draw = ImageDraw.Draw(view)
+    half = DIVIDER_PX // 2
+    draw.rectangle((x - half - 1, 0, x + half + 1, view.height), fill="white")
+    draw.rectangle((x - half, 0, x + half, view.height), fill=(24, 24, 28))
+    _corner_tags(draw, view.size, x, labels)
+    return view
+
+
+def _corner_tags(draw: ImageDraw.ImageDraw, size: tuple[int, int], x: int,
+                 labels: tuple[str, str]) -> None:  # fmt: skip
+    """Each side's label in its top corner, where that side has room to show it."""
+    font = _font(max(12, size[0] // 32))
+    pad = max(4, size[0] // 96)
+    for text, on_left in zip(labels, (True, False), strict=True):
+        width = draw.textlength(text, font=font) + 2 * pad
+        room = x if on_left else size[0] - x
+        if not text or room < width + 2 * pad:
+            continue
+        x0 = pad if on_left else size[0] - pad - width
+        box = (x0, pad, x0 + width, pad + getattr(font, "size", 11) + 2 * pad)
+        draw.rectangle(box, fill=(24, 24, 28))
+        draw.text((x0 + pad, pad + pad), text, fill="white", font=font)
+
+
+def _enlarge(image: Image.Image, side: int = MIN_PANEL_SIDE) -> Image.Image:
     """Blow small images (the demo model's) up by a whole factor so labels and parts stay readable."""
-    factor = -(-MIN_PANEL_SIDE // image.width)
+    factor = -(-side // image.width)
     if factor <= 1:
         return image
     return image.resize((image.width * factor, image.height * factor), Image.NEAREST)

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..analysis.callouts import (
     Annotation,
+    CalloutRow,
     annotate,
     annotate_parts,
     default_output_path,
@@ -69,6 +70,22 @@ def board_callouts(image: Image.Image, plan: BoardPlan) -> Annotation:
     """Numbered callouts and the parts list, one per planned part, in the plan's order. An
     image resized since it was made (its metadata kept) gets the plan's boxes scaled to it."""
     return annotate_parts(image, plan_parts(fitted(plan, image.size), image), plan.part_names())
+
+
+def board_rows(plan: BoardPlan, image: Image.Image) -> list[CalloutRow]:
+    """The plan's parts as an editable callout table (``analysis.callouts.CalloutRow``): named
+    as the catalog names them (the plan knows what each part is), in the plan's order, boxed
+    as placed (fitted to ``image``). Copies keep their "(1 of 2)" after any new name, and the
+    exports carry the parts list's own columns (``CSV_COLUMNS``)."""
+    placed = fitted(plan, image.size)
+    rows = []
+    for planned, part in zip(placed.parts, plan_parts(placed, image), strict=True):
+        tag = label(planned).removeprefix(planned.name).strip()
+        note = " · ".join(n for n in (f"copy {tag.strip('()')}" if tag else "", planned.look) if n)
+        extra = {"copy": planned.copy, "count": planned.count, "look": planned.look}
+        rows.append(CalloutRow(part, planned.name, planned.number, tag=tag, note=note,
+                               extra=extra))  # fmt: skip
+    return rows
 
 
 def fitted(plan: BoardPlan, size: tuple[int, int]) -> BoardPlan:

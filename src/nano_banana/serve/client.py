@@ -12,6 +12,8 @@ from __future__ import annotations
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 
+from PIL import Image
+
 from ..errors import GenerationError, NanoBananaError
 from ..generate.events import GenerationResult, ProgressCallback, ProgressEvent
 from ..generate.spec import EngineSpec
@@ -52,11 +54,16 @@ class RemoteEngine:
             return self._outcome(conn, None)
 
     def generate(
-        self, request: GenerationRequest, progress: ProgressCallback | None = None
+        self,
+        request: GenerationRequest,
+        progress: ProgressCallback | None = None,
+        init_image: Image.Image | None = None,
     ) -> GenerationResult:
-        """One image, made by the server; hanging up (Ctrl+C here) cancels it there."""
+        """One image, made by the server (redrawn from ``init_image`` if given); hanging up
+        (Ctrl+C here) cancels it there."""
+        photo = () if init_image is None else (init_image,)
         with self._connect() as conn:
-            conn.send(("generate", self.info.model, request))
+            conn.send(("generate", self.info.model, request, *photo))
             return self._outcome(conn, progress)
 
     def _connect(self) -> Connection:

@@ -98,12 +98,12 @@ class Server:
         if message[0] != "generate":
             conn.send(("error", GenerationError(f"unknown request {message[0]!r}")))
             return
-        _, model, request = message
+        _, model, request, *photo = message  # a photo follows for image to image
         if model != model_key(self.spec):
             conn.send(("other-model", None))
             return
         try:
-            job = self.pool.submit(JobKind.GENERATE, request)
+            job = self.pool.submit(JobKind.GENERATE, request, init_image=next(iter(photo), None))
         except NanoBananaError as exc:
             conn.send(("error", exc))
             return

@@ -73,10 +73,13 @@ class SessionRates:
         return ordered[len(ordered) // 2]
 
 
-def seconds_left(progress: JobProgress, clock: StepClock, session: SessionRates) -> float | None:
-    """Seconds until the last step, from this job's measured step time or else the session's."""
+def seconds_left(
+    progress: JobProgress, clock: StepClock, session: SessionRates, queued_steps: int = 0
+) -> float | None:
+    """Seconds until the last step, from this job's measured step time or else the session's;
+    ``queued_steps``: the steps of the jobs after it (the other images of one press)."""
     rate = clock.seconds_per_step() or session.typical()
-    return None if rate is None else rate * steps_left(progress)
+    return None if rate is None else rate * (steps_left(progress) + queued_steps)
 
 
 def progress_text(progress: JobProgress, left_s: float | None) -> str:

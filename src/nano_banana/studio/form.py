@@ -6,8 +6,10 @@ place the form's meaning lives) and ``from_record`` puts a saved image's
 settings back ("reuse settings", by ``generate.reproduce``'s rules, as
 ``generate --from``) and ``changes`` says in words what that changed. The seed is
 a number with a lock: locked, every image uses it; unlocked, every image draws a
-new one (and the form then shows the seed drawn). Defaults come from
-``settings.DEFAULTS``.
+new one (and the form then shows the seed drawn). One press makes ``f_count``
+images, each its own job: seeds counting up from a locked one, or each drawn anew
+(``to_requests``). With a photo, every image redraws it at ``f_photo_strength``.
+Defaults come from ``settings.DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from ..gallery.record import GenerationRecord
 from ..generate.jobs import JobKind
 from ..generate.reproduce import request_from_record, reused_lora_names
 from ..generate.sheets import LORA_STRENGTHS
-from ..settings import DEFAULTS, MAX_SEED, GenerationRequest, LoraWeight, Sampler, draw_seed
+from ..settings import (
+    DEFAULTS,
+    MAX_SEED,
+    PHOTO_STRENGTH,
+    GenerationRequest,
+    LoraWeight,
+    Sampler,
+    draw_seed,
+)
 from .service import NO_LORA
 
 CUSTOM_SIZE = "Custom"
@@ -42,6 +52,9 @@ MODES = {
 }
 # A sweep here shows the three strengths; "Base vs LoRA" shows the LoRA off.
 SWEEP_SCALES = LORA_STRENGTHS
+# Images one press may make: each is a job in the line every browser shares, so a batch
+# holds the workers for that many images; 8 fills a 4x2 grid, as other studios offer.
+MAX_IMAGES_PER_CLICK = 8
 SCALE_HINT = "Lower (0.6): closer to the base model, looser parts. Higher (1.0): strict layout, less natural."
 
 
@@ -82,6 +95,8 @@ class FormValues:
     f_parts_prompt: str = ""  # the prompt f_parts was listed for: another object starts afresh
     f_explode: float = DEFAULTS.explode
     f_strength: float | None = DEFAULTS.strength  # None: the unifying pass's own strength
+    f_count: int = 1  # images per press (single-image output only)
+    f_photo_strength: float = PHOTO_STRENGTH  # how much of an uploaded photo is redrawn
 
     @classmethod
     def starting_from(cls, request: GenerationRequest) -> FormValues:
@@ -118,15 +133,37 @@ class FormValues:
             return sizes[self.f_size]
         return int(self.f_width), int(self.f_height)
 
-    def to_request(self, sizes: dict[str, tuple[int, int]], lora: str | None) -> GenerationRequest:
-        """The request this form describes; ``lora`` is the resolved adapter name or None.
+    @property
+    def images_per_click(self) -> int:
+        """Images a press makes: ``f_count`` for single images; a comparison or a sweep is
+        one job whatever the count."""
+        if self.kind is not JobKind.GENERATE:
+            return 1
+        return min(max(1, int(self.f_count)), MAX_IMAGES_PER_CLICK)
+
+    def to_requests(
+        self, sizes: dict[str, tuple[int, int]], lora: str | None, photo: bool = False
+    ) -> list[GenerationRequest]:
+        """One request per image of a press: a locked seed counts up (seed, seed+1, ...), an
+        unlocked one is drawn anew for each image when it is queued."""
+        first = self.to_request(sizes, lora, photo)
+        count = self.images_per_click
+        if first.seed is None:
+            return [first] * count
+        return [replace(first, seed=(first.seed + i) % (MAX_SEED + 1)) for i in range(count)]
+
+    def to_request(
+        self, sizes: dict[str, tuple[int, int]], lora: str | None, photo: bool = False
+    ) -> GenerationRequest:
+        """The request this form describes; ``lora`` is the resolved adapter name or None;
+        ``photo``: the image redraws an uploaded photo at ``f_photo_strength``.
 
         A blank prompt is refused: the box's grey placeholder looks like input but is none.
         """
         if not self.f_prompt.strip():
             raise InvalidSettingError(EMPTY_PROMPT)
         width, height = self.size(sizes)
-        return GenerationRequest(
+        request = GenerationRequest(
             prompt=self.f_prompt,
             preset=self.f_preset,
             negative_prompt=self.f_negative.strip() or None,
@@ -140,6 +177,9 @@ class FormValues:
             seed=int(self.f_seed) if self.f_seed_lock else None,
             **self.board_settings(),
         )
+        # With a photo the strength is how much of it is redrawn (a board takes no photo:
+        # the queue refuses the pair in words)
+        return replace(request, strength=float(self.f_photo_strength)) if photo else request
 
     def board_settings(self) -> dict:
         """The request's board fields; none without board mode, so a plain image's record
@@ -156,12 +196,17 @@ class FormValues:
         record: GenerationRecord,
         sizes: dict[str, tuple[int, int]],
         loaded: list[str],
+        current: FormValues | None = None,
     ) -> FormValues:
         """The form that remakes ``record``'s image: same seed, locked, as a single image.
 
         The form holds one LoRA: the first the image used that is loaded now, else none.
+        What a record does not hold stays as in ``current``: the number of images per
+        press, and the photo strength when the image did not start from a photo.
         """
+        current = current or cls()
         req = request_from_record(record)
+        photo = record.init_image is not None and req.strength is not None
         by_size = {size: label for label, size in sizes.items()}
         lora = next(iter(reused_lora_names(record, loaded)), NO_LORA)
         return cls(
@@ -184,7 +229,9 @@ class FormValues:
             f_parts=req.parts or "",
             f_parts_prompt=req.prompt,
             f_explode=float(req.explode),
-            f_strength=req.strength,
+            f_strength=req.strength if req.compose else None,  # a photo's is not the board's
+            f_count=current.f_count,
+            f_photo_strength=float(req.strength) if photo else current.f_photo_strength,
         )
 
     def changes(
@@ -231,6 +278,8 @@ _CHANGE_WORDS = {
     "f_explode": lambda f, _: f"explode {f.f_explode:g}" if f.f_compose else "",
     "f_strength": lambda f, _: f"unifying strength {f.f_strength:g}"
     if f.f_compose and f.f_strength is not None else "",
+    "f_count": lambda f, _: f"{f.f_count} image{'s' if f.f_count != 1 else ''} per press",
+    "f_photo_strength": lambda f, _: f"photo strength {f.f_photo_strength:g}",
 }  # fmt: skip
 
 

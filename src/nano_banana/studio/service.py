@@ -19,19 +19,22 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image
 
 from ..atomic import write_bytes
 from ..errors import LoraError, NanoBananaError
 from ..gallery.store import Gallery
-from ..generate.jobs import JobQueue
+from ..generate.jobs import Job, JobQueue
 from ..generate.launch import launcher_for
 from ..generate.pool import PoolConfig, WorkerPool
 from ..generate.sheets import LORA_STRENGTHS
 from ..lora.load import LoraFile, adapter_name_for
 from ..prompt.presets import Preset
+from ..settings import GenerationRequest
 from .config import StudioConfig
 from .sessions import Ledger
 
@@ -109,13 +112,33 @@ class Studio:
 
     # --- jobs and sessions ---------------------------------------------------------
 
-    def submit(self, kind, request, sweep_values=(), client: str | None = None):
+    def submit(self, kind, request, sweep_values=(), client: str | None = None, init_image=None):
         """Queue a job for ``client`` (a browser): cancelled if the client leaves for good."""
-        job = self.queue.submit(kind, request, sweep_values=sweep_values or LORA_STRENGTHS)
-        self.sessions.own_job(client, job)
-        for lora in request.loras or ():
-            self.sessions.touch(lora.name)
-        return job
+        return self.submit_batch(kind, [request], sweep_values, client, init_image)[0]
+
+    def submit_batch(
+        self,
+        kind,
+        requests: Sequence[GenerationRequest],
+        sweep_values=(),
+        client: str | None = None,
+        init_image: Image.Image | None = None,
+    ) -> tuple[Job, ...]:
+        """Queue one Generate's jobs for ``client``, all or none (a refusal cancels the ones
+        already queued); every job redraws ``init_image`` if given (image to image)."""
+        sweep = sweep_values or LORA_STRENGTHS
+        jobs: list[Job] = []
+        try:
+            for request in requests:
+                jobs.append(self.queue.submit(kind, request, sweep, init_image=init_image))
+        except BaseException:
+            for job in reversed(jobs):
+                job.cancel()
+            raise
+        self.sessions.own_batch(client, jobs)
+        for lora in {lw.name for request in requests for lw in request.loras or ()}:
+            self.sessions.touch(lora)
+        return tuple(jobs)
 
     def _sweep_departed(self) -> None:
         """Every few seconds: cancel the jobs and unload the uploads of clients that left."""

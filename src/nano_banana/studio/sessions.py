@@ -1,15 +1,17 @@
-"""Who owns what in a shared studio: each browser's jobs and uploaded LoRAs.
+"""Who owns what in a shared studio: each browser's jobs, images, form and uploaded LoRAs.
 
 A browser is a *client*: an id kept in its page address, so a reload (a new
 Streamlit session) is still the same client. The ledger remembers which sessions
 each client has had, which jobs it submitted and which LoRAs it uploaded.
 
-It answers three questions for ``Studio``:
+It answers these questions for ``Studio`` and the Create page:
 - which uploaded LoRAs a client may see (its own; uploads are private),
 - which clients have left (no live session for ``grace_s``): their waiting and
   running jobs are cancelled and their uploads unloaded, so a closed tab no
   longer holds the queue or the workers' memory,
-- which uploads to unload when there are more than the cap (least recently used).
+- which uploads to unload when there are more than the cap (least recently used),
+- what a reloaded page shows again: the jobs of the client's last Generate
+  (``last_batch``), its earlier images (``history``) and its form (``last_form``).
 
 Nothing here imports Streamlit: whether a session is live is a callable the app
 hands in, so tests can drive the ledger directly.
@@ -19,11 +21,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from ..gallery.store import GalleryEntry
 
 DEPARTED_GRACE_S = 20.0  # a reload takes a second or two; a closed tab does not come back
+# Earlier images a client's page lists after a reload: enough to find this sitting's work
+# again at a glance (older ones are in the Gallery), few enough to draw as thumbnails.
+HISTORY_CAP = 50
+
+
+@dataclass(frozen=True)
+class PastImage:
+    """One finished image of a client's earlier jobs, as the gallery keeps it.
+
+    Only the gallery entry is kept (a path and the record), not the job's pixels: a
+    client's history costs kilobytes, and the page reads the images from the gallery.
+    """
+
+    entry: GalleryEntry
+    job_id: str
+    label: str  # the job's caption of the image: "image", or a compare / sweep panel's
 
 
 @dataclass
@@ -39,6 +60,10 @@ class _Client:
     sessions: set[str] = field(default_factory=set)
     jobs: list = field(default_factory=list)  # Job objects, unfinished ones matter
     last_seen: float = field(default_factory=time.monotonic)
+    batch: tuple = ()  # the jobs of the last Generate: what a reloaded page shows again
+    earlier: list = field(default_factory=list)  # earlier batches' jobs, not yet finished
+    past: list[PastImage] = field(default_factory=list)  # their images, oldest first
+    form: dict[str, Any] | None = None  # the form of the last Generate, as session state
 
 
 class Ledger:
@@ -64,11 +89,26 @@ class Ledger:
                 entry.sessions.add(session)
 
     def own_job(self, client: str | None, job) -> None:
+        self.own_batch(client, (job,))
+
+    def own_batch(self, client: str | None, jobs: Sequence) -> None:
+        """The jobs of one Generate of ``client``: its new last batch; the one before it
+        goes to the history."""
         if client is None:
             return
         with self._lock:
             entry = self._clients.setdefault(client, _Client())
-            entry.jobs = [j for j in entry.jobs if not j.status.finished] + [job]
+            entry.jobs = [j for j in entry.jobs if not j.status.finished] + list(jobs)
+            entry.earlier += entry.batch
+            entry.batch = tuple(jobs)
+            _settle(entry)
+
+    def remember_form(self, client: str | None, values: Mapping[str, Any]) -> None:
+        """The form (session-state keys and values) ``client`` last generated with."""
+        if client is None:
+            return
+        with self._lock:
+            self._clients.setdefault(client, _Client()).form = dict(values)
 
     def own_upload(self, client: str | None, name: str, path: Path) -> None:
         with self._lock:
@@ -85,6 +125,27 @@ class Ledger:
             return self._uploads.pop(name, None)
 
     # --- answering ---------------------------------------------------------------------
+
+    def last_batch(self, client: str) -> tuple:
+        """The jobs of ``client``'s last Generate (running or finished), or ()."""
+        with self._lock:
+            entry = self._clients.get(client)
+            return () if entry is None else entry.batch
+
+    def history(self, client: str) -> list[PastImage]:
+        """``client``'s finished images before its last batch, newest first (at most
+        ``HISTORY_CAP``); failed and cancelled jobs, and images not in the gallery, leave none."""
+        with self._lock:
+            entry = self._clients.get(client)
+            if entry is None:
+                return []
+            _settle(entry)
+            return entry.past[::-1]
+
+    def last_form(self, client: str) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._clients.get(client)
+            return None if entry is None or entry.form is None else dict(entry.form)
 
     def in_use(self) -> set[str]:
         """LoRAs the unfinished jobs name (a job naming none uses every loaded one)."""
@@ -136,3 +197,17 @@ class Ledger:
         if entry.sessions:
             entry.last_seen = time.monotonic()
         return bool(entry.sessions)
+
+
+def _settle(entry: _Client) -> None:
+    """Earlier jobs that have finished become their images in the capped history."""
+    waiting = []
+    for job in entry.earlier:
+        if not job.status.finished:
+            waiting.append(job)
+        elif job.result is not None:
+            entry.past += [
+                PastImage(i.entry, job.id, i.label) for i in job.result.images if i.entry
+            ]
+    entry.earlier = waiting
+    del entry.past[:-HISTORY_CAP]

@@ -3,8 +3,9 @@
 The form's part: the "Parts-first board" switch, the parts list as an editable
 table (pre-filled from the parts catalog's entry for the object in the prompt),
 the explode slider for exploded views and the unifying pass's strength. The
-panel: the board's check, its numbered parts list, callouts and a CSV, all from
-the plan saved with the image (``parts.labels``).
+panel: the board's check, its numbered parts list, and the callout editor on
+the plan's parts (names, order, CSV/JSON), all from the plan saved with the
+image (``parts.labels``).
 """
 
 from __future__ import annotations
@@ -19,21 +20,21 @@ from ..errors import CatalogError
 from ..gallery.record import GenerationRecord
 from ..parts.catalog import MAX_COUNT, CatalogObject, find_object, load_catalog
 from ..parts.labels import (
+    CSV_COLUMNS,
     NOT_IN_CATALOG,
     TABLE_COLUMNS,
-    board_callouts,
-    parts_csv,
+    board_rows,
     plan_of,
     table_parts,
     table_rows,
 )
-from ..parts.plan import BoardPlan, label
+from ..parts.plan import label
 from ..settings import UNIFY_STRENGTH, field_bounds, field_help
 from .service import Studio
-from .ui_common import plain, png_data, setting_slider
+from .ui_callouts import callout_editor
+from .ui_common import plain, setting_slider
 
 EXPLODED = "exploded"  # the board layout the explode slider moves
-CALLOUTS_KEPT = 4  # callouts images a session keeps drawn
 
 
 # --- the form's board controls -----------------------------------------------------------------
@@ -148,7 +149,8 @@ def _start_rows(obj: CatalogObject | None) -> list[dict]:
 
 
 def board_panel(record: GenerationRecord, image: Image.Image, key: str, stem: str) -> None:
-    """A board's check, numbered parts list, callouts and downloads; nothing for other images."""
+    """A board's check, numbered parts list and callout editor (with the parts list's CSV and
+    JSON); nothing for other images."""
     try:
         plan = plan_of(record)
     except CatalogError as exc:  # an image made by another version, or edited by hand
@@ -161,27 +163,8 @@ def board_panel(record: GenerationRecord, image: Image.Image, key: str, stem: st
     lines = [f"{p.number}. {plain(label(p))}" + (f" :gray[· {plain(p.look)}]" if p.look else "")
              for p in plan.parts]  # fmt: skip
     st.markdown("\n".join(lines))
-    callouts = _callouts(image, plan, key)
-    st.image(callouts, caption="Callouts from the board's plan", width="stretch")
-    downloads = (
-        ("Download parts list (CSV)", parts_csv(plan), "_parts.csv", "text/csv", ":material/table:"),
-        ("Download callouts PNG", png_data(callouts), "_annotated.png", "image/png",
-         ":material/download:"),
-    )  # fmt: skip
-    for column, (text, data, suffix, mime, icon) in zip(st.columns(2), downloads, strict=True):
-        column.download_button(text, data, file_name=stem + suffix, mime=mime, icon=icon,
-                               key=f"board{suffix}_{key}", on_click="ignore")  # fmt: skip
-
-
-def _callouts(image: Image.Image, plan: BoardPlan, key: str) -> Image.Image:
-    """The callouts image, drawn once per board shown (not on every rerun); a session keeps the
-    last few (a sweep's three boards), not every board it ever made."""
-    drawn: dict = st.session_state.setdefault("board_callouts", {})
-    if key not in drawn:
-        while len(drawn) >= CALLOUTS_KEPT:
-            drawn.pop(next(iter(drawn)))
-        drawn[key] = board_callouts(image, plan).image
-    return drawn[key]
+    st.caption("Callouts from the board's plan: rename, reorder or hide parts in the table.")
+    callout_editor(image, board_rows(plan, image), f"board_{key}", stem, CSV_COLUMNS)
 
 
 def _check(board: dict) -> None:

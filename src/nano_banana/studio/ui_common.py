@@ -109,26 +109,31 @@ def reuse_record(
     """Put ``record``'s settings into the Create form and say what that changed.
 
     ``source`` names the image ("gallery image #12"). The session's finished result is
-    put away unless it is that image: a result beside other settings reads as theirs.
+    put away unless it holds that image: a result beside other settings reads as theirs.
     """
     sizes = size_presets(studio.native_size)
     before = FormValues.from_state(st.session_state)
-    after = FormValues.from_record(record, sizes, list(studio.queue.loras()))
+    after = FormValues.from_record(record, sizes, list(studio.queue.loras()), before)
     set_form(after)
     st.session_state.pop("submit_error", None)  # about the settings just replaced
-    job = st.session_state.get("job")
-    if job is not None and job.status.finished and not _made(job, record):
-        st.session_state.pop("job")
+    st.session_state.pop("shown_entry", None)  # a history image shown instead of the result
+    jobs = st.session_state.get("jobs", ())
+    if jobs and all(j.status.finished for j in jobs) and not _made(jobs, record):
+        st.session_state.pop("jobs")
+    if record.init_image is not None and st.session_state.get("photo") is None:
+        photo = record.init_image
+        notes = (*notes, f"it started from a {photo.width}×{photo.height} photo: add it under "
+                 "'Start from a photo' to redraw it, or it is drawn from noise")  # fmt: skip
     titles = {key: preset.title for key, preset in studio.presets.items()}
     said = after.changes(before, sizes, titles)
     message = f"Settings of {source} loaded: {', '.join(said)}."
     flash("success", " ".join([message, *(f"Note: {note}." for note in notes)]))
 
 
-def _made(job, record: GenerationRecord) -> bool:
-    """Whether ``job``'s result holds the image ``record`` describes."""
-    result = job.result
-    return result is not None and any(i.result.record == record for i in result.images)
+def _made(jobs, record: GenerationRecord) -> bool:
+    """Whether the result of one of ``jobs`` holds the image ``record`` describes."""
+    results = [job.result for job in jobs if job.result is not None]
+    return any(i.result.record == record for result in results for i in result.images)
 
 
 def flash(kind: str, text: str) -> None:
@@ -178,6 +183,32 @@ def setting_number(
         disabled=disabled,
         on_change=on_change,
         help=field_help(field),
+    )
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def thumbnail(path: str, sha256: str, side: int) -> bytes | None:
+    """A small PNG of the image file at ``path`` (``sha256`` keys the cache to its bytes);
+    None when it is gone or unreadable. Display only: downloads send the original file."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+    except (OSError, ValueError):
+        return None
+    image.thumbnail((side, side))
+    return png_data(image)
+
+
+def download_saved(where, entry, data: bytes, key: str) -> None:
+    """The Download button of a gallery image: the saved file's bytes under its own name."""
+    where.download_button(
+        "Download PNG",
+        data,
+        file_name=entry.path.name,
+        mime="image/png",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
     )
 
 

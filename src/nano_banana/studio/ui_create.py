@@ -3,8 +3,10 @@
 Widgets only fill ``FormValues``; the action area (``ui_job``) at the top of the
 right column holds the seed lock and Generate, and shows right under them what
 a press did: a refusal, the queue place, progress and preview, Cancel. The
-result follows below it. With the demo model, the page says which objects it
-can draw and offers only examples it can draw.
+result follows below it (a grid when a press made several images), then this
+browser's earlier images (``ui_history``, which also brings the page back after
+a reload). With the demo model, the page says which objects it can draw and
+offers only examples it can draw.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from ..generate.jobs import Job, JobImage, JobKind, JobStatus
 from ..generate.spec import EngineSpec
 from ..settings import GenerationRequest, Sampler, draw_seed, field_help
 from .demo_limits import DemoObjects, demo_objects_for, unknown_object_note
-from .form import CUSTOM_SIZE, MODES, SCALE_HINT, SWEEP_SCALES, FormValues, size_presets
+from .form import (
+    CUSTOM_SIZE,
+    MAX_IMAGES_PER_CLICK,
+    MODES,
+    SCALE_HINT,
+    SWEEP_SCALES,
+    FormValues,
+    size_presets,
+)
 from .service import NO_LORA, Studio
 from .ui_board import board_controls, board_panel
 from .ui_common import (
@@ -32,13 +42,18 @@ from .ui_common import (
     show_settings,
     studio_or_stop,
 )
-from .ui_job import action_area
+from .ui_history import history_strip, restore_session, shown_image
+from .ui_job import action_area, session_jobs
+from .ui_photo import photo_controls
 from .ui_tools import render_tools
+
+GRID_COLUMNS = 4  # a press's images per row: 8 (the most) make two rows
 
 
 def render() -> None:
     studio = studio_or_stop()
     sizes = size_presets(studio.native_size)
+    restore_session(studio)
     _init_form(studio, sizes)
     st.markdown("### Create")
     st.caption(
@@ -50,7 +65,9 @@ def render() -> None:
         _form(studio, sizes)
     with right:
         action_area(studio, sizes)
-        _output(studio)
+        if not shown_image(studio):
+            _output(studio)
+        history_strip(studio)
 
 
 def _init_form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
@@ -103,8 +120,21 @@ def _form(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
         )
     elif form.kind is JobKind.COMPARE:
         st.caption("The base model alone beside base + LoRA, same seed.")
+    single = form.kind is JobKind.GENERATE
+    st.number_input(
+        "Images",
+        min_value=1,
+        max_value=MAX_IMAGES_PER_CLICK,
+        step=1,
+        key="f_count",
+        disabled=not single,
+        help="Images one press makes, each with its own seed: counting up from a locked "
+        "seed, drawn anew when unlocked."
+        + ("" if single else " A comparison or a sweep is one set per press."),
+    )
     board_controls(studio)
     _lora_controls(studio)
+    photo_controls()
     with st.expander("Sampling and size", expanded=False):
         _sampling_controls(studio, sizes)
 
@@ -243,18 +273,20 @@ def _sampling_controls(studio: Studio, sizes: dict[str, tuple[int, int]]) -> Non
 
 
 def _output(studio: Studio) -> None:
-    """The finished job's result or its end; a running job is shown by the action area."""
-    job: Job | None = st.session_state.get("job")
-    if job is None:
+    """The last press's result or its end; running jobs are shown by the action area."""
+    jobs = session_jobs()
+    if not jobs:
         _empty_state()
-    elif not job.status.finished:
+    elif not all(job.status.finished for job in jobs):
         return
-    elif job.status is JobStatus.DONE:
-        _result(studio, job)
-    elif job.status is JobStatus.CANCELLED:
+    elif len(jobs) > 1:
+        _batch(studio, jobs)
+    elif jobs[0].status is JobStatus.DONE:
+        _result(studio, jobs[0])
+    elif jobs[0].status is JobStatus.CANCELLED:
         st.info("Cancelled. Change the settings or press Generate again.")
     else:
-        st.error(f"Generation failed: {plain(job.error)}")
+        st.error(f"Generation failed: {plain(jobs[0].error)}")
 
 
 def _empty_state() -> None:
@@ -270,17 +302,49 @@ def _empty_state() -> None:
 # --- the result ---------------------------------------------------------------------------
 
 
+def _batch(studio: Studio, jobs: tuple[Job, ...]) -> None:
+    """A press's images as a grid, each with its seed and download; what did not finish is
+    said; then the details (settings, reuse, tools) of the image picked below the grid."""
+    done = [job for job in jobs if job.status is JobStatus.DONE]
+    cancelled = sum(job.status is JobStatus.CANCELLED for job in jobs)
+    failed = [job for job in jobs if job.status is JobStatus.FAILED]
+    if cancelled:
+        st.info(f"{cancelled} of {len(jobs)} images cancelled.")
+    if failed:
+        st.error(f"{len(failed)} of {len(jobs)} images failed: {plain(failed[0].error)}")
+    for warning in dict.fromkeys(w for job in done for w in job.result.warnings):
+        st.warning(plain(warning))
+    for start in range(0, len(done), GRID_COLUMNS):
+        row = done[start : start + GRID_COLUMNS]
+        for column, job in zip(st.columns(GRID_COLUMNS), row, strict=False):
+            with column:
+                _image_card(job, 0, job.result.images[0], _seed_caption(job))
+    if not done:
+        return
+    picked = st.selectbox(
+        "Settings and tools of",
+        range(len(done)),
+        format_func=lambda i: _seed_caption(done[i]),
+        key=f"batch_pick_{jobs[0].id}",
+    )
+    _details(studio, done[picked])
+
+
+def _seed_caption(job: Job) -> str:
+    return f"Seed {job.result.images[0].result.record.request.seed}"
+
+
 def _result(studio: Studio, job: Job) -> None:
     result = job.result
     for warning in result.warnings:
         st.warning(plain(warning))
     images = result.images
     if len(images) == 1:
-        _image_card(job, 0, images[0], wide=True)
+        _image_card(job, 0, images[0], _seed_caption(job))
     else:
         for i, (col, image) in enumerate(zip(st.columns(len(images)), images, strict=True)):
             with col:
-                _image_card(job, i, image, wide=False)
+                _image_card(job, i, image, image.label)
         st.download_button(
             "Download side-by-side sheet",
             png_data(result.sheet),
@@ -290,6 +354,12 @@ def _result(studio: Studio, job: Job) -> None:
             on_click="ignore",
             icon=":material/download:",
         )
+    _details(studio, job)
+
+
+def _details(studio: Studio, job: Job) -> None:
+    """Below a job's images: its boards, settings, Reuse and the layout tools."""
+    images = job.result.images
     _boards(job, images)
     last = images[-1]
     record = last.result.record
@@ -304,8 +374,9 @@ def _result(studio: Studio, job: Job) -> None:
     render_tools(job, images)
 
 
-def _image_card(job: Job, index: int, image: JobImage, wide: bool) -> None:
-    caption = image.label if not wide else f"Seed {image.result.record.request.seed}"
+def _image_card(job: Job, index: int, image: JobImage, caption: str) -> None:
+    if image.result.record.init_image is not None:
+        caption += " · from the photo"
     st.image(image.result.image, caption=caption, width="stretch")
     name = _file_name(job, index, image)
     st.download_button(

@@ -1,9 +1,9 @@
 """The Gallery page: the same persistent gallery as the CLI, newest first.
 
-Search by prompt, filter by scenario, open an image for all its metadata (and
-a board's check, parts list, callouts and CSV), download the saved file's own
-bytes, reuse its settings, delete it (after a confirmation), or download a
-selection as a zip.
+Search by prompt, filter by scenario, open an image for all its metadata, the
+layout tools a Create page result has (analysis, the callout editor; a board's
+check and parts list from its plan), download the saved file's own bytes, reuse
+its settings, delete it (after a confirmation), or download a selection as a zip.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..generate.reproduce import model_differences
 from .service import Studio
 from .ui_board import board_panel
 from .ui_common import (
+    download_saved,
     flash,
     plain,
     png_data,
@@ -28,6 +29,7 @@ from .ui_common import (
     show_settings,
     studio_or_stop,
 )
+from .ui_tools import image_tools
 
 PAGE_SIZE = 24
 COLUMNS = 4
@@ -168,22 +170,14 @@ def _detail(studio: Studio, entry_id: int) -> None:
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.image(data, width="stretch")
-        _board(entry, data)
+        _layout_tools(entry, data)
     with right:
         st.markdown(f"**{plain(entry.prompt.strip() or '(empty prompt)')}**")
         st.caption(
             f"#{entry.id} · saved {entry.saved[:19].replace('T', ' ')} · `{entry.path.name}`"
         )
         _facts(entry)
-        st.download_button(
-            "Download PNG",
-            data,
-            file_name=entry.path.name,
-            mime="image/png",
-            key=f"g_dl_{entry.id}",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        download_saved(st, entry, data, f"g_dl_{entry.id}")
         if st.button(
             "Reuse settings",
             key=f"g_reuse_{entry.id}",
@@ -214,15 +208,23 @@ def _facts(entry: GalleryEntry) -> None:
     show_settings(record)
 
 
-def _board(entry: GalleryEntry, data: bytes) -> None:
-    """A parts-first board's check, parts list, callouts and CSV, from its saved plan."""
+def _layout_tools(entry: GalleryEntry, data: bytes) -> None:
+    """A parts-first board's check, parts list and callout editor (from its saved plan), then
+    the layout tools of a Create page result, on the saved image itself."""
     try:
         record = entry.generation_record()
     except (NanoBananaError, KeyError, TypeError, ValueError):
-        return  # _facts says why
-    if record.board is not None:
-        with Image.open(io.BytesIO(data)) as image:
-            board_panel(record, image.convert("RGB"), f"g_{entry.id}", entry.path.stem)
+        record = None  # _facts says why; the pixels can still be analysed
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            image = opened.convert("RGB")
+    except (OSError, ValueError):
+        return  # the picture above already shows what the browser makes of it
+    key = f"g_{entry.id}"
+    if record is not None and record.board is not None:
+        board_panel(record, image, key, entry.path.stem)
+    st.markdown("**Layout tools**")
+    image_tools(image, record, key, entry.path.stem)
 
 
 def _reuse(studio: Studio, entry: GalleryEntry) -> None:

@@ -6,6 +6,10 @@ a bad setting), the queue place, progress with an estimate from measured step
 times, the rough preview and Cancel. Generate and Cancel act in callbacks, which
 run before the page is drawn: Generate is already disabled when the page shows
 the job, and Cancel already says "Cancelling…".
+
+A press queues one job per image (``FormValues.to_requests``); the session keeps
+them as ``jobs``, and the studio's ledger keeps them for the browser, so a reload
+shows them again. Progress names the image ("image 2 of 4") and Cancel stops all.
 """
 
 from __future__ import annotations
@@ -28,13 +32,13 @@ PREVIEW_WIDTH = 256  # px: the rough preview is a hint of the picture, not the p
 
 
 def action_area(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
-    """Seed lock, Generate, then this session's messages and its running job."""
+    """Seed lock, Generate, then this session's messages and its running jobs."""
     _seed_lock()
-    running = active_job()
+    running = running_jobs()
     st.button(
         "Generating…" if running else "Generate",
         type="primary",
-        disabled=running is not None,
+        disabled=bool(running),
         width="stretch",
         key="generate",
         on_click=_submit,
@@ -42,14 +46,19 @@ def action_area(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
     )
     show_flash()
     _submit_error()
-    if running is not None:
+    if running:
         _watch(running)
 
 
-def active_job() -> Job | None:
-    """This session's job while it is queued or running."""
-    job = st.session_state.get("job")
-    return job if job is not None and not job.status.finished else None
+def session_jobs() -> tuple[Job, ...]:
+    """The jobs of this session's last press (one per image), finished or not."""
+    return tuple(st.session_state.get("jobs", ()))
+
+
+def running_jobs() -> tuple[Job, ...]:
+    """The last press's jobs while any of them is queued or running, else ()."""
+    jobs = session_jobs()
+    return jobs if any(not job.status.finished for job in jobs) else ()
 
 
 # --- the seed lock ------------------------------------------------------------------------------
@@ -105,7 +114,7 @@ def _set_seed(change) -> None:
 
 
 def _submit(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
-    """Generate's callback: check the form, queue the job, show the seed it drew."""
+    """Generate's callback: check the form, queue a job per image, show the first seed drawn."""
     state = st.session_state
     state.pop("submit_error", None)
     state.pop("cancelling", None)
@@ -113,20 +122,23 @@ def _submit(studio: Studio, sizes: dict[str, tuple[int, int]]) -> None:
     if form.f_compose and "parts_error" in state:  # the parts table's own message
         state.submit_error = (state.parts_error, form)
         return
+    photo = state.get("photo")
     try:
         lora = studio.resolve_lora(form.f_lora, client_id())
-        request = form.to_request(sizes, lora)
-        if request.compose:  # the board's layout and parts, checked now rather than in the queue
-            studio.config.engine.check_request(request)
-        job = studio.submit(form.kind, request, SWEEP_SCALES, client=client_id())
+        requests = form.to_requests(sizes, lora, photo=photo is not None)
+        if requests[0].compose:  # the board's layout and parts, checked now, not in the queue
+            studio.config.engine.check_request(requests[0])
+        jobs = studio.submit_batch(form.kind, requests, SWEEP_SCALES, client_id(), photo)
     except NanoBananaError as exc:
         state.submit_error = (str(exc), form)
         return
     except concurrent.futures.TimeoutError:
         state.submit_error = ("loading the LoRA timed out; try again", form)
         return
-    state.job = job
-    state.f_seed = job.request.seed  # unlocked: the seed just drawn, ready to lock
+    state.jobs = jobs
+    state.pop("shown_entry", None)  # the new result, not an earlier image, is shown next
+    state.f_seed = jobs[0].request.seed  # unlocked: the seed just drawn, ready to lock
+    studio.sessions.remember_form(client_id(), FormValues.from_state(state).to_state())
 
 
 def _submit_error() -> None:
@@ -145,41 +157,62 @@ def _submit_error() -> None:
 
 
 @st.fragment(run_every=POLL_S)
-def _watch(job: Job) -> None:
-    """Queue place or progress with a preview, redrawn until the job ends."""
-    if job.status.finished:
-        remember_speed(job)
+def _watch(jobs: tuple[Job, ...]) -> None:
+    """Queue place or progress of the press's first unfinished job, with a preview, redrawn
+    until every job has ended ("image k of n" when the press made several)."""
+    _remember_finished(jobs)
+    unfinished = [job for job in jobs if not job.status.finished]
+    if not unfinished:
         st.rerun()
-    cancelling = st.session_state.get("cancelling") == job.id
+    job = unfinished[0]
+    done, count = len(jobs) - len(unfinished), len(jobs)
+    which = f"Image {done + 1} of {count} · " if count > 1 else ""
+    cancelling = st.session_state.get("cancelling") == jobs[0].id
     progress = job.progress
     if cancelling:
-        st.progress(progress.fraction if progress else 0.0, text="Cancelling…")
+        fraction = (done + (progress.fraction if progress else 0.0)) / count
+        st.progress(fraction, text="Cancelling…")
     elif job.status is JobStatus.QUEUED or progress is None:
         position = job.position
         ahead = f"{position - 1} job(s) ahead of yours" if position and position > 1 else "next"
         text = f"Waiting in the queue: #{position} ({ahead})" if position else "Starting…"
-        st.progress(0.0, text=text)
+        st.progress(done / count, text=which + text)
     else:
         clock = _clock(job)
         clock.see(progress)
-        left = seconds_left(progress, clock, _rates())
-        st.progress(progress.fraction, text=progress_text(progress, left))
+        queued = len(unfinished) - 1  # images after this one, as many steps each
+        left = seconds_left(progress, clock, _rates(), queued * progress.images * progress.total)
+        text = which + progress_text(progress, left)
+        st.progress((done + progress.fraction) / count, text=text)
     preview = job.preview
     if preview is not None:
         st.image(preview, caption="Rough preview", width=PREVIEW_WIDTH)
     st.button(
-        "Cancelling…" if cancelling else "Cancel",
+        "Cancelling…" if cancelling else ("Cancel all" if count > 1 else "Cancel"),
         key="cancel",
         on_click=_cancel,
-        args=(job,),
+        args=(jobs,),
         disabled=cancelling,
         icon=":material/stop_circle:",
     )
 
 
-def _cancel(job: Job) -> None:
-    st.session_state.cancelling = job.id  # said at once; the job stops at its next step
-    job.cancel()
+def _cancel(jobs: tuple[Job, ...]) -> None:
+    """Cancel every job of the press: the waiting ones first, so that none starts as the
+    running one stops."""
+    st.session_state.cancelling = jobs[0].id  # said at once; a job stops at its next step
+    for job in reversed(jobs):
+        job.cancel()
+
+
+def _remember_finished(jobs: tuple[Job, ...]) -> None:
+    """The step time of the job the page last watched, once it has finished."""
+    clock = st.session_state.get("step_clock")
+    if clock is None:
+        return
+    watched = next((job for job in jobs if job.id == clock.job_id), None)
+    if watched is not None and watched.status.finished:
+        remember_speed(watched)
 
 
 def _clock(job: Job) -> StepClock:
