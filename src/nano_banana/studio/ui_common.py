@@ -3,14 +3,10 @@ and the widgets for a request's numeric settings (bounded as ``settings`` says).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
 import re
 import secrets
-import sys
-import threading
 
 import streamlit as st
 from PIL import Image
@@ -72,7 +68,6 @@ def studio_or_stop() -> Studio:
     try:
         studio = _studio_for(StudioConfig.from_env())
         studio.sessions.visit(client_id(), _session_id())
-        yield_cpu_to_workers()
         return studio
     except NanoBananaError as exc:
         st.error(f"The studio could not start: {plain(exc)}")
@@ -81,27 +76,6 @@ def studio_or_stop() -> Studio:
         st.error(f"The studio could not load its model ({type(exc).__name__}: {plain(exc)}).")
     st.stop()
     raise AssertionError("unreachable")  # st.stop() raises
-
-
-PAGE_NICENESS = 10  # page runs yield the CPU to generation: an image never waits on a redraw
-
-
-def yield_cpu_to_workers() -> None:
-    """Lower the priority of the thread running this page (Linux schedules threads one by one).
-
-    Watching a job reruns its page every second; on a machine with few cores those reruns
-    competed with the workers for the CPU (three watchers: 0.25 s waited per 0.65 s image).
-    At a lower priority a rerun takes only what generation leaves; the server's network
-    thread and the workers (or, with ``workers=0``, the generating thread) keep theirs.
-    Other systems: unchanged.
-    """
-    if sys.platform != "linux":
-        return
-    tid = threading.get_native_id()
-    with contextlib.suppress(OSError):  # not allowed here: the page just runs as before
-        target = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + PAGE_NICENESS)
-        if os.getpriority(os.PRIO_PROCESS, tid) < target:
-            os.setpriority(os.PRIO_PROCESS, tid, target)
 
 
 def _session_id() -> str | None:

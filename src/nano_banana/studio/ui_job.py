@@ -23,7 +23,7 @@ from ..generate.jobs import Job, JobStatus
 from .estimates import SessionRates, StepClock, progress_text, seconds_left
 from .form import SWEEP_SCALES, FormValues, new_seed, next_seed
 from .service import Studio
-from .ui_common import client_id, plain, setting_number, show_flash, yield_cpu_to_workers
+from .ui_common import client_id, plain, setting_number, show_flash
 
 POLL_S = 1.0  # how often a waiting page looks at its job. Not faster: at 0.5 s with two pages
 # polling, fragment reruns outran themselves (each one interrupted and restarted), keeping
@@ -160,7 +160,6 @@ def _submit_error() -> None:
 def _watch(jobs: tuple[Job, ...]) -> None:
     """Queue place or progress of the press's first unfinished job, with a preview, redrawn
     until every job has ended ("image k of n" when the press made several)."""
-    yield_cpu_to_workers()  # a fragment rerun may run on a thread of its own
     _remember_finished(jobs)
     unfinished = [job for job in jobs if not job.status.finished]
     if not unfinished:
