@@ -44,8 +44,10 @@ def only_png(folder: Path) -> Path:
     return png
 
 
-def final_prompt(png: Path) -> str:
-    return json.loads(Image.open(png).text["nano_banana"])["prompt_used"]
+def final_prompts(png: Path) -> tuple[str, str]:
+    """The prompt and negative prompt the text encoders got (preset applied), from the record."""
+    record = json.loads(Image.open(png).text["nano_banana"])
+    return record["prompt_used"], record["negative_used"]
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -80,7 +82,7 @@ def main() -> None:
             times["server"].append(
                 run([*cli, "--seed", str(seed), "--out", str(out["server"])], env)
             )
-            prompt = final_prompt(only_png(out["server"]))
+            prompt, negative = final_prompts(only_png(out["server"]))
             plain_png = out["plain script"].with_suffix(".png")
             times["plain script"].append(
                 run(

@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompt", required=True, help="the final prompt (preset applied)")
+    parser.add_argument("--negative", default="", help="the final negative prompt")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -28,13 +29,17 @@ def main() -> None:
     from nano_banana.demo.assets import demo_base_dir, demo_lora_path, demo_settings
 
     settings = demo_settings()
-    pipe = StableDiffusionXLPipeline.from_pretrained(str(demo_base_dir()), use_safetensors=True)
+    pipe = StableDiffusionXLPipeline.from_pretrained(
+        str(demo_base_dir()),
+        torch_dtype=torch.float32,
+        use_safetensors=True,  # CPU: fp32
+    )
     pipe.load_lora_weights(str(demo_lora_path()))
     pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     image = pipe(
         args.prompt,
-        negative_prompt="",
+        negative_prompt=args.negative,
         num_inference_steps=settings.steps,
         guidance_scale=settings.cfg,
         width=settings.width,
