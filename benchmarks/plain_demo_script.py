@@ -39,7 +39,7 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     image = pipe(
         args.prompt,
-        negative_prompt=args.negative,
+        negative_prompt=args.negative or None,  # none: SDXL's zeroed negative, as the engine
         num_inference_steps=settings.steps,
         guidance_scale=settings.cfg,
         width=settings.width,

@@ -142,11 +142,16 @@ def test_cancel_answers_within_a_second_and_the_preview_shows(page):
     sync_api.expect(generate_button(page)).to_be_enabled()
 
 
+def result_caption(page, seed: int | str):
+    """The result's "Seed N" caption (the history strip shows earlier images as buttons)."""
+    return page.get_by_test_id("stImageCaption").get_by_text(f"Seed {seed}", exact=True)
+
+
 def press_and_wait_for_seed(page, old_seed: int | None) -> None:
     """Generate, then wait for the new result (the old one is put away while the job runs)."""
     generate_button(page).click()
     if old_seed is not None:
-        sync_api.expect(page.get_by_text(f"Seed {old_seed}", exact=True)).to_have_count(0)
+        sync_api.expect(result_caption(page, old_seed)).to_have_count(0)
     sync_api.expect(generate_button(page)).to_be_enabled()
     page.get_by_role("button", name="Download PNG").wait_for()
 
@@ -158,7 +163,7 @@ def test_the_seed_lock_is_on_screen_and_keeps_or_draws_the_seed(page):
     page.get_by_role("button", name="Vary").click()
     sync_api.expect(seed_box(page)).to_have_value(str(first + 1))
     sync_api.expect(seed_lock(page)).to_be_checked()  # a varied seed is a seed wanted
-    locked = page.get_by_text(f"Seed {first + 1}", exact=True)  # the result's caption
+    locked = result_caption(page, first + 1)
     press_and_wait_for_seed(page, None)
     sync_api.expect(locked).to_be_visible()
     press_and_wait_for_seed(page, first + 1)
@@ -169,7 +174,7 @@ def test_the_seed_lock_is_on_screen_and_keeps_or_draws_the_seed(page):
     press_and_wait_for_seed(page, first + 1)
     drawn = seed_box(page).input_value()
     assert drawn != str(first + 1)  # unlocked: a new seed, and the box shows it
-    sync_api.expect(page.get_by_text(f"Seed {drawn}", exact=True)).to_be_visible()
+    sync_api.expect(result_caption(page, drawn)).to_be_visible()
     shot(page, "studio-create-seed-lock.png")
 
 

@@ -239,7 +239,7 @@ def test_a_bad_lora_upload_is_a_message(page, tmp_path):
     fake = tmp_path / "totally-a-lora.safetensors"
     fake.write_bytes(b"\x80\x04\x95\x10\x00\x00\x00not safetensors but a pickle")
     page.get_by_text("Upload a LoRA").click()
-    page.locator("input[type=file]").set_input_files(str(fake))
+    page.locator('input[type=file][accept*=".safetensors"]').set_input_files(str(fake))
     message = page.get_by_text("LoRA refused")
     message.wait_for()
     sync_api.expect(message).to_contain_text("totally-a-lora")
