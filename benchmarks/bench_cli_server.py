@@ -91,6 +91,8 @@ def main() -> None:
                         str(PLAIN),
                         "--prompt",
                         prompt,
+                        "--negative",
+                        negative,
                         "--seed",
                         str(seed),
                         "--out",
