@@ -42,7 +42,7 @@ from ..lora.load import LoraFile
 from ..settings import GenerationRequest
 from .engine import Engine, GenerationResult, ProgressEvent, release_device_memory
 from .photo import PHOTO_NOT_FOR_BOARDS, check_image_to_image
-from .preview import LatentPreview, fit_preview
+from .preview import LatentPreview, preview_for
 from .sheets import (
     LORA_STRENGTHS,
     active_loras,
@@ -258,8 +258,9 @@ class JobLine:
     """What every job queue shares: the line of waiting jobs, their ids, submitting, lookup.
 
     ``JobQueue`` (one engine, a thread) and ``pool.WorkerPool`` (engines in worker
-    processes) run the jobs; a subclass sets up ``_init_line`` and answers ``check``,
-    and ``_submitted`` hands new work on (a pool dispatches it to a free worker).
+    processes) run the jobs; a subclass sets up ``_init_line`` and answers ``preset``
+    (``check`` uses it), and ``_submitted`` hands new work on (a pool dispatches it to a
+    free worker).
     """
 
     def _init_line(self) -> None:
@@ -586,7 +587,7 @@ class JobRunner:
         if self._previews_wanted and not self._preview_tried:
             self._preview_tried = True
             try:
-                self._preview_map = fit_preview(self.engine.pipe.vae)
+                self._preview_map = preview_for(self.engine.pipe.vae)  # one fit per VAE
             except Exception:
                 log.warning("latent previews are off: fitting them failed", exc_info=True)
         return self._preview_map

@@ -59,9 +59,6 @@ class _CancelFlag:
     def is_set(self) -> bool:
         return self._state.job_no == self._no
 
-    def set(self) -> None:
-        self._state.job_no = self._no
-
 
 class Outbox:
     """Everything the worker sends, from one sender thread, so the engine never waits on the
